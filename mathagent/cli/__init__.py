@@ -1,0 +1,57 @@
+"""The `mathagent` command line: thin typer commands over the core."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from mathagent.cli import doctor_cmd, lean_cmd, verify_cmd
+from mathagent.cli.common import state
+from mathagent.errors import MathAgentError
+
+app = typer.Typer(
+    name="mathagent",
+    help=(
+        "Math answers you can trust because Lean checked them.\n\n"
+        "Start with [bold]mathagent doctor[/bold] to see what this machine can do, then "
+        "[bold]mathagent verify proof.lean[/bold] or [bold]mathagent verify --input tasks.jsonl[/bold]."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command(
+    "verify",
+    help=verify_cmd.HELP,
+    epilog=verify_cmd.EPILOG,
+    no_args_is_help=False,
+)(verify_cmd.verify)
+app.command("doctor", help=doctor_cmd.HELP)(doctor_cmd.doctor)
+app.add_typer(lean_cmd.app, name="lean")
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors."),
+) -> None:
+    state.debug = debug
+
+
+def main() -> None:
+    """Console-script entry point: run the app, turning known errors into messages."""
+    try:
+        app()
+    except MathAgentError as exc:
+        if state.debug:
+            raise
+        err = Console(stderr=True)
+        err.print(f"[bold red]error:[/bold red] {exc.message}", highlight=False)
+        if exc.hint:
+            err.print(f"[dim]fix:[/dim] {exc.hint}", highlight=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        Console(stderr=True).print("[yellow]interrupted[/yellow]")
+        sys.exit(130)

@@ -1,0 +1,33 @@
+"""`mathagent lean ...`: manage the Lean toolchain and the Lake project."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from mathagent import lean_setup
+from mathagent.cli.common import settings_from_flags
+
+app = typer.Typer(help="Manage the Lean toolchain and Mathlib for the Lake project.", no_args_is_help=True)
+
+
+@app.command("setup")
+def setup(
+    project: Path | None = typer.Option(None, "--project", help="Lake project to set up.  [default: this checkout]", show_default=False),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Check the preconditions and print the commands, run nothing."),
+) -> None:
+    """Install the pinned Lean (lean-toolchain) with elan and fetch Mathlib's
+    build cache with Lake. Needs elan and network; without them it stops at
+    once and says what is missing."""
+    _, lake_project = settings_from_flags(project=project)
+    steps = lean_setup.plan(lake_project)
+    assert lake_project is not None  # plan() refuses a missing project
+    console = Console()
+    if dry_run:
+        for step in steps:
+            console.print(f"[bold]{step.title}[/bold]: {' '.join(step.argv)}")
+        return
+    lean_setup.run(steps, lake_project, lambda s: console.rule(f"[bold]{s.title}"))
+    console.print("[green]done.[/green] `mathagent doctor` should now show Lean and Mathlib.")

