@@ -139,7 +139,7 @@ async def _verify_all(
 
     def publish(index: int, verdict: Verdict) -> None:
         results[index] = verdict
-        line = verdict.model_dump_json()
+        line = verdict.to_json()
         if sink is not None:
             sink.write(line + "\n")
             sink.flush()

@@ -59,8 +59,8 @@ class VerdictCache:
         if row is None:
             return None
         try:
-            return Verdict.model_validate_json(row[0])
-        except ValueError:
+            return Verdict.from_dict(json.loads(row[0]))
+        except (ValueError, TypeError):
             return None  # written by an incompatible version: just recheck
 
     def put(self, key: str, verdict: Verdict) -> None:
@@ -68,7 +68,7 @@ class VerdictCache:
             return
         self._conn().execute(
             "INSERT OR REPLACE INTO verdicts (key, verdict, created) VALUES (?, ?, ?)",
-            (key, verdict.model_dump_json(), time.time()),
+            (key, verdict.to_json(), time.time()),
         )
 
     def close(self) -> None:

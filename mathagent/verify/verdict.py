@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
 VerdictKind = Literal["verified", "rejected", "timeout", "error"]
 Severity = Literal["error", "warning", "information"]
@@ -20,44 +20,43 @@ HEADER_CHANGED = "header_changed"
 CHECKS_MISSING = "checks_missing"
 FORGED_OUTPUT = "forged_output"
 BAD_STATEMENT = "bad_statement"
+BAD_HEADER = "bad_header"
 BAD_INPUT = "bad_input"
 TIMEOUT = "timeout"
 MEMORY = "memory"
 CRASH = "crash"
 
 
-class Diagnostic(BaseModel):
+@dataclass(frozen=True)
+class Diagnostic:
     """One Lean message, positioned in the text the user submitted (1-based lines)."""
-
-    model_config = ConfigDict(frozen=True)
 
     severity: Severity
     line: int
     column: int
     end_line: int | None = None
     end_column: int | None = None
-    message: str
+    message: str = ""
 
     def short(self) -> str:
         first = self.message.strip().splitlines()[0] if self.message.strip() else ""
         return f"{self.line}:{self.column} {first}"
 
 
-class Verdict(BaseModel):
+@dataclass(frozen=True)
+class Verdict:
     """What the verifier concluded about one submission.
 
-    `verified` is only ever set when every check passed; `reasons` is empty
+    `verdict == "verified"` only when every check passed; `reasons` is empty
     exactly then.
     """
 
-    model_config = ConfigDict(frozen=True)
-
     id: str
     verdict: VerdictKind
-    reasons: list[str] = Field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
     message: str = ""
-    diagnostics: list[Diagnostic] = Field(default_factory=list)
-    axioms: list[str] = Field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    axioms: list[str] = field(default_factory=list)
     time_s: float = 0.0
     sandbox: str = ""
     cached: bool = False
@@ -68,3 +67,15 @@ class Verdict(BaseModel):
 
     def first_error(self) -> Diagnostic | None:
         return next((d for d in self.diagnostics if d.severity == "error"), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Verdict:
+        fields = dict(data)
+        fields["diagnostics"] = [Diagnostic(**d) for d in fields.get("diagnostics", [])]
+        return cls(**fields)

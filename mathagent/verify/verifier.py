@@ -98,11 +98,11 @@ class Verifier:
         if self._cache is not None:
             hit = self._cache.get(key)
             if hit is not None:
-                return hit.model_copy(update={"id": task.id, "cached": True})
+                return replace(hit, id=task.id, cached=True)
         shared = self._in_flight.get(key)
         if shared is not None:
             verdict = await asyncio.shield(shared)
-            return verdict.model_copy(update={"id": task.id})
+            return replace(verdict, id=task.id)
         future: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
         self._in_flight[key] = future
         try:
@@ -151,8 +151,9 @@ class Verifier:
         async with self._slots:
             outcome = await self._run(assembled)
         verdict = judge(task.id, assembled, outcome, self.options.allowed_axioms)
-        if self.toolchain.prelude_only and codes.LEAN_ERROR in verdict.reasons and _imports(assembled.text):
-            verdict = verdict.model_copy(update={"message": f"{verdict.message} ({_PRELUDE_HINT})"})
+        failed_to_load = {codes.LEAN_ERROR, codes.BAD_HEADER} & set(verdict.reasons)
+        if self.toolchain.prelude_only and failed_to_load and _imports(assembled.text):
+            verdict = replace(verdict, message=f"{verdict.message} ({_PRELUDE_HINT})")
         return verdict
 
     async def _run(self, assembled: Assembled) -> RunOutcome:
