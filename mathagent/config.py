@@ -32,7 +32,7 @@ class Settings:
     lean: Path | None = None  # explicit Lean binary
     lean_origin: str = ""  # where `lean` came from, for messages
     project: Path | None = None  # the Lake project to take `lake env` and the header from
-    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    workers: int = field(default_factory=lambda: usable_cores())
     timeout_s: float = 60.0
     memory_mb: int = 8192
     allow_axioms: tuple[str, ...] = ()
@@ -45,6 +45,14 @@ class Settings:
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with the given fields replaced; `None` values are ignored."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (respects CPU affinity, unlike os.cpu_count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def user_config_dir() -> Path:

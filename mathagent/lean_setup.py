@@ -26,7 +26,13 @@ class Step:
     argv: list[str]
 
 
-def plan(project: Path | None) -> list[Step]:
+@dataclass(frozen=True)
+class Plan:
+    project: Path
+    steps: list[Step]
+
+
+def plan(project: Path | None) -> Plan:
     """The commands setup will run, after checking it can run them."""
     if project is None or not (project / "lakefile.lean").is_file():
         raise SetupError(
@@ -47,19 +53,22 @@ def plan(project: Path | None) -> list[Step]:
             hint="run it on a machine with internet access, or point mathagent at an existing Lean with --lean PATH",
         )
     lake = find_tool("lake") or elan.parent / "lake"
-    return [
-        Step(f"install {pin}", [str(elan), "toolchain", "install", pin]),
-        Step("download Mathlib's build cache", [str(lake), "exe", "cache", "get"]),
-        Step("build the header module", [str(lake), "build", "MathAgent"]),
-    ]
+    return Plan(
+        project=project,
+        steps=[
+            Step(f"install {pin}", [str(elan), "toolchain", "install", pin]),
+            Step("download Mathlib's build cache", [str(lake), "exe", "cache", "get"]),
+            Step("build the header module", [str(lake), "build", "MathAgent"]),
+        ],
+    )
 
 
-def run(steps: list[Step], project: Path, announce: Callable[[Step], None]) -> None:
-    """Run each step in `project`, streaming its output; stop at the first failure."""
-    for step in steps:
+def run(todo: Plan, announce: Callable[[Step], None]) -> None:
+    """Run each step in the project, streaming its output; stop at the first failure."""
+    for step in todo.steps:
         announce(step)
         try:
-            proc = subprocess.run(step.argv, cwd=project)
+            proc = subprocess.run(step.argv, cwd=todo.project)
         except OSError as exc:
             raise SetupError(f"{step.title} failed: cannot run {step.argv[0]}: {exc}") from exc
         if proc.returncode != 0:

@@ -18,16 +18,16 @@ def setup(
     project: Path | None = typer.Option(None, "--project", help="Lake project to set up.  [default: this checkout]", show_default=False),
     dry_run: bool = typer.Option(False, "--dry-run", help="Check the preconditions and print the commands, run nothing."),
 ) -> None:
-    """Install the pinned Lean (lean-toolchain) with elan and fetch Mathlib's
-    build cache with Lake. Needs elan and network; without them it stops at
-    once and says what is missing."""
+    """Install the pinned Lean (lean-toolchain) with elan and fetch Mathlib's build cache with Lake.
+
+    Needs elan and network; without them it stops at once and says what is missing.
+    """
     _, lake_project = settings_from_flags(project=project)
-    steps = lean_setup.plan(lake_project)
-    assert lake_project is not None  # plan() refuses a missing project
+    todo = lean_setup.plan(lake_project)
     console = Console()
     if dry_run:
-        for step in steps:
+        for step in todo.steps:
             console.print(f"[bold]{step.title}[/bold]: {' '.join(step.argv)}")
         return
-    lean_setup.run(steps, lake_project, lambda s: console.rule(f"[bold]{s.title}"))
+    lean_setup.run(todo, lambda s: console.rule(f"[bold]{s.title}"))
     console.print("[green]done.[/green] `mathagent doctor` should now show Lean and Mathlib.")

@@ -37,10 +37,10 @@ def verdict_table(verdicts: list[Verdict]) -> Table:
     table.add_column("first error / note", overflow="fold")
     for v in verdicts:
         first = v.first_error()
-        if first is not None:
+        if v.verified:
+            note = ""
+        elif first is not None and v.verdict == "rejected":
             note = f"line {first.line}, col {first.column}: {first.short().split(' ', 1)[1]}"
-        elif v.verified:
-            note = "cached" if v.cached else ""
         else:
             note = v.message
         time = "cached" if v.cached else f"{v.time_s:.2f}s"

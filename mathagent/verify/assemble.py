@@ -94,22 +94,22 @@ def assemble(task: VerifyTask, header: str, *, nonce: str | None = None) -> Asse
     Raises BadTask for an unusable statement and Rejection for a whole-file
     submission that changed the header or the statement.
     """
-    nonce = nonce or secrets.token_hex(8)
-    if task.mode == "file":
-        assert task.full_code is not None
-        return _assemble_file(task.full_code, nonce)
-    assert task.formal_statement is not None
+    if task.formal_statement is None:
+        if task.full_code is None:
+            raise BadTask("nothing to check: the task has neither `formal_statement` nor `full_code`")
+        return _assemble_file(task.full_code)
     try:
         statement = parse_statement(task.formal_statement)
     except ValueError as exc:
         raise BadTask(str(exc)) from exc
-    if task.mode == "proof":
-        assert task.proof is not None
+    nonce = nonce or secrets.token_hex(8)
+    if task.proof is not None:
         head = _ends_with_newline(header)
         body = join_proof(statement, task.proof)
-        return _assemble_statement(head, body, statement, header, nonce)
-    assert task.full_code is not None
-    head, body = _split_full_code(task.full_code, header, statement)
+    elif task.full_code is not None:
+        head, body = _split_full_code(task.full_code, header, statement)
+    else:
+        raise BadTask("no `proof` or `full_code` to check against the statement")
     return _assemble_statement(head, body, statement, header, nonce)
 
 
@@ -139,8 +139,7 @@ def _assemble_statement(head: str, body: str, statement: Statement, header: str,
     )
 
 
-def _assemble_file(source: str, nonce: str) -> Assembled:
-    del nonce  # whole files get no reference, hence no secret name
+def _assemble_file(source: str) -> Assembled:
     theorems = declared_theorems(source)
     body = _ends_with_newline(source)
     check_start = count_lines(body) + 3

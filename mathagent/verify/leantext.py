@@ -212,8 +212,7 @@ def declared_theorems(source: str) -> list[tuple[str, int]]:
             if scopes:
                 scopes.pop()
         else:
-            assert value is not None
-            found.append((qualify(value, [s for s in scopes if s]), offset))
+            found.append((qualify(value or "", [s for s in scopes if s]), offset))
     return found
 
 

