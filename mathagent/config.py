@@ -99,6 +99,8 @@ def _apply_file(settings: Settings, path: Path) -> Settings:
     ):
         if key in verify:
             changes[attr] = _typed(verify[key], kind, path, f"verify.{key}")
+    if changes.get("sandbox", "auto") not in ("auto", "bwrap", "none"):
+        raise ConfigError(f"config file {path}: `verify.sandbox` must be auto, bwrap or none")
     if "allow_axioms" in verify:
         axioms = verify["allow_axioms"]
         if not isinstance(axioms, list) or not all(isinstance(a, str) for a in axioms):

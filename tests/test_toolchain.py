@@ -63,6 +63,9 @@ def test_invalid_config_values(tmp_path: Path) -> None:
     (tmp_path / "mathagent.toml").write_text("[verify]\nworkers = 'many'\n")
     with pytest.raises(ConfigError, match="verify.workers"):
         load_settings(tmp_path, clean_env(tmp_path))
+    (tmp_path / "mathagent.toml").write_text("[verify]\nsandbox = 'docker'\n")
+    with pytest.raises(ConfigError, match="verify.sandbox"):
+        load_settings(tmp_path, clean_env(tmp_path))
     (tmp_path / "mathagent.toml").write_text("[verify\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(tmp_path, clean_env(tmp_path))

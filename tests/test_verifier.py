@@ -340,3 +340,18 @@ def test_workers_bound_how_many_lean_run_at_once(lean: LeanToolchain, options: V
 async def _run(lean: LeanToolchain, options: VerifyOptions, assembled) -> RunOutcome:  # type: ignore[no-untyped-def]
     async with Verifier(lean, options) as verifier:
         return await verifier._run(assembled)
+
+
+def test_header_whitespace_may_differ_but_tokens_may_not(lean: LeanToolchain, options: VerifyOptions) -> None:
+    spaced = WHOLE.replace("universe u\n", "universe   u\n\n")
+    assert check(lean, options, formal_statement=STATEMENT, full_code=spaced).verified
+    glued = WHOLE.replace("universe u\n", "universeu\n")
+    assert check(lean, options, formal_statement=STATEMENT, full_code=glued).reasons == ["header_changed"]
+
+
+def test_sorry_in_the_tasks_header_does_not_reject_a_proof_that_avoids_it(lean: LeanToolchain, options: VerifyOptions) -> None:
+    header = PRELUDE_HEADER + "theorem unproved : Eq two four := sorryAx _ Bool.false\n"
+    ok = check(lean, options, header=header, formal_statement=STATEMENT, proof=" Eq.refl _")
+    assert ok.verified, ok
+    uses = check(lean, options, header=header, formal_statement="theorem t : Eq two four :=", proof=" unproved")
+    assert uses.reasons == ["sorry"]

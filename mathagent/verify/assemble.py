@@ -186,16 +186,18 @@ def _split_full_code(full_code: str, header: str, statement: Statement) -> tuple
 
 
 def _match_prefix_ignoring_ws(text: str, prefix: str) -> int | None:
-    """Offset in `text` just past `prefix`, comparing all but whitespace; None if no match."""
+    """Offset in `text` just past `prefix`, token by token: runs of whitespace may
+    differ in length but not vanish or appear (that would join or split tokens)."""
     i = 0
-    for ch in prefix:
-        if ch.isspace():
-            continue
+    for n, token in enumerate(re.finditer(r"\S+", prefix)):
+        gap = i
         while i < len(text) and text[i].isspace():
             i += 1
-        if i >= len(text) or text[i] != ch:
+        if n > 0 and i == gap:
             return None
-        i += 1
+        if not text.startswith(token.group(), i):
+            return None
+        i += len(token.group())
     return i
 
 
