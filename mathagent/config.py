@@ -23,6 +23,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 CONFIG_NAME = "mathagent.toml"
+ENGINES = ("auto", "vllm", "openai")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,15 @@ class Settings:
     sandbox: str = "auto"  # auto | bwrap | none
     cache_dir: Path = field(default_factory=lambda: Path(platformdirs.user_cache_dir("mathagent")))
     config_files: tuple[Path, ...] = ()
+    # the model
+    engine: str = "auto"  # auto | vllm | openai
+    model: str | None = None  # hub id, short InternLM2-Math name, or local folder
+    base_url: str | None = None  # OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1
+    api_key: str | None = None
+    tensor_parallel_size: int = 1
+    max_model_len: int | None = None
+    engine_timeout_s: float = 300.0
+    concurrency: int = 16
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with the given fields replaced; `None` values are ignored."""
@@ -101,6 +111,23 @@ def _apply_file(settings: Settings, path: Path) -> Settings:
             changes[attr] = _typed(verify[key], kind, path, f"verify.{key}")
     if changes.get("sandbox", "auto") not in ("auto", "bwrap", "none"):
         raise ConfigError(f"config file {path}: `verify.sandbox` must be auto, bwrap or none")
+    engine = data.get("engine", {})
+    if not isinstance(engine, dict):
+        raise ConfigError(f"config file {path}: `[engine]` must be a table")
+    for key, attr, kind in (
+        ("kind", "engine", str),
+        ("model", "model", str),
+        ("base_url", "base_url", str),
+        ("api_key", "api_key", str),
+        ("tensor_parallel_size", "tensor_parallel_size", int),
+        ("max_model_len", "max_model_len", int),
+        ("timeout", "engine_timeout_s", float),
+        ("concurrency", "concurrency", int),
+    ):
+        if key in engine:
+            changes[attr] = _typed(engine[key], kind, path, f"engine.{key}")
+    if changes.get("engine", "auto") not in ENGINES:
+        raise ConfigError(f"config file {path}: `engine.kind` must be one of {', '.join(ENGINES)}")
     if "allow_axioms" in verify:
         axioms = verify["allow_axioms"]
         if not isinstance(axioms, list) or not all(isinstance(a, str) for a in axioms):
@@ -116,6 +143,14 @@ def _apply_env(settings: Settings, env: dict[str, str]) -> Settings:
         changes["lean_origin"] = "MATHAGENT_LEAN"
     if env.get("MATHAGENT_PROJECT"):
         changes["project"] = Path(env["MATHAGENT_PROJECT"]).expanduser()
+    for var, attr in (("MATHAGENT_ENGINE", "engine"), ("MATHAGENT_MODEL", "model"), ("MATHAGENT_BASE_URL", "base_url")):
+        if env.get(var):
+            changes[attr] = env[var]
+    if changes.get("engine", "auto") not in ENGINES:
+        raise ConfigError(f"MATHAGENT_ENGINE must be one of {', '.join(ENGINES)}")
+    api_key = env.get("MATHAGENT_API_KEY") or env.get("OPENAI_API_KEY")
+    if api_key:
+        changes["api_key"] = api_key
     if env.get("MATHAGENT_CACHE_DIR"):
         changes["cache_dir"] = Path(env["MATHAGENT_CACHE_DIR"]).expanduser()
     return replace(settings, **changes)

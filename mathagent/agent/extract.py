@@ -1,0 +1,122 @@
+"""Pull answers and Lean code out of what a math model actually writes."""
+
+from __future__ import annotations
+
+import re
+
+from mathagent.verify.leantext import mask, parse_statement
+
+_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_FENCE = re.compile(r"```[ \t]*(?P<lang>[\w+-]*)[^\n]*\n(?P<body>.*?)(?:```|\Z)", re.S)
+_ANSWER_WORDS = re.compile(r"(?:final answer|the answer|answer)\s*(?:is\b)?\s*[:=]?[ \t]*", re.I)
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last `\\boxed{...}` (nested braces allowed), or None."""
+    found = None
+    for match in _BOXED.finditer(text):
+        depth, i = 1, match.end()
+        while i < len(text) and depth:
+            if text[i] == "{":
+                depth += 1
+            elif text[i] == "}":
+                depth -= 1
+            i += 1
+        if depth == 0:
+            found = text[match.end() : i - 1].strip()
+    return found
+
+
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:/\d+)?")
+
+
+def final_answer(text: str) -> str | None:
+    """The model's final answer: the last `\\boxed{}`, else a closing
+    "the answer is ..." line, else the last number of the text (the usual
+    GSM8K-style fallback), else None."""
+    boxed = last_boxed(text)
+    if boxed is not None:
+        return boxed
+    said = list(_ANSWER_WORDS.finditer(text))
+    if said:
+        answer = _answer_after(text, said[-1].end())
+        if answer:
+            return answer
+    numbers = _NUMBER.findall(text.replace(",", ""))
+    return numbers[-1] if numbers else None
+
+
+def _answer_after(text: str, start: int) -> str | None:
+    """The answer written after "the answer is": a $...$ formula, else the rest
+    of the sentence; on the next line when the phrase ends its own line."""
+    rest = text[start:]
+    line = rest.split("\n", 1)[0]
+    if not re.search(r"\w", line):
+        following = [ln for ln in rest.splitlines() if ln.strip()]
+        line = following[0] if following else ""
+    line = line.strip()
+    math = re.match(r"\$+([^$]+)\$+", line)
+    if math:
+        return math.group(1).strip()
+    sentence = re.split(r"\.(?:\s|$)", line, maxsplit=1)[0]
+    return sentence.strip().rstrip(".").strip() or None
+
+
+def last_lean_block(text: str) -> str | None:
+    """The last Lean code block: ```lean, ```lean4 or an unlabelled fence with
+    Lean in it; failing that, unfenced text from the first `theorem`/`lemma`/
+    `import` line on. None when there is no Lean at all."""
+    blocks = [(m.group("lang").lower(), m.group("body")) for m in _FENCE.finditer(text)]
+    lean = [body for lang, body in blocks if lang in ("lean", "lean4")]
+    if lean:
+        return lean[-1].strip("\n")
+    plain = [body for lang, body in blocks if not lang and _looks_like_lean(body)]
+    if plain:
+        return plain[-1].strip("\n")
+    if blocks:
+        return None
+    start = re.search(r"(?m)^(?:import|theorem|lemma|open|example)\b", text)
+    return text[start.start() :].strip("\n") if start else None
+
+
+def _looks_like_lean(code: str) -> bool:
+    return re.search(r"(?m)^\s*(?:theorem|lemma|example|import|open)\b|:=\s*by\b", code) is not None
+
+
+def proof_after_statement(code: str, formal_statement: str) -> str:
+    """The proof text that follows `formal_statement` in `code`.
+
+    Models often repeat the header and the statement before the proof; this
+    finds the theorem declaration with the statement's name and returns what
+    follows its final `:=` (dropping a leading `by` when the statement already
+    ends with one). If the statement is not repeated, `code` is the proof.
+    """
+    statement = parse_statement(formal_statement)
+    masked = mask(code)
+    decl = re.search(r"(?<![\w.'])(?:theorem|lemma)\s+" + re.escape(statement.name) + r"(?![\w'])", masked)
+    if decl is None:
+        return code
+    assign = _statement_end(masked, decl.end())
+    if assign is None:
+        return code
+    rest = code[assign:]
+    if statement.ends_with_by:
+        rest = re.sub(r"^\s*by\b", "", rest, count=1)
+    return rest
+
+
+def _statement_end(masked: str, start: int) -> int | None:
+    """Offset just past the `:=` that ends a declaration's signature, skipping
+    `:=` inside brackets (default arguments, `let`s in binders)."""
+    depth = 0
+    i = start
+    while i < len(masked):
+        c = masked[i]
+        if c in "([{⦃⟨":
+            depth += 1
+        elif c in ")]}⦄⟩":
+            depth -= 1
+        elif masked.startswith(":=", i) and depth == 0:
+            return i + 2
+        i += 1
+    return None

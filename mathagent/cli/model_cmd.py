@@ -1,0 +1,43 @@
+"""`mathagent model ...`: the model mathagent would use, and the embedded one."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.console import Console
+
+from mathagent.cli.common import settings_from_flags
+from mathagent.engines import embedded, select
+
+app = typer.Typer(help="Show which model mathagent uses; prepare the embedded CPU model.", no_args_is_help=True)
+
+
+@app.command("pull")
+def pull() -> None:
+    """Download and convert the embedded demonstration model (SmolLM2-135M-Instruct) now,
+    so the first `mathagent solve` on a CPU does not wait for it."""
+    settings, _ = settings_from_flags()
+    console = Console(stderr=True)
+    folder = embedded.prepare(settings.cache_dir, lambda m: console.print(f"[dim]{m}[/dim]"))
+    typer.echo(str(folder))
+
+
+@app.command("show")
+def show(json_out: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """Which engine and model `solve` would use here, and why."""
+    settings, _ = settings_from_flags()
+    choice = select.choose(settings)
+    info = {
+        "engine": choice.kind,
+        "model": choice.model,
+        "base_url": choice.base_url,
+        "device": choice.device,
+        "embedded": choice.embedded,
+        "why": choice.why,
+        "embedded_model_ready": embedded.is_ready(settings.cache_dir),
+    }
+    if json_out:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    Console().print(f"{choice.describe()}\n[dim]because {choice.why}[/dim]")

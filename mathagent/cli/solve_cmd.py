@@ -1,0 +1,105 @@
+"""`mathagent solve`: a worked solution and an answer, cross-checked by sympy."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.text import Text
+
+from mathagent.agent.solve import CHECKED, DISAGREES, SolveResult, solve
+from mathagent.cli.common import settings_from_flags
+from mathagent.engines import select
+from mathagent.config import Settings
+from mathagent.engines.base import Engine, Sampling
+from mathagent.prompts import load as load_prompt
+
+HELP = """Solve a math problem in natural language and report the final answer.
+
+The model writes a worked solution; the final answer is taken from
+\\boxed{...}. Where the problem is computational (evaluate an expression,
+roots of a polynomial equation, their sum, product or count), sympy computes
+the answer on its own and the output says [bold]answer checked[/bold] or
+[bold]answer disagrees[/bold]; otherwise [bold]not checked[/bold].
+
+Which model: --base-url (any OpenAI-compatible server), else --model (in-process
+vLLM), else InternLM2-Math-Plus-7B on a GPU, else the small embedded CPU model.
+"""
+
+EPILOG = """[bold]Examples[/bold]
+
+  mathagent solve "What is the sum of the roots of x^2 - 5x + 6 = 0?"
+  mathagent solve "What is 2+3?" --samples 4 --json
+  mathagent solve "..." --model internlm/internlm2-math-plus-7b            [dim]# in-process vLLM on a GPU[/dim]
+  mathagent solve "..." --base-url http://127.0.0.1:23333/v1               [dim]# LMDeploy / vllm serve[/dim]
+"""
+
+
+def solve_command(
+    problem: str = typer.Argument(..., help="The problem, in words (LaTeX welcome)."),
+    samples: int = typer.Option(1, "--samples", "-k", min=1, max=256, help="Draw k solutions and report the majority answer."),
+    json_out: bool = typer.Option(False, "--json", help="Print the structured result as JSON."),
+    max_tokens: int | None = typer.Option(None, "--max-tokens", min=1, help="Tokens per solution.  [default: 1024]", show_default=False),
+    temperature: float | None = typer.Option(None, "--temperature", min=0.0, help="Sampling temperature.  [default: 0 for one sample, 0.7 for more]", show_default=False),
+    seed: int | None = typer.Option(None, "--seed", help="Sampling seed, for reproducible samples."),
+    engine: str | None = typer.Option(None, "--engine", help="auto | vllm | openai", show_default=False),
+    model: str | None = typer.Option(None, "--model", "-m", help="Model: hub id, short InternLM2-Math name or local folder.", show_default=False),
+    base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1", show_default=False),
+    api_key: str | None = typer.Option(None, "--api-key", help="API key for --base-url (also MATHAGENT_API_KEY).", show_default=False),
+    project: Path | None = typer.Option(None, "--project", hidden=True),
+) -> None:
+    if engine is not None and engine not in ("auto", "vllm", "openai"):
+        raise typer.BadParameter("must be auto, vllm or openai", param_hint="--engine")
+    if not problem.strip():
+        raise typer.BadParameter("the problem is empty", param_hint="PROBLEM")
+    settings, _ = settings_from_flags(project=project, engine=engine, model=model, base_url=base_url, api_key=api_key)
+    err = Console(stderr=True)
+    choice = select.choose(settings)
+    template = load_prompt("solve")
+    overrides = {k: v for k, v in (("max_tokens", max_tokens), ("temperature", temperature), ("seed", seed)) if v is not None}
+    sampling = template.default_sampling(**overrides) if overrides else None
+
+    def say(message: str) -> None:
+        err.print(f"[dim]{message}[/dim]", highlight=False)
+
+    result = asyncio.run(_run(choice, settings, problem, samples, sampling, say))
+    if json_out:
+        typer.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        _show(Console(), result)
+
+
+async def _run(
+    choice: select.EngineChoice,
+    settings: Settings,
+    problem: str,
+    samples: int,
+    sampling: Sampling | None,
+    say: Callable[[str], None],
+) -> SolveResult:
+    engine: Engine = await asyncio.to_thread(select.build, choice, settings, say)
+    try:
+        return await solve(problem, engine, samples=samples, sampling=sampling)
+    finally:
+        await engine.aclose()
+
+
+def _show(console: Console, result: SolveResult) -> None:
+    console.print(Markdown(result.solution or "_(the model wrote nothing)_"))
+    console.print()
+    line = Text("Answer: ", style="bold")
+    line.append(result.answer if result.answer is not None else "(none found)", style="bold cyan")
+    if len(result.samples) > 1 and result.votes:
+        line.append(f"   majority {result.votes[0][1]}/{len(result.samples)}", style="dim")
+    console.print(line)
+    style = {CHECKED: "bold green", DISAGREES: "bold red"}.get(result.check, "yellow")
+    mark = {CHECKED: "✓ ", DISAGREES: "✗ "}.get(result.check, "")
+    status = Text(mark + result.check, style=style)
+    status.append(f"  ({result.check_detail})", style="dim")
+    console.print(status)
+    console.print(Text(f"{result.model} · {result.completion_tokens} tokens · {result.time_s:.1f}s", style="dim"))

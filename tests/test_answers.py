@@ -1,0 +1,155 @@
+"""Reading real model output: answers, Lean blocks, proofs; and sympy's checks."""
+
+from __future__ import annotations
+
+import pytest
+
+from mathagent.agent import mathcheck
+from mathagent.agent.extract import final_answer, last_boxed, last_lean_block, proof_after_statement
+from mathagent.agent.solve import CHECKED, DISAGREES, NOT_CHECKED, check_answer, vote
+
+# Written in the styles InternLM2-Math and similar models produce.
+COT_OUTPUTS = [
+    (
+        "We factor the quadratic: $x^2-5x+6=(x-2)(x-3)$, so the roots are $2$ and $3$.\n"
+        "Their sum is $2+3=5$.\nTherefore, the answer is $\\boxed{5}$.",
+        "5",
+    ),
+    ("Let the width be $w$. Then ... so $w = \\frac{15}{2}$.\n\nThe final answer is $\\boxed{\\frac{15}{2}}$", "\\frac{15}{2}"),
+    ("First $\\boxed{3}$ is wrong, recompute... the result is $\\boxed{\\dfrac{\\sqrt{3}}{2}}$.", "\\dfrac{\\sqrt{3}}{2}"),
+    ("Nested: \\boxed{\\left\\{ -2, \\frac{1}{3} \\right\\}}", "\\left\\{ -2, \\frac{1}{3} \\right\\}"),
+    ("Final Answer: The final answer is $7$. I hope it is correct.", "7"),
+    ("The final answer is:\n\n11", "11"),
+    ("So Natalia sold 48 + 24 = 72 clips altogether.", "72"),
+    ("I cannot solve this.", None),
+]
+
+
+@pytest.mark.parametrize(("output", "answer"), COT_OUTPUTS)
+def test_final_answer(output: str, answer: str | None) -> None:
+    assert final_answer(output) == answer
+
+
+def test_last_boxed_handles_nesting_and_absence() -> None:
+    assert last_boxed("\\boxed{a^{2}} and \\boxed{\\frac{1}{\\sqrt{2}}}") == "\\frac{1}{\\sqrt{2}}"
+    assert last_boxed("no box here") is None
+    assert last_boxed("\\boxed{unclosed") is None
+
+
+LEAN_OUTPUTS = [
+    ("Here is the proof:\n```lean4\ntheorem t : 1 + 1 = 2 := by\n  norm_num\n```\nDone.", "theorem t : 1 + 1 = 2 := by\n  norm_num"),
+    ("```lean\nexample : True := trivial\n```\nbetter:\n```lean\ntheorem t : True := trivial\n```", "theorem t : True := trivial"),
+    ("```\ntheorem t : True := by\n  trivial\n```", "theorem t : True := by\n  trivial"),
+    ("```python\nprint(1)\n```", None),
+    ("The proof:\ntheorem t : True := by\n  trivial", "theorem t : True := by\n  trivial"),
+    ("```lean4\ntheorem t : True := by\n  trivial", "theorem t : True := by\n  trivial"),  # cut off by max_tokens
+]
+
+
+@pytest.mark.parametrize(("output", "code"), LEAN_OUTPUTS)
+def test_last_lean_block(output: str, code: str | None) -> None:
+    assert last_lean_block(output) == code
+
+
+def test_proof_after_a_restated_statement() -> None:
+    statement = "theorem mathd_algebra_10 : abs ((120 : ℝ) / 100 * 30 - 130 / 100 * 20) = 10 := by sorry"
+    code = (
+        "import Mathlib\nimport Aesop\nset_option maxHeartbeats 400000\nopen BigOperators Real Nat Topology Rat\n\n"
+        "/-- The answer is 10. -/\ntheorem mathd_algebra_10 : abs ((120 : ℝ) / 100 * 30 - 130 / 100 * 20) = 10 := by\n"
+        "  norm_num [abs_of_nonneg]\n"
+    )
+    assert proof_after_statement(code, statement) == "\n  norm_num [abs_of_nonneg]\n"
+
+
+def test_proof_without_restatement_is_the_code_itself() -> None:
+    assert proof_after_statement("  simp", "theorem t : True := by sorry") == "  simp"
+
+
+def test_proof_after_statement_skips_default_argument_assigns() -> None:
+    statement = "theorem t (n : ℕ := 3) : n = n := by"
+    assert proof_after_statement("theorem t (n : ℕ := 3) : n = n := by\n  rfl", statement) == "\n  rfl"
+
+
+EQUIVALENT = [
+    ("\\frac{1}{2}", "0.5"),
+    ("\\dfrac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}"),
+    ("2\\sqrt{3}", "\\sqrt{12}"),
+    ("x = 2 \\text{ or } x = 3", "\\{3, 2\\}"),
+    ("3, -1", "-1, 3"),
+    ("[1, 5)", "[1,5)"),
+    ("(-\\infty, 2]", "(-\\infty,2]"),
+    ("1,000", "1000"),
+    ("50\\%", "\\frac{1}{2}"),
+    ("3\\pi", "3 \\cdot \\pi"),
+    ("\\sqrt[3]{8}", "2"),
+    ("45^\\circ", "45"),
+    ("3.5 meters", "\\frac{7}{2}"),
+    ("\\left( \\frac{3}{4} \\right)", "0.75"),
+]
+DIFFERENT = [
+    ("\\frac{1}{2}", "\\frac{1}{3}"),
+    ("2, 3", "2, 3, 4"),
+    ("[1, 5)", "[1, 5]"),
+    ("\\sqrt{2}", "1.414"),
+    ("7", "-7"),
+]
+
+
+@pytest.mark.parametrize(("a", "b"), EQUIVALENT)
+def test_equivalent_answers(a: str, b: str) -> None:
+    assert mathcheck.same_answer(a, b) is True
+
+
+@pytest.mark.parametrize(("a", "b"), DIFFERENT)
+def test_different_answers(a: str, b: str) -> None:
+    assert mathcheck.same_answer(a, b) is False
+
+
+def test_unreadable_answer_is_none_not_false() -> None:
+    assert mathcheck.same_answer("the cat", "5") in (None, False)
+    assert mathcheck.parse_answer("}{") is None
+
+
+COMPUTED = [
+    ("What is the sum of the roots of x^2 - 5x + 6 = 0?", "5"),
+    ("What is 2+3?", "5"),
+    ("Compute $\\frac{3}{4} + \\frac{1}{8}$.", "7/8"),
+    ("Solve $x^2 = 4$.", "{-2, 2}"),
+    ("How many real solutions does $x^3 - x = 0$ have?", "3"),
+    ("Find the product of the roots of $2x^2+3x-5=0$.", "-5/2"),
+    ("If 3x + 5 = 20, what is x?", "5"),
+    ("What is the largest root of $x^2 - 7x + 10 = 0$?", "5"),
+    ("Evaluate $\\sqrt{49} \\cdot 3$.", "21"),
+]
+
+
+@pytest.mark.parametrize(("problem", "shown"), COMPUTED)
+def test_sympy_computes_plain_problems(problem: str, shown: str) -> None:
+    computed = mathcheck.compute(problem)
+    assert computed is not None and computed.show() == shown
+
+
+@pytest.mark.parametrize(
+    "problem",
+    [
+        "What is the capital of France?",
+        "Prove that there are infinitely many primes.",
+        "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did she sell?",
+    ],
+)
+def test_sympy_does_not_guess(problem: str) -> None:
+    assert mathcheck.compute(problem) is None
+
+
+def test_check_statuses() -> None:
+    problem = "What is the sum of the roots of x^2 - 5x + 6 = 0?"
+    assert check_answer(problem, "5")[0] == CHECKED
+    assert check_answer(problem, "\\frac{10}{2}")[0] == CHECKED
+    status, detail = check_answer(problem, "6")
+    assert status == DISAGREES and "= 5" in detail
+    assert check_answer(problem, None)[0] == NOT_CHECKED
+    assert check_answer("Prove Fermat's last theorem.", "done")[0] == NOT_CHECKED
+
+
+def test_vote_groups_equivalent_answers() -> None:
+    assert vote(["\\frac{1}{2}", "0.5", "1/3", None, "2/4"]) == [("\\frac{1}{2}", 3), ("1/3", 1)]
