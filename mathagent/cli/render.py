@@ -30,7 +30,7 @@ def verdict_label(verdict: Verdict) -> Text:
 
 def verdict_table(verdicts: list[Verdict]) -> Table:
     table = Table(show_lines=False, header_style="bold")
-    table.add_column("id", overflow="fold", min_width=min(40, max((len(v.id) for v in verdicts), default=2)))
+    table.add_column("id", overflow="fold")
     table.add_column("verdict", no_wrap=True)
     table.add_column("reasons", overflow="fold")
     table.add_column("time", justify="right", no_wrap=True)
