@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -141,6 +142,9 @@ def _start_runaway(tmp_path: Path, lean: LeanToolchain, *extra: str) -> subproce
     proc = subprocess.Popen(
         [sys.executable, "-m", "mathagent", "verify", str(source), "--timeout", "120", "--no-cache", *extra],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # A test run started in the background (nohup, `cmd &` in a script) inherits
+        # an ignored SIGINT; give the child the default a terminal user has.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 30
     while not lean_processes(lean):
@@ -162,11 +166,12 @@ def _wait_until_no_lean(lean: LeanToolchain) -> None:
 
 
 def test_ctrl_c_stops_cleanly_and_kills_lean(tmp_path: Path, lean: LeanToolchain) -> None:
-    import signal
-
     proc = _start_runaway(tmp_path, lean)
     proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=30)
+    try:
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
     _wait_until_no_lean(lean)

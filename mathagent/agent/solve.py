@@ -14,7 +14,7 @@ from typing import Any
 from mathagent import prompts
 from mathagent.agent import mathcheck
 from mathagent.agent.extract import final_answer
-from mathagent.engines.base import Engine, Sample, Sampling
+from mathagent.engines.base import Engine, Sample
 
 CHECKED = "answer checked"
 DISAGREES = "answer disagrees"
@@ -55,15 +55,20 @@ async def solve(
     engine: Engine,
     *,
     samples: int = 1,
-    sampling: Sampling | None = None,
+    overrides: dict[str, Any] | None = None,
     prompt: str = "solve",
 ) -> SolveResult:
-    """Solve `problem` with `samples` solutions and a majority vote."""
+    """Solve `problem` with `samples` solutions and a majority vote.
+
+    `overrides` change the prompt's default sampling (temperature, max_tokens,
+    seed, ...); a single sample is greedy unless a temperature is given.
+    """
     started = time.monotonic()
     template = prompts.load(prompt)
-    params = replace(sampling or template.default_sampling(), n=samples)
-    if samples == 1 and sampling is None:
-        params = replace(params, temperature=0.0)  # one answer: take the most likely
+    overrides = dict(overrides or {})
+    if samples == 1:
+        overrides.setdefault("temperature", 0.0)  # one answer: take the most likely
+    params = replace(template.default_sampling(**overrides), n=samples)
     [outputs] = await engine.generate([template.render(problem=problem)], params)
     records = [_record(s) for s in outputs]
     votes = vote([r.answer for r in records])

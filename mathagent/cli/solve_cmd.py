@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 import typer
@@ -16,8 +17,7 @@ from mathagent.agent.solve import CHECKED, DISAGREES, SolveResult, solve
 from mathagent.cli.common import settings_from_flags
 from mathagent.engines import select
 from mathagent.config import Settings
-from mathagent.engines.base import Engine, Sampling
-from mathagent.prompts import load as load_prompt
+from mathagent.engines.base import Engine
 
 HELP = """Solve a math problem in natural language and report the final answer.
 
@@ -60,14 +60,12 @@ def solve_command(
     settings, _ = settings_from_flags(project=project, engine=engine, model=model, base_url=base_url, api_key=api_key)
     err = Console(stderr=True)
     choice = select.choose(settings)
-    template = load_prompt("solve")
     overrides = {k: v for k, v in (("max_tokens", max_tokens), ("temperature", temperature), ("seed", seed)) if v is not None}
-    sampling = template.default_sampling(**overrides) if overrides else None
 
     def say(message: str) -> None:
         err.print(f"[dim]{message}[/dim]", highlight=False)
 
-    result = asyncio.run(_run(choice, settings, problem, samples, sampling, say))
+    result = asyncio.run(_run(choice, settings, problem, samples, overrides, say))
     if json_out:
         typer.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
     else:
@@ -79,12 +77,12 @@ async def _run(
     settings: Settings,
     problem: str,
     samples: int,
-    sampling: Sampling | None,
+    overrides: dict[str, Any],
     say: Callable[[str], None],
 ) -> SolveResult:
     engine: Engine = await asyncio.to_thread(select.build, choice, settings, say)
     try:
-        return await solve(problem, engine, samples=samples, sampling=sampling)
+        return await solve(problem, engine, samples=samples, overrides=overrides)
     finally:
         await engine.aclose()
 
