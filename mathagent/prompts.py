@@ -80,5 +80,7 @@ def load(name: str) -> PromptTemplate:
     )
 
 
-def render(name: str, **values: str) -> Chat:
-    return load(name).render(**values)
+def render(template: str, /, **values: str) -> Chat:
+    """The chat for prompt `template` with `values` (positional-only, so a
+    template may have a `$name` placeholder)."""
+    return load(template).render(**values)

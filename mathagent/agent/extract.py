@@ -96,7 +96,7 @@ def proof_after_statement(code: str, formal_statement: str) -> str:
     decl = re.search(r"(?<![\w.'])(?:theorem|lemma)\s+" + re.escape(statement.name) + r"(?![\w'])", masked)
     if decl is None:
         return code
-    assign = _statement_end(masked, decl.end())
+    assign = statement_end(masked, decl.end())
     if assign is None:
         return code
     rest = code[assign:]
@@ -105,7 +105,7 @@ def proof_after_statement(code: str, formal_statement: str) -> str:
     return rest
 
 
-def _statement_end(masked: str, start: int) -> int | None:
+def statement_end(masked: str, start: int) -> int | None:
     """Offset just past the `:=` that ends a declaration's signature, skipping
     `:=` inside brackets (default arguments, `let`s in binders)."""
     depth = 0

@@ -113,6 +113,27 @@ def assemble(task: VerifyTask, header: str, *, nonce: str | None = None) -> Asse
     return _assemble_statement(head, body, statement, header, nonce)
 
 
+def assemble_statement_only(formal_statement: str, header: str) -> Assembled:
+    """The header and the statement declared as an axiom: Lean elaborates the
+    statement without needing a proof (or `sorry`). Raises BadTask when it
+    is not a theorem statement at all."""
+    try:
+        statement = parse_statement(formal_statement)
+    except ValueError as exc:
+        raise BadTask(str(exc)) from exc
+    head = _ends_with_newline(header)
+    body = f"axiom _root_.mathagent_statement_{secrets.token_hex(8)}{statement.signature}\n"
+    return Assembled(
+        text=head + body,
+        submitted=head + body,
+        untrusted_from=count_lines(head) + 1,
+        ref_start=0,
+        ref_lines=0,
+        check_start=count_lines(head + body) + 10,
+        targets=[],
+    )
+
+
 def _ends_with_newline(text: str) -> str:
     return text if not text or text.endswith("\n") else text + "\n"
 

@@ -8,12 +8,12 @@ cannot be read becomes a `BadRow` carrying the reason; it never stops the rest.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from mathagent.errors import InputError
+from mathagent.jsonl import first_field, read_rows
 
 _ID_KEYS = ("id", "name", "problem_id", "task_id")
 _PROOF_KEYS = ("proof", "formal_proof")
@@ -60,8 +60,7 @@ def task_from_row(row: object, *, id_default: str, source: str) -> VerifyTask | 
     """Build a task from one decoded JSON value, or say what is wrong with it."""
     if not isinstance(row, dict):
         return BadRow(id_default, source, f"expected a JSON object, got {type(row).__name__}")
-    task_id = next((row[k] for k in _ID_KEYS if row.get(k) is not None), id_default)
-    task_id = str(task_id)
+    task_id = str(first_field(row, _ID_KEYS)[1] or id_default)
     fields: dict[str, str | None] = {}
     wanted = {
         "formal_statement": ("formal_statement",),
@@ -70,12 +69,8 @@ def task_from_row(row: object, *, id_default: str, source: str) -> VerifyTask | 
         "full_code": _FULL_CODE_KEYS,
     }
     for field, keys in wanted.items():
-        key = next((k for k in keys if row.get(k) is not None), None)
-        if key is None:
-            fields[field] = None
-            continue
-        value = row[key]
-        if not isinstance(value, str):
+        key, value = first_field(row, keys)
+        if key is not None and not isinstance(value, str):
             return BadRow(task_id, source, f"field `{key}` must be a string, got {type(value).__name__}")
         fields[field] = value
     if fields["proof"] is not None and fields["full_code"] is not None:
@@ -99,31 +94,11 @@ def read_jsonl(path: Path) -> Iterator[VerifyTask | BadRow]:
 
     Raises InputError only when the file itself cannot be opened.
     """
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    lines = data.split(b"\n")
-    if lines and lines[-1].strip() == b"":
-        lines.pop()  # the newline that ends the last row is not a row
-    for number, raw in enumerate(lines, start=1):
-        source = f"{path}:{number}"
-        default_id = f"{path.name}:{number}"
-        raw = raw.rstrip(b"\r")
-        if not raw.strip():
-            yield BadRow(default_id, source, "empty line")
-            continue
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            yield BadRow(default_id, source, f"not UTF-8: byte {raw[exc.start]:#04x} at column {exc.start + 1}")
-            continue
-        try:
-            row = json.loads(text)
-        except json.JSONDecodeError as exc:
-            yield BadRow(default_id, source, f"invalid JSON: {exc.msg} at column {exc.colno}")
-            continue
-        yield task_from_row(row, id_default=default_id, source=source)
+    for row in read_rows(path):
+        if row.error is not None:
+            yield BadRow(row.default_id, row.source, row.error)
+        else:
+            yield task_from_row(row.value, id_default=row.default_id, source=row.source)
 
 
 def read_lean_file(path: Path) -> VerifyTask | BadRow:

