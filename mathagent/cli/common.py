@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from mathagent.config import Settings, load_settings
 from mathagent.project import find_project
@@ -24,3 +27,30 @@ def settings_from_flags(lean: Path | None = None, project: Path | None = None, *
         settings = settings.with_overrides(lean=lean.expanduser(), lean_origin="--lean")
     settings = settings.with_overrides(project=project, **overrides)
     return settings, find_project(Path.cwd(), settings.project)
+
+
+# Options several commands share, declared once.
+EngineOpt = Annotated[str | None, typer.Option("--engine", help="auto | vllm | openai", show_default=False)]
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", "-m", help="Model: hub id, short InternLM2-Math name or local folder.", show_default=False)
+]
+BaseUrlOpt = Annotated[
+    str | None, typer.Option("--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1", show_default=False)
+]
+ApiKeyOpt = Annotated[str | None, typer.Option("--api-key", help="API key for --base-url (also MATHAGENT_API_KEY).", show_default=False)]
+LeanOpt = Annotated[Path | None, typer.Option("--lean", help="The Lean binary to use (skips discovery).", show_default=False)]
+ProjectOpt = Annotated[Path | None, typer.Option("--project", help="Lake project for `lake env` and the default header.", show_default=False)]
+HeaderFileOpt = Annotated[
+    Path | None,
+    typer.Option("--header-file", help="Lean header for problems that give none.  [default: lean/MathAgent/Header.lean]", show_default=False),
+]
+RoundsOpt = Annotated[int, typer.Option("--rounds", min=1, max=64, help="Proof rounds: 1 = no repair; each failure with Lean errors gets a repair.")]
+SamplesOpt = Annotated[int, typer.Option("--samples", min=1, max=256, help="Proofs sampled in round 1 (and repairs per later round).")]
+MaxTokensOpt = Annotated[int, typer.Option("--max-tokens", min=16, help="Tokens per generated proof or solution.")]
+TimeLimitOpt = Annotated[float | None, typer.Option("--time-limit", min=1, help="Seconds per problem (wall clock).", show_default=False)]
+WorkersOpt = Annotated[int | None, typer.Option("--workers", "-j", min=1, help="Lean processes at once.  [default: number of cores]", show_default=False)]
+
+
+def check_engine(engine: str | None) -> None:
+    if engine is not None and engine not in ("auto", "vllm", "openai"):
+        raise typer.BadParameter("must be auto, vllm or openai", param_hint="--engine")

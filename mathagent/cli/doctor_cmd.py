@@ -12,8 +12,7 @@ from mathagent.cli.common import settings_from_flags
 from mathagent.cli.render import doctor_table
 from mathagent.doctor import run_checks
 
-HELP = """Show what this machine can do: Lean and its version, Lake, Mathlib,
-bubblewrap, vLLM, GPU; what each missing piece disables; the command that fixes it.
+HELP = """Show what this machine can do: Lean and its version, Lake, Mathlib, bubblewrap, vLLM, GPU; what each missing piece disables; the command that fixes it.
 
 Exit status: 0 when a Lean was found, 1 when none was.
 """

@@ -14,21 +14,16 @@ from rich.markdown import Markdown
 from rich.text import Text
 
 from mathagent.agent.solve import CHECKED, DISAGREES, SolveResult, solve
-from mathagent.cli.common import settings_from_flags
+from mathagent.cli.common import ApiKeyOpt, BaseUrlOpt, EngineOpt, ModelOpt, check_engine, settings_from_flags
 from mathagent.engines import select
 from mathagent.config import Settings
 from mathagent.engines.base import Engine
 
 HELP = """Solve a math problem in natural language and report the final answer.
 
-The model writes a worked solution; the final answer is taken from
-\\boxed{...}. Where the problem is computational (evaluate an expression,
-roots of a polynomial equation, their sum, product or count), sympy computes
-the answer on its own and the output says [bold]answer checked[/bold] or
-[bold]answer disagrees[/bold]; otherwise [bold]not checked[/bold].
+The model writes a worked solution; the final answer is taken from \\boxed{...}. Where the problem is computational (evaluate an expression, roots of a polynomial equation, their sum, product or count), sympy computes the answer on its own and the output says [bold]answer checked[/bold] or [bold]answer disagrees[/bold]; otherwise [bold]not checked[/bold].
 
-Which model: --base-url (any OpenAI-compatible server), else --model (in-process
-vLLM), else InternLM2-Math-Plus-7B on a GPU, else the small embedded CPU model.
+Which model: --base-url (any OpenAI-compatible server), else --model (in-process vLLM), else InternLM2-Math-Plus-7B on a GPU, else the small embedded CPU model.
 """
 
 EPILOG = """[bold]Examples[/bold]
@@ -47,14 +42,13 @@ def solve_command(
     max_tokens: int | None = typer.Option(None, "--max-tokens", min=1, help="Tokens per solution.  [default: 1024]", show_default=False),
     temperature: float | None = typer.Option(None, "--temperature", min=0.0, help="Sampling temperature.  [default: 0 for one sample, 0.7 for more]", show_default=False),
     seed: int | None = typer.Option(None, "--seed", help="Sampling seed, for reproducible samples."),
-    engine: str | None = typer.Option(None, "--engine", help="auto | vllm | openai", show_default=False),
-    model: str | None = typer.Option(None, "--model", "-m", help="Model: hub id, short InternLM2-Math name or local folder.", show_default=False),
-    base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1", show_default=False),
-    api_key: str | None = typer.Option(None, "--api-key", help="API key for --base-url (also MATHAGENT_API_KEY).", show_default=False),
+    engine: EngineOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_key: ApiKeyOpt = None,
     project: Path | None = typer.Option(None, "--project", hidden=True),
 ) -> None:
-    if engine is not None and engine not in ("auto", "vllm", "openai"):
-        raise typer.BadParameter("must be auto, vllm or openai", param_hint="--engine")
+    check_engine(engine)
     if not problem.strip():
         raise typer.BadParameter("the problem is empty", param_hint="PROBLEM")
     settings, _ = settings_from_flags(project=project, engine=engine, model=model, base_url=base_url, api_key=api_key)

@@ -24,11 +24,7 @@ from mathagent.verify.verifier import Verifier, VerifyOptions
 
 HELP = """Check Lean proofs and say which are [bold]verified[/bold].
 
-A proof is verified only when Lean compiles it with no error, the theorem is
-exactly the one asked (same name, same statement), it uses no [italic]sorry[/italic],
-it depends on no axiom beyond propext, Quot.sound and Classical.choice, it
-contains no banned command (axiom, #exit, #eval, macros, native_decide, ...),
-and the verifier's own checks, appended after the proof, reported back.
+A proof is verified only when Lean compiles it with no error, the theorem is exactly the one asked (same name, same statement), it uses no [italic]sorry[/italic], it depends on no axiom beyond propext, Quot.sound and Classical.choice, it contains no banned command (axiom, #exit, #eval, macros, native_decide, ...), and the verifier's own checks, appended after the proof, reported back.
 
 Exit status: 0 all verified, 1 some not, 2 usage or set-up error.
 """

@@ -1,0 +1,179 @@
+"""`mathagent batch`: solve a JSONL of problems, one result line each, resumable."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from mathagent.agent.loop import Budget
+from mathagent.agent.records import Problem, ProblemError, Result, problem_from_row
+from mathagent.batch import BatchSummary, retryable, run_batch, summarize
+from mathagent.cli import runtime
+from mathagent.cli.common import (
+    ApiKeyOpt,
+    BaseUrlOpt,
+    EngineOpt,
+    HeaderFileOpt,
+    LeanOpt,
+    MaxTokensOpt,
+    ModelOpt,
+    ProjectOpt,
+    RoundsOpt,
+    SamplesOpt,
+    TimeLimitOpt,
+    WorkersOpt,
+    check_engine,
+    settings_from_flags,
+)
+from mathagent.errors import InputError
+from mathagent.jsonl import AppendLog, read_rows
+
+HELP = """Solve every problem in a JSONL file and append one result per line to the output as soon as it is final.
+
+Rows are read as the field writes them: `name`/`id`, `informal_statement`/`problem`, `formal_statement`, `header`, `answer` (miniF2F, DeepSeek-Prover, Lean-Workbook, MATH-style). Each problem is solved in words, stated in Lean (given or autoformalized), proved, verified and repaired with Lean's errors, within the budget.
+
+Run the same command again to resume: ids already in the output are skipped; nothing is lost or written twice, even after kill -9. Ctrl-C stops cleanly.
+"""
+
+EPILOG = """[bold]Examples[/bold]
+
+  mathagent batch minif2f_test.jsonl -o results.jsonl --samples 8 --rounds 2
+  mathagent batch problems.jsonl -o out.jsonl --base-url http://127.0.0.1:8000/v1 --concurrency 16
+  mathagent batch problems.jsonl -o out.jsonl --json | jq .verified
+"""
+
+
+def batch(
+    problems: Path = typer.Argument(..., help="JSONL file of problems.", show_default=False),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Results JSONL (appended; resumed).  [default: PROBLEMS.results.jsonl]", show_default=False),
+    concurrency: int = typer.Option(4, "--concurrency", "-c", min=1, help="Problems in flight at once (they share the model and the Lean workers)."),
+    rounds: RoundsOpt = 4,
+    samples: SamplesOpt = 4,
+    max_tokens: MaxTokensOpt = 2048,
+    time_limit: TimeLimitOpt = None,
+    no_solve: bool = typer.Option(False, "--no-solve", help="Skip the natural-language solution when a formal statement is given."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON instead of a table."),
+    engine: EngineOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_key: ApiKeyOpt = None,
+    workers: WorkersOpt = None,
+    lean: LeanOpt = None,
+    project: ProjectOpt = None,
+    header_file: HeaderFileOpt = None,
+) -> None:
+    check_engine(engine)
+    if not problems.is_file():
+        raise InputError(f"no such file: {problems}", hint="give a JSONL file of problems")
+    output = output or problems.with_name(problems.stem + ".results.jsonl")
+    settings, lake_project = settings_from_flags(
+        lean, project, engine=engine, model=model, base_url=base_url, api_key=api_key, workers=workers
+    )
+    rt = runtime.prepare(settings, lake_project, header_file)
+    err = Console(stderr=True)
+    if rt.toolchain is None:
+        err.print(f"[yellow]warning:[/yellow] {rt.toolchain_problem}; results will be unverified", highlight=False)
+    items = [problem_from_row(row) for row in read_rows(problems)]
+    log = AppendLog(output)
+    done = log.open()
+    redo = {i for i, row in done.items() if retryable(row)}
+    log.drop(redo)
+    done = {i: row for i, row in done.items() if i not in redo}
+    budget = Budget(rounds=rounds, samples=samples, max_tokens=max_tokens, time_limit_s=time_limit, solve=not no_solve)
+    todo = len({i.id for i in items} - set(done))
+    if done or redo:
+        again = f" (retrying {len(redo)} that failed on the model)" if redo else ""
+        err.print(f"resuming: {len(done)} results already in {output}, {todo} to go{again}", highlight=False)
+    try:
+        if todo:
+            summary = asyncio.run(_run(rt, budget, items, log, done, concurrency, err, todo))
+        else:
+            summary = summarize(done.values())
+            summary.skipped = len(done)
+    except KeyboardInterrupt:
+        err.print(f"[yellow]interrupted[/yellow]: finished results are in {output}; run the same command to resume")
+        raise typer.Exit(130) from None
+    finally:
+        log.close()
+    if json_out:
+        typer.echo(json.dumps({**summary.to_dict(), "output": str(output)}, indent=2))
+    else:
+        console = Console()
+        console.print(summary_table(summary, output))
+        if summary.error_messages:
+            console.print(error_lines(summary), highlight=False)
+    raise typer.Exit(0 if summary.errors == 0 else 1)
+
+
+async def _run(
+    rt: runtime.Runtime,
+    budget: Budget,
+    items: list[Problem | ProblemError],
+    log: AppendLog,
+    done: dict,  # type: ignore[type-arg]
+    concurrency: int,
+    err: Console,
+    todo: int,
+) -> BatchSummary:
+    counts: Counter[str] = Counter()
+    async with runtime.open_agent(rt, budget, lambda m: err.print(f"[dim]{m}[/dim]", highlight=False)) as agent:
+        progress = Progress(
+            TextColumn("[bold]solving"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("[green]{task.fields[verified]} verified[/green] · {task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=err,
+            disable=not err.is_terminal,
+        )
+        with progress:
+            bar = progress.add_task("batch", total=todo, verified=0, rate="")
+
+            def on_result(result: Result) -> None:
+                counts[result.status] += 1
+                elapsed = progress.tasks[0].elapsed or 0.0
+                finished = sum(counts.values())
+                rate = f"{finished / elapsed * 60:.1f}/min" if elapsed > 0 else ""
+                progress.update(bar, advance=1, verified=counts["verified"], rate=rate)
+                if not err.is_terminal:
+                    err.print(f"{result.id}: {result.status}", highlight=False)
+
+            return await run_batch(items, agent, log, done, concurrency=concurrency, on_result=on_result)
+
+
+def summary_table(s: BatchSummary, output: Path) -> Table:
+    table = Table(title=f"batch summary · {output}", show_header=False, title_style="bold")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    n = max(1, s.problems)
+    rows = [
+        ("problems", f"{s.problems}" + (f" ({s.skipped} from earlier runs)" if s.skipped else "")),
+        ("solved with a verified proof", f"{s.verified} ({s.verified / n:.0%})"),
+        ("  verified in round 1 (no repair)", f"{s.verified_first_round}"),
+        ("  attempts per verified problem", f"{s.attempts_per_verified}" if s.attempts_per_verified is not None else "-"),
+        ("answer checked by sympy", f"{s.answer_checked}"),
+        ("answer disagrees with sympy", f"{s.answer_disagrees}"),
+        ("failed (no verified proof)", f"{s.unverified + s.answered}"),
+        ("statement does not elaborate", f"{s.bad_statement}"),
+        ("errors", f"{s.errors}"),
+        ("time: model / Lean / wall (summed)", f"{s.model_s:.1f}s / {s.lean_s:.1f}s / {s.wall_s:.1f}s"),
+        ("generated tokens", f"{s.completion_tokens}"),
+    ]
+    if s.duplicates:
+        rows.append(("duplicate ids skipped", str(s.duplicates)))
+    for label, value in rows:
+        table.add_row(label, value)
+    return table
+
+
+def error_lines(s: BatchSummary) -> str:
+    return "\n".join(f"[red]error[/red] {m}" for m in s.error_messages)

