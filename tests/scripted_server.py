@@ -73,7 +73,10 @@ class ScriptedServer:
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout, Ctrl-C): nothing to answer
 
             def do_GET(self) -> None:
                 if self.path.rstrip("/").endswith("/models"):

@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.console import Console
 
-from mathagent.cli import batch_cmd, doctor_cmd, lean_cmd, model_cmd, solve_cmd, verify_cmd
+from mathagent.cli import batch_cmd, chat, doctor_cmd, lean_cmd, model_cmd, solve_cmd, verify_cmd
 from mathagent.cli.common import state
 from mathagent.errors import MathAgentError
 
@@ -31,6 +31,7 @@ app.command(
     no_args_is_help=False,
 )(verify_cmd.verify)
 app.command("solve", help=solve_cmd.HELP, epilog=solve_cmd.EPILOG)(solve_cmd.solve_command)
+app.command("chat", help=chat.HELP)(chat.chat)
 app.command("batch", help=batch_cmd.HELP, epilog=batch_cmd.EPILOG)(batch_cmd.batch)
 app.command("doctor", help=doctor_cmd.HELP)(doctor_cmd.doctor)
 app.add_typer(lean_cmd.app, name="lean")

@@ -12,6 +12,7 @@ from pathlib import Path
 from mathagent.agent.loop import Agent, Budget
 from mathagent.config import Settings
 from mathagent.engines import select
+from mathagent.engines.openai import OpenAIEngine
 from mathagent.errors import InputError, ToolchainError
 from mathagent.project import default_header
 from mathagent.verify.toolchain import LeanToolchain, find_lean
@@ -57,6 +58,8 @@ def prepare(settings: Settings, project: Path | None, header_file: Path | None) 
 async def open_agent(runtime: Runtime, budget: Budget, say: Callable[[str], None]) -> AsyncIterator[Agent]:
     """Load the model and open the Lean pool; close both afterwards."""
     engine = await asyncio.to_thread(select.build, runtime.choice, runtime.settings, say)
+    if isinstance(engine, OpenAIEngine):
+        await engine.model()  # reach the server now: a wrong URL fails here, named, not mid-run
     verifier = Verifier(runtime.toolchain, runtime.options) if runtime.toolchain is not None else None
     try:
         yield Agent(engine, verifier, budget, default_header=runtime.options.default_header)

@@ -1,0 +1,123 @@
+"""`mathagent chat` driven in tmux, as a person would use it."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from mathagent.verify.toolchain import LeanToolchain
+from scripted_server import Rule, ScriptedServer
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux (apt-get install tmux)")
+
+HEADER = ROOT / "examples" / "prelude_header.lean"
+PASTED = [
+    "prelude",
+    "universe u",
+    "inductive Eq {α : Sort u} : α → α → Prop where",
+    "  | refl (a : α) : Eq a a",
+    "inductive N where",
+    "  | z : N",
+    "  | s (n : N) : N",
+    "theorem z_eq : Eq N.z N.z := Eq.refl N.z",
+    "/end",
+]
+
+
+class Tmux:
+    def __init__(self, command: str) -> None:
+        self.name = f"mathagent-{uuid.uuid4().hex[:8]}"
+        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", "160", "-y", "60", command], check=True)
+
+    def send(self, text: str, enter: bool = True) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", self.name, "-l", text], check=True)
+        if enter:
+            subprocess.run(["tmux", "send-keys", "-t", self.name, "Enter"], check=True)
+
+    def key(self, key: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", self.name, key], check=True)
+
+    def screen(self) -> str:
+        return subprocess.run(["tmux", "capture-pane", "-p", "-S", "-200", "-t", self.name], capture_output=True, text=True).stdout
+
+    def wait_for(self, text: str, timeout: float = 60, after: int = 0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if screen.count(text) > after:
+                return screen
+            time.sleep(0.2)
+        raise AssertionError(f"{text!r} did not appear; screen:\n{self.screen()}")
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedServer]:
+    server = ScriptedServer(
+        [
+            Rule(r"Lean reports these errors:.*mismatch", ["```lean4\ntheorem two_plus_two : Eq (N.add two two) four := Eq.refl _\n```"]),
+            Rule(r"Complete the following Lean 4 code", ["```lean4\ntheorem two_plus_two : Eq (N.add two two) four := Eq.refl two\n```"]),
+            Rule(r"Convert this natural language", ["```lean4\ntheorem two_plus_two : Eq (N.add two two) four := by sorry\n```"]),
+            Rule(r"step by step", ["We add: $2 + 2 = 4$.\n\nSo the answer is $\\boxed{4}$."]),
+        ],
+        latency_s=0.2,
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_question_verify_and_quit(tmp_path: Path, server: ScriptedServer, lean: LeanToolchain) -> None:
+    command = (
+        f"cd {tmp_path} && {sys.executable} -m mathagent chat --base-url {server.base_url} "
+        f"--header-file {HEADER}; echo CHAT-EXITED-$?; sleep 60"
+    )
+    tmux = Tmux(f"cd {ROOT} && {command}")
+    try:
+        tmux.wait_for("/help for commands")
+        assert "Lean 4.35.0" in tmux.screen() and "model: scripted" in tmux.screen()
+        tmux.send("What is 2 + 2?")
+        screen = tmux.wait_for("verified by Lean")
+        assert "So the answer is" in screen and "answer checked" in screen
+        assert "theorem two_plus_two" in screen and "attempt 1 (round 1): rejected lean_error" in screen
+        tmux.send("/verify")
+        tmux.wait_for("end with a line /end")
+        for line in PASTED:
+            tmux.send(line)
+        tmux.wait_for("verified by Lean", after=1)
+        tmux.send(f"/save {tmp_path / 'session.jsonl'}")
+        tmux.wait_for("saved 2 item(s)")
+        tmux.send("/quit")
+        tmux.wait_for("CHAT-EXITED-0")
+    finally:
+        tmux.close()
+    assert (tmp_path / "session.jsonl").read_text().count("\n") == 2
+
+
+def test_ctrl_c_stops_the_attempt_not_the_session(tmp_path: Path, lean: LeanToolchain) -> None:
+    slow = ScriptedServer([Rule(r".", ["The answer is \\boxed{4}."])], latency_s=30)
+    slow.start()
+    tmux = Tmux(f"cd {ROOT} && {sys.executable} -m mathagent chat --base-url {slow.base_url} --header-file {HEADER}; echo CHAT-EXITED-$?; sleep 60")
+    try:
+        tmux.wait_for("/help for commands")
+        tmux.send("What is 2 + 2?")
+        time.sleep(1.0)
+        tmux.key("C-c")
+        tmux.wait_for("stopped", timeout=15)
+        tmux.send("/samples 5")
+        tmux.wait_for("samples = 5")
+        tmux.key("C-d")
+        tmux.wait_for("CHAT-EXITED-0")
+    finally:
+        tmux.close()
+        slow.stop()
