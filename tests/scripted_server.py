@@ -41,9 +41,19 @@ class Rule:
 
 
 class ScriptedServer:
-    def __init__(self, rules: list[Rule], *, latency_s: float = 0.0, model: str = "scripted", default: str = "I do not know.") -> None:
+    def __init__(
+        self,
+        rules: list[Rule],
+        *,
+        latency_s: float = 0.0,
+        model: str = "scripted",
+        default: str = "I do not know.",
+        slots: int | None = None,
+    ) -> None:
         self.rules = rules
         self.latency_s = latency_s
+        # like a GPU serving a fixed batch: at most `slots` requests are worked on at once
+        self._slots = threading.Semaphore(slots) if slots else None
         self.model = model
         self.default = default
         self.requests: list[dict[str, Any]] = []
@@ -96,7 +106,11 @@ class ScriptedServer:
                 with server._lock:
                     server.requests.append(request)
                 prompt = request["messages"][-1]["content"]
-                time.sleep(server.latency_s)
+                if server._slots is not None:
+                    with server._slots:
+                        time.sleep(server.latency_s)
+                else:
+                    time.sleep(server.latency_s)
                 choices = []
                 total = 0
                 for i in range(int(request.get("n") or 1)):
