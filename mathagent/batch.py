@@ -30,6 +30,8 @@ class BatchSummary:
     verified: int = 0
     answer_checked: int = 0
     answer_disagrees: int = 0
+    reference_matches: int = 0
+    with_reference: int = 0
     unverified: int = 0
     answered: int = 0
     bad_statement: int = 0
@@ -71,6 +73,9 @@ def summarize(rows: Iterable[dict[str, Any]]) -> BatchSummary:
         else:
             summary.errors += 1
             messages[str(row.get("error") or "unknown error")[:160]] += 1
+        if row.get("reference_match") is not None:
+            summary.with_reference += 1
+            summary.reference_matches += bool(row["reference_match"])
         if row.get("answer_check") == CHECKED:
             summary.answer_checked += 1
         elif row.get("answer_check") == "answer disagrees":

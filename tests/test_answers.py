@@ -34,6 +34,8 @@ def test_last_boxed_handles_nesting_and_absence() -> None:
     assert last_boxed("\\boxed{a^{2}} and \\boxed{\\frac{1}{\\sqrt{2}}}") == "\\frac{1}{\\sqrt{2}}"
     assert last_boxed("no box here") is None
     assert last_boxed("\\boxed{unclosed") is None
+    assert last_boxed("\\boxed{7} and then \\boxed{}") == "7"
+    assert final_answer("Put it in \\boxed{}.") is None
 
 
 LEAN_OUTPUTS = [

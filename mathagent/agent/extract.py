@@ -22,7 +22,7 @@ def last_boxed(text: str) -> str | None:
             elif text[i] == "}":
                 depth -= 1
             i += 1
-        if depth == 0:
+        if depth == 0 and text[match.end() : i - 1].strip():  # an empty \boxed{} is no answer
             found = text[match.end() : i - 1].strip()
     return found
 

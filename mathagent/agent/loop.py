@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mathagent import prompts
-from mathagent.agent import records
+from mathagent.agent import mathcheck, records
 from mathagent.agent.extract import last_lean_block, proof_after_statement, statement_end
 from mathagent.agent.feedback import repair_prompt
 from mathagent.agent.records import Attempt, Problem, Result
@@ -82,7 +82,6 @@ class Agent:
         """Everything for one problem. Engine failures become an `error` result."""
         emit = on_event or (lambda kind, data: None)
         started = time.monotonic()
-        deadline = started + self.budget.time_limit_s if self.budget.time_limit_s else None
         header = problem.header if problem.header is not None else self.default_header
         result = Result(
             id=problem.id,
@@ -94,7 +93,10 @@ class Agent:
             source=problem.source,
         )
         try:
-            await self._run(problem, header, result, emit, deadline)
+            await asyncio.wait_for(self._run(problem, header, result, emit), self.budget.time_limit_s)
+        except asyncio.TimeoutError:
+            result.error = f"time limit of {self.budget.time_limit_s:g} s reached"
+            emit("time_limit", {})
         except EngineError as exc:
             result.status = records.ERROR
             result.error_kind = "model"
@@ -105,7 +107,7 @@ class Agent:
         emit("done", {"status": result.status})
         return result
 
-    async def _run(self, problem: Problem, header: str, result: Result, emit: Event, deadline: float | None) -> None:
+    async def _run(self, problem: Problem, header: str, result: Result, emit: Event) -> None:
         if problem.informal and self.budget.solve:
             emit("solving", {})
             t0 = time.monotonic()
@@ -113,6 +115,8 @@ class Agent:
             result.model_s += time.monotonic() - t0
             result.solution, result.answer = nl.solution, nl.answer
             result.answer_check, result.answer_check_detail = nl.check, nl.check_detail
+            if problem.answer is not None and nl.answer is not None:
+                result.reference_match = bool(mathcheck.same_answer(nl.answer, problem.answer))
             result.prompt_tokens += nl.prompt_tokens
             result.completion_tokens += nl.completion_tokens
             emit("solved", {"solution": nl.solution, "answer": nl.answer, "check": nl.check, "detail": nl.check_detail})
@@ -144,7 +148,7 @@ class Agent:
             result.error = check.message
             emit("bad_statement", {"message": check.message})
             return
-        await self._prove(self.verifier, problem, statement, header, result, emit, deadline)
+        await self._prove(self.verifier, problem, statement, header, result, emit)
 
     async def _formalize(self, problem: Problem, result: Result) -> str | None:
         name = "mathagent_" + re.sub(r"\W+", "_", problem.id).strip("_")
@@ -165,7 +169,6 @@ class Agent:
         header: str,
         result: Result,
         emit: Event,
-        deadline: float | None,
     ) -> None:
         budget = self.budget
         seen: dict[str, int] = {}  # normalized proof -> attempt index
@@ -186,12 +189,7 @@ class Agent:
         generate(1, "prove", prove_chat, budget.samples, None)
         try:
             while pending:
-                timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-                done, _ = await asyncio.wait(pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-                if not done:
-                    result.error = f"time limit of {budget.time_limit_s:g} s reached"
-                    emit("time_limit", {})
-                    return
+                done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     what, data = pending.pop(task)
                     if what == "generated":

@@ -116,6 +116,7 @@ class Result:
     answer_check: str | None = None  # "answer checked" | "answer disagrees" | "not checked"
     answer_check_detail: str = ""
     reference_answer: str | None = None
+    reference_match: bool | None = None  # the answer equals the dataset's answer (None: nothing to compare)
     statement: str | None = None
     statement_source: str | None = None  # "given" | "autoformalized"
     header: str | None = None

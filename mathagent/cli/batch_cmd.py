@@ -162,6 +162,7 @@ def summary_table(s: BatchSummary, output: Path) -> Table:
         ("  attempts per verified problem", f"{s.attempts_per_verified}" if s.attempts_per_verified is not None else "-"),
         ("answer checked by sympy", f"{s.answer_checked}"),
         ("answer disagrees with sympy", f"{s.answer_disagrees}"),
+        ("answer matches the dataset's answer", f"{s.reference_matches} of {s.with_reference}" if s.with_reference else "-"),
         ("failed (no verified proof)", f"{s.unverified + s.answered}"),
         ("statement does not elaborate", f"{s.bad_statement}"),
         ("errors", f"{s.errors}"),

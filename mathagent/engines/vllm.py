@@ -19,7 +19,7 @@ from mathagent.engines.families import Family, family_of
 
 INSTALL_HINT = (
     "pip install 'mathagent[vllm]' (CUDA GPU), or for CPU: pip install 'mathagent[cpu]' "
-    "&& pip uninstall -y torchvision torchaudio torchcodec (see README)"
+    "&& pip uninstall -y torchvision torchaudio torchcodec triton (see README)"
 )
 
 
