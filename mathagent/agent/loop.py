@@ -162,84 +162,107 @@ class Agent:
         return statement_from_output(sample.text)
 
     async def _prove(
-        self,
-        verifier: Verifier,
-        problem: Problem,
-        statement: str,
-        header: str,
-        result: Result,
-        emit: Event,
+        self, verifier: Verifier, problem: Problem, statement: str, header: str, result: Result, emit: Event
     ) -> None:
-        budget = self.budget
-        seen: dict[str, int] = {}  # normalized proof -> attempt index
-        pending: dict[asyncio.Task[Any], tuple[str, Any]] = {}
-        repairs: dict[int, int] = {}  # round -> repairs started
+        await _ProofSearch(self, verifier, problem, statement, header, result, emit).run()
 
-        def generate(round_: int, kind: str, chat: Chat, n: int, parent: int | None) -> None:
-            emit("generating", {"round": round_, "kind": kind, "n": n})
-            sampling = prompts.load(kind).default_sampling(max_tokens=budget.max_tokens, n=n)
-            task = asyncio.ensure_future(self._timed_generate(chat, sampling))
-            pending[task] = ("generated", (round_, kind, parent))
 
-        def verify(attempt: Attempt) -> None:
-            vtask = VerifyTask(id=f"{problem.id}#{attempt.index}", formal_statement=statement, proof=attempt.proof, header=header)
-            pending[asyncio.ensure_future(verifier.verify(vtask))] = ("verified", attempt)
+class _ProofSearch:
+    """One problem's proof search: generations and checks in flight, as tasks.
 
-        prove_chat = prompts.render("prove", header=header.rstrip("\n"), statement=statement)
-        generate(1, "prove", prove_chat, budget.samples, None)
+    Each generated proof is checked as soon as it arrives; each check that
+    fails with Lean errors starts a repair generation at once (one round
+    deeper), so the model and Lean never wait for a whole round.
+    """
+
+    def __init__(
+        self, agent: Agent, verifier: Verifier, problem: Problem, statement: str, header: str, result: Result, emit: Event
+    ) -> None:
+        self.agent, self.verifier, self.problem = agent, verifier, problem
+        self.statement, self.header, self.result, self.emit = statement, header, result, emit
+        self.budget = agent.budget
+        self.pending: dict[asyncio.Task[Any], tuple[str, Any]] = {}
+        self.seen: dict[str, int] = {}  # normalized proof -> attempt index
+        self.repairs: dict[int, int] = {}  # round -> repairs started
+
+    async def run(self) -> None:
+        prove_chat = prompts.render("prove", header=self.header.rstrip("\n"), statement=self.statement)
+        self._generate(1, "prove", prove_chat, self.budget.samples, None)
         try:
-            while pending:
-                done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            while self.pending:
+                done, _ = await asyncio.wait(self.pending, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
-                    what, data = pending.pop(task)
+                    what, data = self.pending.pop(task)
                     if what == "generated":
-                        round_, kind, parent = data
-                        samples, seconds = task.result()  # EngineError propagates to run()
-                        result.model_s += seconds
-                        result.rounds = max(result.rounds, round_)
-                        for sample in samples:
-                            attempt = self._record(result, sample, round_, kind, parent, statement, seconds / max(1, len(samples)))
-                            key = _normalize(attempt.proof)
-                            if attempt.proof is None:
-                                attempt.verdict, attempt.reasons = "rejected", ["no_proof"]
-                                attempt.message = "no Lean code found in the model's output"
-                            elif key in seen:
-                                attempt.duplicate_of = seen[key]
-                                _copy_verdict(attempt, result.attempts[seen[key]])
-                            else:
-                                seen[key] = attempt.index
-                                verify(attempt)
-                        emit("verifying", {"round": round_, "pending": sum(1 for w, _ in pending.values() if w == "verified")})
-                    else:
-                        attempt = data
-                        verdict: Verdict = task.result()
-                        _apply_verdict(attempt, verdict)
-                        result.lean_s += verdict.time_s
-                        for twin in result.attempts:
-                            if twin.duplicate_of == attempt.index:
-                                _copy_verdict(twin, attempt)
-                        emit("verdict", {"attempt": attempt.index, "round": attempt.round, "verdict": verdict.verdict, "reasons": verdict.reasons})
-                        if verdict.verified:
-                            result.status = records.VERIFIED
-                            result.proof = attempt.proof
-                            result.verified_attempt = attempt.index
-                            return
-                        next_round = attempt.round + 1
-                        if next_round <= budget.rounds and repairs.get(next_round, 0) < budget.samples:
-                            chat = self._repair_chat(attempt, statement, header, verdict)
-                            if chat is not None:
-                                repairs[next_round] = repairs.get(next_round, 0) + 1
-                                emit("repairing", {"attempt": attempt.index, "round": next_round, "errors": len([d for d in verdict.diagnostics if d.severity == "error"])})
-                                generate(next_round, "repair", chat, 1, attempt.index)
+                        self._on_generated(task.result(), *data)  # EngineError propagates to Agent.run
+                    elif self._on_verdict(data, task.result()):
+                        return
         finally:
-            for task in pending:
+            for task in self.pending:
                 task.cancel()
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
+            if self.pending:
+                await asyncio.gather(*self.pending, return_exceptions=True)
+
+    def _generate(self, round_: int, kind: str, chat: Chat, n: int, parent: int | None) -> None:
+        self.emit("generating", {"round": round_, "kind": kind, "n": n})
+        sampling = prompts.load(kind).default_sampling(max_tokens=self.budget.max_tokens, n=n)
+        task = asyncio.ensure_future(self._timed_generate(chat, sampling))
+        self.pending[task] = ("generated", (round_, kind, parent))
+
+    def _verify(self, attempt: Attempt) -> None:
+        task = VerifyTask(
+            id=f"{self.problem.id}#{attempt.index}", formal_statement=self.statement, proof=attempt.proof, header=self.header
+        )
+        self.pending[asyncio.ensure_future(self.verifier.verify(task))] = ("verified", attempt)
+
+    def _on_generated(self, generated: tuple[list[Sample], float], round_: int, kind: str, parent: int | None) -> None:
+        samples, seconds = generated
+        result = self.result
+        result.model_s += seconds
+        result.rounds = max(result.rounds, round_)
+        for sample in samples:
+            attempt = self._record(result, sample, round_, kind, parent, self.statement, seconds / max(1, len(samples)))
+            key = _normalize(attempt.proof)
+            if attempt.proof is None:
+                attempt.verdict, attempt.reasons = "rejected", ["no_proof"]
+                attempt.message = "no Lean code found in the model's output"
+            elif key in self.seen:
+                attempt.duplicate_of = self.seen[key]
+                _copy_verdict(attempt, result.attempts[self.seen[key]])
+            else:
+                self.seen[key] = attempt.index
+                self._verify(attempt)
+        checking = sum(1 for what, _ in self.pending.values() if what == "verified")
+        self.emit("verifying", {"round": round_, "pending": checking})
+
+    def _on_verdict(self, attempt: Attempt, verdict: Verdict) -> bool:
+        """Record a verdict; True when it ends the search (verified)."""
+        result = self.result
+        _apply_verdict(attempt, verdict)
+        result.lean_s += verdict.time_s
+        for twin in result.attempts:
+            if twin.duplicate_of == attempt.index:
+                _copy_verdict(twin, attempt)
+        self.emit("verdict", {"attempt": attempt.index, "round": attempt.round, "verdict": verdict.verdict, "reasons": verdict.reasons})
+        if verdict.verified:
+            result.status = records.VERIFIED
+            result.proof = attempt.proof
+            result.verified_attempt = attempt.index
+            return True
+        next_round = attempt.round + 1
+        if next_round > self.budget.rounds or self.repairs.get(next_round, 0) >= self.budget.samples:
+            return False
+        chat = self._repair_chat(attempt, self.statement, self.header, verdict)
+        if chat is not None:
+            self.repairs[next_round] = self.repairs.get(next_round, 0) + 1
+            errors = sum(1 for d in verdict.diagnostics if d.severity == "error")
+            self.emit("repairing", {"attempt": attempt.index, "round": next_round, "errors": errors})
+            self._generate(next_round, "repair", chat, 1, attempt.index)
+        return False
 
     async def _timed_generate(self, chat: Chat, sampling: Sampling) -> tuple[list[Sample], float]:
         t0 = time.monotonic()
-        [samples] = await self.engine.generate([chat], sampling)
+        [samples] = await self.agent.engine.generate([chat], sampling)
         return samples, time.monotonic() - t0
 
     def _record(

@@ -150,7 +150,7 @@ class VLLMEngine:
                     if not request.future.done():
                         request.future.set_exception(EngineError(f"vLLM generation failed: {exc}"))
                 continue
-            for request, result in zip(batch, results):
+            for request, result in zip(batch, results, strict=True):
                 if not request.future.done():
                     request.future.set_result(result)
 
