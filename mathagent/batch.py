@@ -36,7 +36,8 @@ class BatchSummary:
     answered: int = 0
     bad_statement: int = 0
     errors: int = 0
-    verified_first_round: int = 0  # pass@samples without repair
+    verified_first_round: int = 0  # pass@k without repair, k = first_round_samples
+    first_round_samples: int = 0
     attempts_per_verified: float | None = None
     model_s: float = 0.0
     lean_s: float = 0.0
@@ -56,6 +57,8 @@ def summarize(rows: Iterable[dict[str, Any]]) -> BatchSummary:
     messages: Counter[str] = Counter()
     for row in rows:
         summary.problems += 1
+        first_round = sum(1 for a in row.get("attempts") or [] if a.get("round") == 1)
+        summary.first_round_samples = max(summary.first_round_samples, first_round)
         status = row.get("status")
         if status == records.VERIFIED:
             summary.verified += 1

@@ -158,7 +158,7 @@ def summary_table(s: BatchSummary, output: Path) -> Table:
     rows = [
         ("problems", f"{s.problems}" + (f" ({s.skipped} from earlier runs)" if s.skipped else "")),
         ("solved with a verified proof", f"{s.verified} ({s.verified / n:.0%})"),
-        ("  verified in round 1 (no repair)", f"{s.verified_first_round}"),
+        (f"  pass@{s.first_round_samples or 'k'}: verified in round 1, no repair", f"{s.verified_first_round} ({s.verified_first_round / n:.0%})"),
         ("  attempts per verified problem", f"{s.attempts_per_verified}" if s.attempts_per_verified is not None else "-"),
         ("answer checked by sympy", f"{s.answer_checked}"),
         ("answer disagrees with sympy", f"{s.answer_disagrees}"),
