@@ -40,6 +40,7 @@ class Settings:
     allow_native: bool = False
     use_cache: bool = True
     sandbox: str = "auto"  # auto | bwrap | none
+    pool: str | None = None  # cold | warm; None: each command's default
     cache_dir: Path = field(default_factory=lambda: Path(platformdirs.user_cache_dir("mathagent")))
     config_files: tuple[Path, ...] = ()
     # the model
@@ -106,11 +107,14 @@ def _apply_file(settings: Settings, path: Path) -> Settings:
         ("allow_native", "allow_native", bool),
         ("cache", "use_cache", bool),
         ("sandbox", "sandbox", str),
+        ("pool", "pool", str),
     ):
         if key in verify:
             changes[attr] = _typed(verify[key], kind, path, f"verify.{key}")
     if changes.get("sandbox", "auto") not in ("auto", "bwrap", "none"):
         raise ConfigError(f"config file {path}: `verify.sandbox` must be auto, bwrap or none")
+    if changes.get("pool", "cold") not in ("cold", "warm"):
+        raise ConfigError(f"config file {path}: `verify.pool` must be cold or warm")
     engine = data.get("engine", {})
     if not isinstance(engine, dict):
         raise ConfigError(f"config file {path}: `[engine]` must be a table")

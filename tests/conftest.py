@@ -35,9 +35,10 @@ def lean(cache_dir: Path) -> LeanToolchain:
     return toolchain
 
 
-@pytest.fixture
-def options() -> VerifyOptions:
-    return VerifyOptions(workers=2, timeout_s=30, memory_mb=4096, default_header=PRELUDE_HEADER)
+@pytest.fixture(params=["cold", "warm"])
+def options(request: pytest.FixtureRequest) -> VerifyOptions:
+    """Every verifier test runs on both pools and must get the same verdicts."""
+    return VerifyOptions(workers=2, timeout_s=30, memory_mb=4096, default_header=PRELUDE_HEADER, pool=request.param)
 
 
 def lean_processes(toolchain: LeanToolchain) -> list[psutil.Process]:

@@ -183,3 +183,17 @@ def test_lean_dies_with_a_killed_mathagent(tmp_path: Path, lean: LeanToolchain, 
     proc.kill()  # SIGKILL: no cleanup code runs in mathagent
     proc.communicate(timeout=30)
     _wait_until_no_lean(lean)
+
+
+def test_warm_pool_flag_gives_the_same_verdicts(tmp_path: Path) -> None:
+    def verdicts(pool: str) -> dict[str, tuple[str, list[str]]]:
+        proc = mathagent(
+            "verify", "-i", str(EXAMPLES / "tasks.jsonl"), "--header-file", str(EXAMPLES / "prelude_header.lean"),
+            "--json", "--no-cache", "--pool", pool,
+        )
+        assert proc.returncode == 1, proc.stderr
+        return {r["id"]: (r["verdict"], r["reasons"]) for r in map(json.loads, proc.stdout.splitlines())}
+
+    assert verdicts("warm") == verdicts("cold")
+    bad = mathagent("verify", "--pool", "lukewarm", str(EXAMPLES / "two_plus_two.lean"))
+    assert bad.returncode == 2

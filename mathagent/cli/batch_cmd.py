@@ -28,8 +28,10 @@ from mathagent.cli.common import (
     RoundsOpt,
     SamplesOpt,
     TimeLimitOpt,
+    PoolOpt,
     WorkersOpt,
     check_engine,
+    check_pool,
     settings_from_flags,
 )
 from mathagent.errors import InputError
@@ -65,16 +67,18 @@ def batch(
     base_url: BaseUrlOpt = None,
     api_key: ApiKeyOpt = None,
     workers: WorkersOpt = None,
+    pool: PoolOpt = None,
     lean: LeanOpt = None,
     project: ProjectOpt = None,
     header_file: HeaderFileOpt = None,
 ) -> None:
     check_engine(engine)
+    check_pool(pool)
     if not problems.is_file():
         raise InputError(f"no such file: {problems}", hint="give a JSONL file of problems")
     output = output or problems.with_name(problems.stem + ".results.jsonl")
     settings, lake_project = settings_from_flags(
-        lean, project, engine=engine, model=model, base_url=base_url, api_key=api_key, workers=workers
+        lean, project, engine=engine, model=model, base_url=base_url, api_key=api_key, workers=workers, pool=pool
     )
     rt = runtime.prepare(settings, lake_project, header_file)
     err = Console(stderr=True)

@@ -40,7 +40,9 @@ from mathagent.cli.common import (
     ProjectOpt,
     RoundsOpt,
     SamplesOpt,
+    PoolOpt,
     check_engine,
+    check_pool,
     settings_from_flags,
 )
 from mathagent.verify.tasks import VerifyTask
@@ -81,12 +83,16 @@ def chat(
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
     api_key: ApiKeyOpt = None,
+    pool: PoolOpt = None,
     lean: LeanOpt = None,
     project: ProjectOpt = None,
     header_file: HeaderFileOpt = None,
 ) -> None:
     check_engine(engine)
-    settings, lake_project = settings_from_flags(lean, project, engine=engine, model=model, base_url=base_url, api_key=api_key)
+    check_pool(pool)
+    settings, lake_project = settings_from_flags(
+        lean, project, engine=engine, model=model, base_url=base_url, api_key=api_key, pool=pool
+    )
     rt = runtime.prepare(settings, lake_project, header_file)
     console = Console()
     session = Session(Budget(rounds=rounds, samples=samples, max_tokens=max_tokens))

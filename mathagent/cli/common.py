@@ -48,7 +48,16 @@ RoundsOpt = Annotated[int, typer.Option("--rounds", min=1, max=64, help="Proof r
 SamplesOpt = Annotated[int, typer.Option("--samples", min=1, max=256, help="Proofs sampled in round 1 (and repairs per later round).")]
 MaxTokensOpt = Annotated[int, typer.Option("--max-tokens", min=16, help="Tokens per generated proof or solution.")]
 TimeLimitOpt = Annotated[float | None, typer.Option("--time-limit", min=1, help="Seconds per problem (wall clock).", show_default=False)]
+PoolOpt = Annotated[
+    str | None,
+    typer.Option("--pool", help="warm: Lean servers keep each header elaborated | cold: a fresh Lean per check.  [default: warm]", show_default=False),
+]
 WorkersOpt = Annotated[int | None, typer.Option("--workers", "-j", min=1, help="Lean processes at once.  [default: number of cores]", show_default=False)]
+
+
+def check_pool(pool: str | None) -> None:
+    if pool is not None and pool not in ("cold", "warm"):
+        raise typer.BadParameter("must be cold or warm", param_hint="--pool")
 
 
 def check_engine(engine: str | None) -> None:

@@ -50,6 +50,7 @@ def prepare(settings: Settings, project: Path | None, header_file: Path | None) 
         sandbox=settings.sandbox,
         default_header=header,
         cache_path=settings.cache_dir / "verdicts.sqlite3" if settings.use_cache else None,
+        pool=settings.pool or "warm",  # the loop checks many proofs under one header
     )
     return Runtime(settings, select.choose(settings), toolchain, problem, options)
 
@@ -65,5 +66,5 @@ async def open_agent(runtime: Runtime, budget: Budget, say: Callable[[str], None
         yield Agent(engine, verifier, budget, default_header=runtime.options.default_header)
     finally:
         if verifier is not None:
-            verifier.close()
+            await verifier.aclose()
         await engine.aclose()

@@ -50,6 +50,7 @@ def verify(
     allow_axiom: list[str] = typer.Option([], "--allow-axiom", help="Also accept this axiom (repeatable)."),
     allow_native: bool = typer.Option(False, "--allow-native", help="Allow native_decide (trusts compiled code: axiom Lean.ofReduceBool)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Run every check even if the same one was done before."),
+    pool: str | None = typer.Option(None, "--pool", help="cold: a fresh Lean per check | warm: language servers keep each header elaborated (fast with Mathlib).  [default: cold]", show_default=False),
     sandbox: str | None = typer.Option(None, "--sandbox", help="auto (bwrap if it works) | bwrap (required) | none (rlimits only).", show_default=False),
     header_file: Path | None = typer.Option(None, "--header-file", help="Header for rows that give none.  [default: the Lake project's lean/MathAgent/Header.lean]", show_default=False),
     lean: Path | None = typer.Option(None, "--lean", help="The Lean binary to use (skips discovery).", show_default=False),
@@ -59,6 +60,8 @@ def verify(
         raise typer.BadParameter("give Lean files to check, or --input tasks.jsonl", param_hint="FILES / --input")
     if sandbox is not None and sandbox not in ("auto", "bwrap", "none"):
         raise typer.BadParameter("must be auto, bwrap or none", param_hint="--sandbox")
+    if pool is not None and pool not in ("cold", "warm"):
+        raise typer.BadParameter("must be cold or warm", param_hint="--pool")
     settings, lake_project = settings_from_flags(
         lean,
         project,
@@ -66,6 +69,7 @@ def verify(
         timeout_s=timeout,
         memory_mb=memory_mb,
         sandbox=sandbox,
+        pool=pool,
         allow_native=allow_native or None,
         use_cache=False if no_cache else None,
     )
@@ -81,6 +85,7 @@ def verify(
         sandbox=settings.sandbox,
         default_header=header,
         cache_path=settings.cache_dir / "verdicts.sqlite3" if settings.use_cache else None,
+        pool=settings.pool or "cold",
     )
     console = Console(stderr=json_out)
     finished: list[Verdict] = []

@@ -57,6 +57,7 @@ class Assembled:
     ref_lines: int
     check_start: int  # first assembled line of the verifier's checks
     targets: list[Target]
+    warm_key: str = ""  # the prefix a warm server keeps elaborated (the header)
 
     def origin(self, line: int) -> str:
         """Which part an assembled line belongs to: header, reference, submission or check."""
@@ -131,6 +132,7 @@ def assemble_statement_only(formal_statement: str, header: str) -> Assembled:
         ref_lines=0,
         check_start=count_lines(head + body) + 10,
         targets=[],
+        warm_key=head,
     )
 
 
@@ -157,6 +159,7 @@ def _assemble_statement(head: str, body: str, statement: Statement, header: str,
         ref_lines=count_lines(reference),
         check_start=check_start,
         targets=[Target(name=target, axioms_line=check_start + 1, type_line=check_start)],
+        warm_key=head,
     )
 
 
@@ -181,7 +184,17 @@ def _assemble_file(source: str) -> Assembled:
         ref_lines=0,
         check_start=check_start,
         targets=targets,
+        warm_key=module_header(source),
     )
+
+
+_MODULE_HEADER = re.compile(r"(?:\s|--[^\n]*\n|/-.*?-/)*(?:prelude\b[^\n]*\n)?(?:(?:\s|--[^\n]*\n|/-.*?-/)*import\s+[^\n]+\n)*", re.S)
+
+
+def module_header(text: str) -> str:
+    """The `prelude`/`import` block a whole file starts with."""
+    match = _MODULE_HEADER.match(text)
+    return match.group(0) if match else ""
 
 
 def _split_full_code(full_code: str, header: str, statement: Statement) -> tuple[str, str]:

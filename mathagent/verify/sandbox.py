@@ -113,6 +113,7 @@ def _bwrap_args(read_only: list[Path], env: dict[str, str]) -> list[str]:
         elif p.is_dir():
             args += ["--ro-bind", d, d]
     args += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    args += ["--ro-bind-try", "/etc/localtime", "/etc/localtime"]  # the language server's watchdog reads it
     args += ["--proc", "/proc", "--dev", "/dev"]
     args += ["--size", str(_TMP_BYTES), "--tmpfs", "/tmp"]
     for path in read_only:

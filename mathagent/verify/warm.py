@@ -1,0 +1,402 @@
+"""Warm verification: Lean language servers that keep the header elaborated.
+
+With Mathlib, every fresh `lean` pays the import (seconds to a minute, GBs)
+before it reads a proof. Lean's own language server (`lean --server`, in
+every toolchain) elaborates incrementally: when a new version of a document
+changes only text after the header, it reuses the snapshot of the unchanged
+prefix (the imports, and every unchanged command). So a worker keeps one
+document open, and each check replaces its whole text: the header costs
+nothing after the first check, and nothing a previous check declared
+survives into the next (the text that declared it is gone).
+
+Each server runs in the same sandbox as a cold check, under the same
+deadline and memory cap; a server whose check timed out, ran out of memory
+or crashed is killed, never reused. Servers are recycled after a number of
+checks and when their memory grows past a cap. Diagnostics come back as LSP
+`publishDiagnostics`; they are converted to the `--json` message format, so
+the very same judge decides the verdict.
+
+`server.reportDelayMs` (200 ms by default in recent Lean) is what made every
+warm check take at least 0.2 s: the worker waits that long before reporting
+anything, to spare editors flicker. It is set to 0 where the toolchain knows
+the option.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from mathagent.verify import sandbox
+from mathagent.verify.judge import RunOutcome
+from mathagent.verify.process import kill_tree
+from mathagent.verify.toolchain import LeanToolchain
+
+_URI = "file:///tmp/mathagent/Check.lean"
+_SEVERITY = {1: "error", 2: "warning", 3: "information", 4: "information"}
+_START_TIMEOUT_S = 120.0
+_POLL_S = 0.05
+
+
+class WorkerCrashed(Exception):
+    """The language server died or stopped answering."""
+
+
+@dataclass(frozen=True)
+class WarmConfig:
+    workers: int
+    timeout_s: float
+    memory_mb: int | None
+    sandbox_kind: str
+    max_checks: int = 200  # recycle after this many checks
+    recycle_mb: int | None = None  # recycle when idle memory exceeds this (default: 3/4 of memory_mb)
+
+
+class LeanServer:
+    """One sandboxed `lean --server` with one open document."""
+
+    def __init__(self, toolchain: LeanToolchain, config: WarmConfig, key: str, fast_report: bool) -> None:
+        self.toolchain = toolchain
+        self.config = config
+        self.key = key
+        self.fast_report = fast_report
+        self.checks = 0
+        self.last_used = time.monotonic()
+        self._proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[Any]] = {}
+        self._diagnostics: dict[int, list[dict[str, Any]]] = {}
+        self._version = 0
+        self._stderr = b""
+        self._scratch: Any = None
+        self.kind = config.sandbox_kind
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        import tempfile
+
+        self._scratch = tempfile.TemporaryDirectory(prefix="mathagent-warm-")
+        argv = [str(self.toolchain.lean), "--server"]
+        if self.fast_report:
+            argv.append("-Dserver.reportDelayMs=0")
+        env = {"LEAN_PATH": ":".join(self.toolchain.lean_path)} if self.toolchain.lean_path else {}
+        command = sandbox.wrap(
+            argv,
+            kind=self.kind,
+            read_only=self.toolchain.read_only_paths(),
+            env=env,
+            cpu_seconds=10**7,  # a long-lived server: the per-check deadline is enforced here instead
+            scratch=Path(self._scratch.name),
+        )
+        self._proc = await asyncio.create_subprocess_exec(
+            *command.argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=command.env,
+            cwd=self._scratch.name,
+            start_new_session=True,
+            preexec_fn=command.preexec,
+            limit=2**26,
+        )
+        self._reader = asyncio.ensure_future(self._read())
+        asyncio.ensure_future(self._drain_stderr())
+        params = {"processId": None, "rootUri": None, "capabilities": {}, "initializationOptions": {"editDelay": 0}}
+        await asyncio.wait_for(self._request("initialize", params), _START_TIMEOUT_S)
+        self._notify("initialized", {})
+
+    @property
+    def alive(self) -> bool:
+        reader_running = self._reader is None or not self._reader.done()
+        return self._proc is not None and self._proc.returncode is None and reader_running
+
+    def rss_mb(self) -> float:
+        if self._proc is None:
+            return 0.0
+        try:
+            root = psutil.Process(self._proc.pid)
+            members = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return 0.0
+        total = 0
+        for member in members:
+            with contextlib.suppress(psutil.Error):
+                total += member.memory_info().rss
+        return total / (1024 * 1024)
+
+    async def close(self) -> None:
+        """Kill the server and everything it started, and reap it."""
+        if self._proc is not None:
+            kill_tree(self._proc.pid)
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(self._proc.wait(), 10)
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(BaseException):
+                await self._reader
+        for future in self._waiting.values():
+            if not future.done():
+                future.set_exception(WorkerCrashed("the language server was closed"))
+        self._waiting.clear()
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
+
+    # ---------------------------------------------------------------- a check
+
+    async def check(self, text: str) -> RunOutcome:
+        """Elaborate `text` as the document's next version; messages as `--json` lines.
+
+        Raises WorkerCrashed when the server dies; returns a timed-out or
+        over-memory outcome (after which the caller must close this server).
+        """
+        started = time.monotonic()
+        self.checks += 1
+        self.last_used = started
+        self._version += 1
+        version = self._version
+        if version == 1:
+            self._notify("textDocument/didOpen", {"textDocument": {"uri": _URI, "languageId": "lean4", "version": 1, "text": text}})
+        else:
+            self._notify(
+                "textDocument/didChange",
+                {"textDocument": {"uri": _URI, "version": version}, "contentChanges": [{"text": text}]},
+            )
+        done = asyncio.ensure_future(self._request("textDocument/waitForDiagnostics", {"uri": _URI, "version": version}))
+        timed_out = memory_exceeded = False
+        try:
+            deadline = started + self.config.timeout_s
+            next_memory_check = started + 0.1
+            while not done.done():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    timed_out = True
+                    break
+                await asyncio.wait({done}, timeout=min(_POLL_S, remaining))
+                now = time.monotonic()
+                if self.config.memory_mb is not None and not done.done() and now >= next_memory_check:
+                    next_memory_check = now + 0.5
+                    if self.rss_mb() > self.config.memory_mb:
+                        memory_exceeded = True
+                        break
+            if done.done():
+                done.result()  # re-raises WorkerCrashed
+        finally:
+            if not done.done():
+                done.cancel()
+        elapsed = time.monotonic() - started
+        if timed_out or memory_exceeded:
+            return RunOutcome(
+                stdout="", stderr="", returncode=None, time_s=elapsed, sandbox=self.kind,
+                timed_out=timed_out, memory_exceeded=memory_exceeded, memory_mb=self.config.memory_mb,
+            )
+        if version not in self._diagnostics:
+            await asyncio.sleep(0.05)  # a publish racing the response; missing messages only ever reject
+        lines = text.split("\n")
+        stdout = "\n".join(_as_json_message(d, lines) for d in self._diagnostics.pop(version, []))
+        self._diagnostics = {v: d for v, d in self._diagnostics.items() if v > version}
+        has_error = '"severity": "error"' in stdout
+        return RunOutcome(stdout=stdout, stderr="", returncode=1 if has_error else 0, time_s=elapsed, sandbox=self.kind)
+
+    # ---------------------------------------------------------------- JSON-RPC
+
+    def _send(self, message: dict[str, Any]) -> None:
+        if not self.alive or self._proc is None or self._proc.stdin is None or self._proc.stdin.is_closing():
+            raise WorkerCrashed(f"the language server is not running: {self._stderr.decode('utf-8', 'replace')[-300:]}")
+        body = json.dumps(message).encode("utf-8")
+        self._proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+    def _notify(self, method: str, params: dict[str, Any]) -> None:
+        self._send({"jsonrpc": "2.0", "method": method, "params": params})
+
+    async def _request(self, method: str, params: dict[str, Any]) -> Any:
+        request_id = next(self._ids)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting[request_id] = future
+        try:
+            self._send({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
+            return await future
+        finally:
+            self._waiting.pop(request_id, None)
+
+    async def _read(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None  # set by start()
+        stream = self._proc.stdout
+        try:
+            while True:
+                length = None
+                while True:
+                    line = await stream.readline()
+                    if not line:
+                        raise WorkerCrashed("the language server exited")
+                    line = line.strip()
+                    if not line:
+                        break
+                    name, _, value = line.decode("ascii", "replace").partition(":")
+                    if name.lower() == "content-length":
+                        length = int(value.strip())
+                if length is None:
+                    continue
+                self._dispatch(json.loads(await stream.readexactly(length)))
+        except (WorkerCrashed, asyncio.IncompleteReadError, ValueError, ConnectionError) as exc:
+            crash = exc if isinstance(exc, WorkerCrashed) else WorkerCrashed(f"the language server stream broke: {exc}")
+            for future in self._waiting.values():
+                if not future.done():
+                    future.set_exception(crash)
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        if "method" not in message:  # a response
+            future = self._waiting.get(message.get("id"))  # type: ignore[arg-type]
+            if future is not None and not future.done():
+                if "error" in message:
+                    future.set_exception(WorkerCrashed(f"the language server refused a request: {message['error']}"))
+                else:
+                    future.set_result(message.get("result"))
+            return
+        if "id" in message:  # the server asks us something (capabilities, refreshes): say yes
+            with contextlib.suppress(WorkerCrashed):
+                self._send({"jsonrpc": "2.0", "id": message["id"], "result": None})
+            return
+        if message["method"] == "textDocument/publishDiagnostics":
+            params = message.get("params", {})
+            version = params.get("version")
+            if isinstance(version, int):
+                self._diagnostics[version] = params.get("diagnostics", [])  # each publish is the full list
+
+    async def _drain_stderr(self) -> None:
+        if self._proc is None or self._proc.stderr is None:
+            return
+        with contextlib.suppress(Exception):
+            while chunk := await self._proc.stderr.read(65536):
+                self._stderr = (self._stderr + chunk)[-4000:]
+
+
+def _as_json_message(diagnostic: dict[str, Any], lines: list[str]) -> str:
+    """An LSP diagnostic in `lean --json` form (1-based lines, code-point columns)."""
+    span = diagnostic.get("range") or diagnostic.get("fullRange") or {}
+    start, end = span.get("start", {}), span.get("end", {})
+
+    def column(pos: dict[str, Any]) -> int:
+        line = pos.get("line", 0)
+        text = lines[line] if 0 <= line < len(lines) else ""
+        return _utf16_to_codepoints(text, pos.get("character", 0))
+
+    return json.dumps(
+        {
+            "severity": _SEVERITY.get(diagnostic.get("severity", 1), "error"),
+            "pos": {"line": start.get("line", 0) + 1, "column": column(start)},
+            "endPos": {"line": end.get("line", 0) + 1, "column": column(end)} if end else None,
+            "data": diagnostic.get("message", ""),
+        }
+    )
+
+
+def _utf16_to_codepoints(text: str, units: int) -> int:
+    count = 0
+    for index, char in enumerate(text):
+        if count >= units:
+            return index
+        count += 2 if ord(char) > 0xFFFF else 1
+    return len(text)
+
+
+class WarmPool:
+    """At most `workers` language servers, each keyed by the header it has warm.
+
+    A check goes to an idle server with its header; a new header gets a new
+    server, evicting the least recently used idle one when the limit is
+    reached.
+    """
+
+    def __init__(self, toolchain: LeanToolchain, config: WarmConfig) -> None:
+        self.toolchain = toolchain
+        self.config = config
+        self._idle: OrderedDict[int, LeanServer] = OrderedDict()  # LRU order
+        self._busy: set[LeanServer] = set()
+        self._slots = asyncio.Semaphore(max(1, config.workers))
+        self._fast_report: bool | None = None
+        self.started = 0  # servers started, for tests and stats
+
+    async def run(self, key: str, text: str) -> RunOutcome:
+        """Check `text` on a server warm for `key`; a crashed server is
+        replaced and the check retried once on a fresh one."""
+        async with self._slots:
+            for attempt in (1, 2):
+                server = self._take(key) or await self._spawn(key)
+                self._busy.add(server)
+                try:
+                    outcome = await server.check(text)
+                except WorkerCrashed as exc:
+                    self._busy.discard(server)
+                    stderr = server._stderr.decode("utf-8", "replace")
+                    await server.close()
+                    if attempt == 2:
+                        return RunOutcome(stdout="", stderr=f"{exc}; {stderr}", returncode=-1, time_s=0.0, sandbox=server.kind)
+                    continue
+                except BaseException:
+                    self._busy.discard(server)
+                    await server.close()  # cancelled mid-check: never reuse
+                    raise
+                self._busy.discard(server)
+                await self._release(server, outcome)
+                return outcome
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _take(self, key: str) -> LeanServer | None:
+        for ident, server in list(self._idle.items()):
+            if server.key == key and server.alive:
+                del self._idle[ident]
+                return server
+        return None
+
+    async def _spawn(self, key: str) -> LeanServer:
+        while self._idle and len(self._idle) + len(self._busy) >= self.config.workers:
+            _, oldest = self._idle.popitem(last=False)
+            await oldest.close()
+        fast = await self._supports_fast_report()
+        server = LeanServer(self.toolchain, self.config, key, fast)
+        try:
+            await server.start()
+        except BaseException:
+            await server.close()
+            raise
+        self.started += 1
+        return server
+
+    async def _supports_fast_report(self) -> bool:
+        """Does this Lean accept `-Dserver.reportDelayMs=0`? (older ones lack the option)"""
+        if self._fast_report is None:
+            probe = LeanServer(self.toolchain, self.config, "", True)
+            try:
+                await probe.start()
+                self._fast_report = probe.alive
+            except (WorkerCrashed, asyncio.TimeoutError, OSError):
+                self._fast_report = False
+            finally:
+                await probe.close()
+        return self._fast_report
+
+    async def _release(self, server: LeanServer, outcome: RunOutcome) -> None:
+        limit = self.config.recycle_mb or (int(self.config.memory_mb * 0.75) if self.config.memory_mb else None)
+        spent = outcome.timed_out or outcome.memory_exceeded or server.checks >= self.config.max_checks
+        if spent or not server.alive or (limit is not None and server.rss_mb() > limit):
+            await server.close()
+        else:
+            self._idle[id(server)] = server
+
+    async def close(self) -> None:
+        servers = [*self._idle.values(), *self._busy]
+        self._idle.clear()
+        self._busy.clear()
+        await asyncio.gather(*(s.close() for s in servers), return_exceptions=True)
