@@ -51,7 +51,12 @@ class Budget:
     samples: int = 4  # proofs sampled in round 1; repairs per later round
     max_tokens: int = 2048  # per generated proof
     time_limit_s: float | None = None  # per problem, wall clock
-    solve: bool = True  # also write a natural-language solution when there is an informal statement
+    solve: bool = True  # write a natural-language solution of informal problems
+    solve_when_formal: bool = True  # ... also when a formal statement is given
+    solve_samples: int = 1  # natural-language solutions per problem (majority vote)
+    # Evaluation: verify every round-1 proof even after one passes (pass@k needs
+    # the count), and start repairs only once round 1 is all in and failed.
+    exhaustive: bool = False
 
 
 class Agent:
@@ -108,15 +113,22 @@ class Agent:
         return result
 
     async def _run(self, problem: Problem, header: str, result: Result, emit: Event) -> None:
-        if problem.informal and self.budget.solve:
+        wants_solution = self.budget.solve and (problem.formal_statement is None or self.budget.solve_when_formal)
+        if problem.informal and wants_solution:
             emit("solving", {})
             t0 = time.monotonic()
-            nl = await solve(problem.informal, self.engine, overrides={"max_tokens": self.budget.max_tokens})
+            nl = await solve(
+                problem.informal, self.engine, samples=self.budget.solve_samples, overrides={"max_tokens": self.budget.max_tokens}
+            )
             result.model_s += time.monotonic() - t0
             result.solution, result.answer = nl.solution, nl.answer
             result.answer_check, result.answer_check_detail = nl.check, nl.check_detail
-            if problem.answer is not None and nl.answer is not None:
-                result.reference_match = bool(mathcheck.same_answer(nl.answer, problem.answer))
+            result.answer_samples = [s.answer for s in nl.samples]
+            if problem.answer is not None:
+                result.reference_match = bool(nl.answer is not None and mathcheck.same_answer(nl.answer, problem.answer))
+                result.sample_matches = [
+                    bool(a is not None and mathcheck.same_answer(a, problem.answer)) for a in result.answer_samples
+                ]
             result.prompt_tokens += nl.prompt_tokens
             result.completion_tokens += nl.completion_tokens
             emit("solved", {"solution": nl.solution, "answer": nl.answer, "check": nl.check, "detail": nl.check_detail})
@@ -184,6 +196,7 @@ class _ProofSearch:
         self.pending: dict[asyncio.Task[Any], tuple[str, Any]] = {}
         self.seen: dict[str, int] = {}  # normalized proof -> attempt index
         self.repairs: dict[int, int] = {}  # round -> repairs started
+        self._verdicts: dict[int, Verdict] = {}  # attempt index -> its verdict (for deferred repairs)
 
     async def run(self) -> None:
         prove_chat = prompts.render("prove", header=self.header.rstrip("\n"), statement=self.statement)
@@ -238,17 +251,37 @@ class _ProofSearch:
     def _on_verdict(self, attempt: Attempt, verdict: Verdict) -> bool:
         """Record a verdict; True when it ends the search (verified)."""
         result = self.result
+        self._verdicts[attempt.index] = verdict
         _apply_verdict(attempt, verdict)
         result.lean_s += verdict.time_s
         for twin in result.attempts:
             if twin.duplicate_of == attempt.index:
                 _copy_verdict(twin, attempt)
         self.emit("verdict", {"attempt": attempt.index, "round": attempt.round, "verdict": verdict.verdict, "reasons": verdict.reasons})
-        if verdict.verified:
+        if verdict.verified and (result.status != records.VERIFIED or attempt.index < (result.verified_attempt or 0)):
             result.status = records.VERIFIED
             result.proof = attempt.proof
             result.verified_attempt = attempt.index
+        if self.budget.exhaustive and attempt.round == 1:
+            return self._first_round_settled()
+        if verdict.verified:
             return True
+        return self._maybe_repair(attempt, verdict)
+
+    def _first_round_settled(self) -> bool:
+        """Exhaustive mode: once every round-1 proof has a verdict, stop if one
+        passed, else repair the failures. False while round 1 is still running."""
+        first = [a for a in self.result.attempts if a.round == 1]
+        if any(a.verdict is None for a in first) or any(w == "generated" for w, _ in self.pending.values()):
+            return False
+        if self.result.status == records.VERIFIED:
+            return True
+        for attempt in first:
+            if attempt.index in self._verdicts:  # checked (not a duplicate, not empty)
+                self._maybe_repair(attempt, self._verdicts[attempt.index])
+        return False
+
+    def _maybe_repair(self, attempt: Attempt, verdict: Verdict) -> bool:
         next_round = attempt.round + 1
         if next_round > self.budget.rounds or self.repairs.get(next_round, 0) >= self.budget.samples:
             return False

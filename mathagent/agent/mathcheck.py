@@ -64,7 +64,8 @@ def _replace_braced(text: str, command: str, arity: int, build: Any) -> str:
 
 def normalize(answer: str) -> str:
     """LaTeX-ish answer text to something sympy's parser reads."""
-    s = answer.strip().strip("$").strip()
+    s = answer.strip().strip("$").strip().replace("\\$", "")
+    s = re.sub(r"^[a-zA-Z]\s*\\in\s*", "", s)  # "x \in \{1, 2\}" -> the set
     s = re.sub(r"\\text\s*\{([^{}]*)\}", r" \1 ", s)
     s = re.sub(r"\\(?:left|right|displaystyle|!|,|;|:|quad|qquad)", " ", s)
     s = s.replace("\\%", "/100").replace("%", "/100")

@@ -117,6 +117,8 @@ class Result:
     answer_check_detail: str = ""
     reference_answer: str | None = None
     reference_match: bool | None = None  # the answer equals the dataset's answer (None: nothing to compare)
+    answer_samples: list[str | None] = field(default_factory=list)  # each sampled solution's answer
+    sample_matches: list[bool] = field(default_factory=list)  # each sample's answer vs the dataset's
     statement: str | None = None
     statement_source: str | None = None  # "given" | "autoformalized"
     header: str | None = None

@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.console import Console
 
-from mathagent.cli import batch_cmd, chat, doctor_cmd, lean_cmd, model_cmd, solve_cmd, verify_cmd
+from mathagent.cli import batch_cmd, chat, doctor_cmd, eval_cmd, lean_cmd, model_cmd, solve_cmd, verify_cmd
 from mathagent.cli.common import state
 from mathagent.errors import MathAgentError
 
@@ -33,6 +33,7 @@ app.command(
 app.command("solve", help=solve_cmd.HELP, epilog=solve_cmd.EPILOG)(solve_cmd.solve_command)
 app.command("chat", help=chat.HELP)(chat.chat)
 app.command("batch", help=batch_cmd.HELP, epilog=batch_cmd.EPILOG)(batch_cmd.batch)
+app.command("eval", help=eval_cmd.HELP, epilog=eval_cmd.EPILOG)(eval_cmd.eval_command)
 app.command("doctor", help=doctor_cmd.HELP)(doctor_cmd.doctor)
 app.add_typer(lean_cmd.app, name="lean")
 app.add_typer(model_cmd.app, name="model")

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import Counter
 from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from mathagent.agent.loop import Budget
-from mathagent.agent.records import Problem, ProblemError, Result, problem_from_row
-from mathagent.batch import BatchSummary, retryable, run_batch, summarize
+from mathagent.agent.records import problem_from_row
+from mathagent.batch import BatchSummary, retryable, summarize
 from mathagent.cli import runtime
 from mathagent.cli.common import (
     ApiKeyOpt,
@@ -90,14 +88,14 @@ def batch(
     redo = {i for i, row in done.items() if retryable(row)}
     log.drop(redo)
     done = {i: row for i, row in done.items() if i not in redo}
-    budget = Budget(rounds=rounds, samples=samples, max_tokens=max_tokens, time_limit_s=time_limit, solve=not no_solve)
+    budget = Budget(rounds=rounds, samples=samples, max_tokens=max_tokens, time_limit_s=time_limit, solve_when_formal=not no_solve)
     todo = len({i.id for i in items} - set(done))
     if done or redo:
         again = f" (retrying {len(redo)} that failed on the model)" if redo else ""
         err.print(f"resuming: {len(done)} results already in {output}, {todo} to go{again}", highlight=False)
     try:
         if todo:
-            summary = asyncio.run(_run(rt, budget, items, log, done, concurrency, err, todo))
+            summary = asyncio.run(runtime.run_with_progress(rt, budget, items, log, done, concurrency, err, todo))
         else:
             summary = summarize(done.values())
             summary.skipped = len(done)
@@ -114,44 +112,6 @@ def batch(
         if summary.error_messages:
             console.print(error_lines(summary), highlight=False)
     raise typer.Exit(0 if summary.errors == 0 else 1)
-
-
-async def _run(
-    rt: runtime.Runtime,
-    budget: Budget,
-    items: list[Problem | ProblemError],
-    log: AppendLog,
-    done: dict,  # type: ignore[type-arg]
-    concurrency: int,
-    err: Console,
-    todo: int,
-) -> BatchSummary:
-    counts: Counter[str] = Counter()
-    async with runtime.open_agent(rt, budget, lambda m: err.print(f"[dim]{m}[/dim]", highlight=False)) as agent:
-        progress = Progress(
-            TextColumn("[bold]solving"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("[green]{task.fields[verified]} verified[/green] · {task.fields[rate]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=err,
-            disable=not err.is_terminal,
-        )
-        with progress:
-            bar = progress.add_task("batch", total=todo, verified=0, rate="")
-
-            def on_result(result: Result) -> None:
-                counts[result.status] += 1
-                elapsed = progress.tasks[0].elapsed or 0.0
-                finished = sum(counts.values())
-                rate = f"{finished / elapsed * 60:.1f}/min" if elapsed > 0 else ""
-                progress.update(bar, advance=1, verified=counts["verified"], rate=rate)
-                if not err.is_terminal:
-                    err.print(f"{result.id}: {result.status}", highlight=False)
-
-            return await run_batch(items, agent, log, done, concurrency=concurrency, on_result=on_result)
 
 
 def summary_table(s: BatchSummary, output: Path) -> Table:

@@ -4,16 +4,31 @@ built from settings at the CLI edge."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from mathagent.agent.loop import Agent, Budget
+from mathagent.agent.records import Problem, ProblemError, Result
+from mathagent.batch import BatchSummary, run_batch
 from mathagent.config import Settings
 from mathagent.engines import select
 from mathagent.engines.openai import OpenAIEngine
 from mathagent.errors import InputError, ToolchainError
+from mathagent.jsonl import AppendLog
 from mathagent.project import default_header
 from mathagent.verify.toolchain import LeanToolchain, find_lean
 from mathagent.verify.verifier import Verifier, VerifyOptions
@@ -68,3 +83,42 @@ async def open_agent(runtime: Runtime, budget: Budget, say: Callable[[str], None
         if verifier is not None:
             await verifier.aclose()
         await engine.aclose()
+
+
+async def run_with_progress(
+    rt: Runtime,
+    budget: Budget,
+    items: list[Problem | ProblemError],
+    log: AppendLog,
+    done: dict[str, dict[str, Any]],
+    concurrency: int,
+    err: Console,
+    todo: int,
+) -> BatchSummary:
+    """Solve the items with a live progress bar (done, verified, rate, ETA) on `err`."""
+    counts: Counter[str] = Counter()
+    async with open_agent(rt, budget, lambda m: err.print(f"[dim]{m}[/dim]", highlight=False)) as agent:
+        progress = Progress(
+            TextColumn("[bold]solving"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("[green]{task.fields[verified]} verified[/green] · {task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=err,
+            disable=not err.is_terminal,
+        )
+        with progress:
+            bar = progress.add_task("batch", total=todo, verified=0, rate="")
+
+            def on_result(result: Result) -> None:
+                counts[result.status] += 1
+                elapsed = progress.tasks[0].elapsed or 0.0
+                finished = sum(counts.values())
+                rate = f"{finished / elapsed * 60:.1f}/min" if elapsed > 0 else ""
+                progress.update(bar, advance=1, verified=counts["verified"], rate=rate)
+                if not err.is_terminal:
+                    err.print(f"{result.id}: {result.status}", highlight=False)
+
+            return await run_batch(items, agent, log, done, concurrency=concurrency, on_result=on_result)

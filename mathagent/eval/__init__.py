@@ -1,0 +1,1 @@
+"""`mathagent eval`: benchmark runs, their numbers and their reports."""
