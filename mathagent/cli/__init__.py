@@ -7,7 +7,16 @@ import sys
 import typer
 from rich.console import Console
 
-from mathagent.cli import batch_cmd, chat, doctor_cmd, eval_cmd, lean_cmd, model_cmd, solve_cmd, verify_cmd
+from mathagent.cli import (
+    batch_cmd,
+    chat,
+    doctor_cmd,
+    eval_cmd,
+    lean_cmd,
+    model_cmd,
+    solve_cmd,
+    verify_cmd,
+)
 from mathagent.cli.common import state
 from mathagent.errors import MathAgentError
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import asyncio
 import json
 from pathlib import Path
@@ -10,10 +12,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mathagent.agent.loop import Budget
-from mathagent.agent.records import problem_from_row
-from mathagent.batch import BatchSummary, retryable, summarize
-from mathagent.cli import runtime
 from mathagent.cli.common import (
     ApiKeyOpt,
     BaseUrlOpt,
@@ -33,7 +31,9 @@ from mathagent.cli.common import (
     settings_from_flags,
 )
 from mathagent.errors import InputError
-from mathagent.jsonl import AppendLog, read_rows
+
+if TYPE_CHECKING:
+    from mathagent.batch import BatchSummary
 
 HELP = """Solve every problem in a JSONL file and append one result per line to the output as soon as it is final.
 
@@ -70,6 +70,13 @@ def batch(
     project: ProjectOpt = None,
     header_file: HeaderFileOpt = None,
 ) -> None:
+    # imported here, not at the top: other commands should not pay for them
+    from mathagent.agent.loop import Budget
+    from mathagent.agent.records import problem_from_row
+    from mathagent.batch import retryable, summarize
+    from mathagent.cli import runtime
+    from mathagent.jsonl import AppendLog, read_rows
+
     check_engine(engine)
     check_pool(pool)
     if not problems.is_file():

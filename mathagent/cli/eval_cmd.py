@@ -10,10 +10,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mathagent.agent.loop import Budget
-from mathagent.agent.records import problem_from_row
-from mathagent.batch import retryable
-from mathagent.cli import runtime
 from mathagent.cli.common import (
     ApiKeyOpt,
     BaseUrlOpt,
@@ -33,9 +29,6 @@ from mathagent.cli.common import (
     settings_from_flags,
 )
 from mathagent.errors import InputError
-from mathagent.eval import datasets, metrics, report
-from mathagent.eval import run as evalrun
-from mathagent.jsonl import AppendLog, read_rows
 
 HELP = """Evaluate a model on a benchmark: pass@k, solved-by-round, time split, rejection reasons, and an HTML report with plots.
 
@@ -82,6 +75,15 @@ def eval_command(
     if dataset == "compare":
         compare(others or [])
         return
+    # imported here, not at the top: other commands should not pay for them
+    from mathagent.agent.loop import Budget
+    from mathagent.agent.records import problem_from_row
+    from mathagent.batch import retryable
+    from mathagent.cli import runtime
+    from mathagent.eval import datasets, report
+    from mathagent.eval import run as evalrun
+    from mathagent.jsonl import AppendLog, read_rows
+
     if others:
         raise typer.BadParameter(f"unexpected extra arguments: {' '.join(others)}")
     check_engine(engine)
@@ -134,6 +136,9 @@ def eval_command(
 
 
 def compare(folders: list[str]) -> None:
+    from mathagent.eval import metrics, report
+    from mathagent.eval import run as evalrun
+
     if len(folders) != 2:
         raise typer.BadParameter("compare needs two run folders: mathagent eval compare RUN_A RUN_B")
     a, b = (Path(f) for f in folders)

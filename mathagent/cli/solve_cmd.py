@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import asyncio
 import json
 from collections.abc import Callable
@@ -10,14 +12,15 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.markdown import Markdown
 from rich.text import Text
 
-from mathagent.agent.solve import CHECKED, DISAGREES, SolveResult, solve
 from mathagent.cli.common import ApiKeyOpt, BaseUrlOpt, EngineOpt, ModelOpt, check_engine, settings_from_flags
-from mathagent.engines import select
 from mathagent.config import Settings
-from mathagent.engines.base import Engine
+
+if TYPE_CHECKING:
+    from mathagent.agent.solve import SolveResult
+    from mathagent.engines import select
+    from mathagent.engines.base import Engine
 
 HELP = """Solve a math problem in natural language and report the final answer.
 
@@ -48,6 +51,8 @@ def solve_command(
     api_key: ApiKeyOpt = None,
     project: Path | None = typer.Option(None, "--project", hidden=True),
 ) -> None:
+    from mathagent.engines import select
+
     check_engine(engine)
     if not problem.strip():
         raise typer.BadParameter("the problem is empty", param_hint="PROBLEM")
@@ -74,6 +79,9 @@ async def _run(
     overrides: dict[str, Any],
     say: Callable[[str], None],
 ) -> SolveResult:
+    from mathagent.agent.solve import solve
+    from mathagent.engines import select
+
     engine: Engine = await asyncio.to_thread(select.build, choice, settings, say)
     try:
         return await solve(problem, engine, samples=samples, overrides=overrides)
@@ -82,6 +90,10 @@ async def _run(
 
 
 def _show(console: Console, result: SolveResult) -> None:
+    from rich.markdown import Markdown
+
+    from mathagent.agent.solve import CHECKED, DISAGREES
+
     console.print(Markdown(result.solution or "_(the model wrote nothing)_"))
     console.print()
     line = Text("Answer: ", style="bold")

@@ -1,0 +1,311 @@
+"""The `mathagent chat` session: a REPL over the verifier loop.
+
+One persistent event loop holds the model and the Lean pool; each question
+runs as a task on it, so Ctrl-C cancels the current attempt (every Lean
+process with it) and returns to the prompt instead of ending the session.
+Input uses `readline`, so the arrow keys bring back history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.panel import Panel
+from rich.status import Status
+from rich.syntax import Syntax
+from rich.text import Text
+
+from mathagent.agent import records
+from mathagent.agent.loop import Agent, Budget
+from mathagent.agent.records import Problem, Result
+from mathagent.agent.solve import CHECKED, DISAGREES
+from mathagent.cli import runtime
+from mathagent.config import Settings
+from mathagent.verify.tasks import VerifyTask
+
+COMMANDS = """[bold]Commands[/bold]
+  [cyan]QUESTION[/cyan]              solve it, state it in Lean, prove it, verify it
+  [cyan]/prove TEXT[/cyan]           prove a Lean statement (`theorem ...`) or a question, skipping the worked solution
+  [cyan]/verify[/cyan]               paste Lean code, end with a line `/end`; checks every theorem in it
+  [cyan]/retry[/cyan]                run the last problem again
+  [cyan]/samples N[/cyan], [cyan]/rounds N[/cyan]  proof budget (now {samples} samples, {rounds} rounds)
+  [cyan]/model[/cyan]                which model and Lean are in use
+  [cyan]/lean[/cyan]                 show the last Lean file (header, statement, proof)
+  [cyan]/save FILE[/cyan]            write this session as JSONL
+  [cyan]/help[/cyan], [cyan]/quit[/cyan]
+Ctrl-C stops the current attempt. Arrow keys recall earlier input."""
+
+
+@dataclass
+class Session:
+    budget: Budget
+    last_problem: Problem | None = None
+    last_solve: bool = True
+    last_file: str | None = None
+    log: list[dict[str, Any]] = field(default_factory=list)
+    counter: int = 0
+
+
+def run(settings: Settings, lake_project: Path | None, header_file: Path | None, budget: Budget) -> None:
+    """The whole chat session, until /quit or Ctrl-D."""
+    rt = runtime.prepare(settings, lake_project, header_file)
+    console = Console()
+    session = Session(budget)
+    loop = asyncio.new_event_loop()
+    try:
+        _enable_history(Path(platformdirs.user_state_dir("mathagent")) / "chat_history")
+        manager = runtime.open_agent(rt, session.budget, lambda m: console.print(f"[dim]{m}[/dim]", highlight=False))
+        with console.status("loading the model..."):
+            agent = loop.run_until_complete(manager.__aenter__())
+        _banner(console, agent, rt)
+        try:
+            _repl(console, loop, agent, rt, session)
+        finally:
+            loop.run_until_complete(manager.__aexit__(None, None, None))
+    finally:
+        loop.close()
+
+
+def _repl(console: Console, loop: asyncio.AbstractEventLoop, agent: Agent, rt: runtime.Runtime, session: Session) -> None:
+    while True:
+        try:
+            line = input("» ").strip()
+        except EOFError:
+            console.print()
+            return
+        except KeyboardInterrupt:
+            console.print()  # Ctrl-C at the prompt only clears the line
+            continue
+        if not line:
+            continue
+        if line in ("/quit", "/exit", "/q"):
+            return
+        action = _dispatch(line, console, agent, rt, session)
+        if action is not None:
+            _run_interruptibly(loop, action, console)
+
+
+def _dispatch(
+    line: str, console: Console, agent: Agent, rt: runtime.Runtime, session: Session
+) -> Coroutine[Any, Any, None] | None:
+    command, _, rest = line.partition(" ")
+    rest = rest.strip()
+    if not command.startswith("/"):
+        return _ask(console, agent, session, _problem(session, line), solve=True)
+    if command == "/help":
+        console.print(COMMANDS.format(samples=session.budget.samples, rounds=session.budget.rounds))
+    elif command == "/prove":
+        if not rest:
+            console.print("[yellow]usage:[/yellow] /prove theorem NAME ... := by sorry   or   /prove QUESTION")
+            return None
+        return _ask(console, agent, session, _problem(session, rest), solve=False)
+    elif command == "/verify":
+        code = _read_block(console)
+        return _verify(console, agent, session, code) if code.strip() else None
+    elif command == "/retry":
+        if session.last_problem is None:
+            console.print("[yellow]nothing to retry yet[/yellow]")
+            return None
+        return _ask(console, agent, session, session.last_problem, solve=session.last_solve)
+    elif command in ("/samples", "/rounds"):
+        if not rest.isdigit() or int(rest) < 1:
+            console.print(f"[yellow]usage:[/yellow] {command} N   (a whole number >= 1)")
+            return None
+        key = command[1:]
+        session.budget = replace(session.budget, **{key: int(rest)})
+        agent.budget = session.budget
+        console.print(f"{key} = {rest}")
+    elif command == "/model":
+        _banner(console, agent, rt)
+    elif command == "/lean":
+        if session.last_file is None:
+            console.print("[yellow]no Lean file yet[/yellow]")
+        else:
+            console.print(Syntax(session.last_file, "lean4", line_numbers=True, word_wrap=True))
+    elif command == "/save":
+        _save(console, session, rest)
+    else:
+        console.print(f"[yellow]unknown command {command}[/yellow]; /help lists them")
+    return None
+
+
+def _problem(session: Session, text: str) -> Problem:
+    """A question, or a Lean statement (`theorem ...`, `:= by sorry` added if missing)."""
+    session.counter += 1
+    pid = f"chat-{session.counter}"
+    if re.match(r"\s*(?:theorem|lemma)\b", text):
+        statement = text if ":=" in text else text + " := by sorry"
+        return Problem(id=pid, formal_statement=statement)
+    return Problem(id=pid, informal=text)
+
+
+async def _ask(console: Console, agent: Agent, session: Session, problem: Problem, *, solve: bool) -> None:
+    session.last_problem, session.last_solve = problem, solve
+    budget = agent.budget
+    agent.budget = replace(budget, solve=solve)
+    status = Status("thinking...", console=console)
+    status.start()
+    try:
+        result = await agent.run(problem, _renderer(console, status, budget))
+    finally:
+        status.stop()
+        agent.budget = budget
+    _finish(console, session, result)
+
+
+def _renderer(console: Console, status: Status, budget: Budget) -> Callable[[str, dict[str, Any]], None]:
+    def on_event(kind: str, data: dict[str, Any]) -> None:
+        if kind == "solving":
+            status.update("writing a worked solution...")
+        elif kind == "solved":
+            console.print(Markdown(data["solution"] or "_(no solution)_"))
+            console.print(_answer_line(data["answer"], data["check"], data["detail"]))
+        elif kind == "formalizing":
+            status.update("stating the problem in Lean...")
+        elif kind == "statement":
+            console.print(Text(f"Lean statement ({data['source']}):", style="bold"))
+            console.print(Syntax(data["statement"], "lean4", word_wrap=True))
+        elif kind == "generating":
+            what = "repairing" if data["kind"] == "repair" else f"writing {data['n']} proof{'s' if data['n'] > 1 else ''}"
+            status.update(f"round {data['round']}/{budget.rounds}: {what}...")
+        elif kind == "verifying":
+            status.update(f"round {data['round']}/{budget.rounds}: Lean is checking {data['pending']} proof(s)...")
+        elif kind == "verdict" and data["verdict"] != "verified":
+            console.print(Text(f"  attempt {data['attempt'] + 1} (round {data['round']}): {data['verdict']} {', '.join(data['reasons'])}", style="dim"))
+        elif kind == "repairing":
+            status.update(f"attempt {data['attempt'] + 1}: {data['errors']} error(s), repairing (round {data['round']}/{budget.rounds})...")
+
+    return on_event
+
+
+def _answer_line(answer: str | None, check: str, detail: str) -> Text:
+    line = Text("Answer: ", style="bold")
+    line.append(answer if answer is not None else "(none found)", style="bold cyan")
+    style = {CHECKED: "green", DISAGREES: "red"}.get(check, "yellow")
+    line.append(f"   {check}", style=style)
+    line.append(f" ({detail})", style="dim")
+    return line
+
+
+def _finish(console: Console, session: Session, result: Result) -> None:
+    session.log.append(result.to_dict())
+    if result.statement and result.header is not None:
+        proof = result.proof
+        if proof is None and result.attempts:
+            proof = result.attempts[-1].proof
+        session.last_file = (result.header.rstrip("\n") + "\n\n" + result.statement + (proof or ""))
+    if result.status == records.VERIFIED:
+        console.print(Text("Proof:", style="bold"))
+        console.print(Syntax(result.statement + (result.proof or ""), "lean4", word_wrap=True))
+        console.print(Panel(Text("✓ verified by Lean", style="bold green"), expand=False))
+    elif result.status == records.ERROR:
+        console.print(Panel(Text(f"! error: {result.error}", style="bold magenta"), expand=False))
+    else:
+        why = result.error or f"no proof passed Lean within {result.rounds} round(s), {len(result.attempts)} attempt(s)"
+        console.print(Panel(Text(f"✗ not verified: {why}", style="bold red"), expand=False))
+
+
+async def _verify(console: Console, agent: Agent, session: Session, code: str) -> None:
+    session.last_file = code
+    if agent.verifier is None:
+        console.print(Panel(Text("✗ not verified: no Lean toolchain found (see `mathagent doctor`)", style="bold red"), expand=False))
+        return
+    with console.status("Lean is checking..."):
+        verdict = await agent.verifier.verify(VerifyTask(id="pasted", full_code=code))
+    session.log.append({"id": "pasted", "kind": "verify", "code": code, "verdict": verdict.to_dict()})
+    if verdict.verified:
+        console.print(Panel(Text("✓ verified by Lean", style="bold green"), expand=False))
+        return
+    console.print(Panel(Text(f"✗ {verdict.verdict}: {', '.join(verdict.reasons)}", style="bold red"), expand=False))
+    console.print(Text(verdict.message, style="dim"))
+    for d in verdict.diagnostics[:5]:
+        if d.severity == "error":
+            console.print(Text(f"  line {d.line}, col {d.column}: {d.message.strip().splitlines()[0]}", style="red"))
+
+
+def _read_block(console: Console) -> str:
+    console.print("[dim]paste Lean code; end with a line /end[/dim]")
+    lines = []
+    while True:
+        try:
+            line = input()
+        except EOFError:
+            break
+        if line.strip() == "/end":
+            break
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def _save(console: Console, session: Session, name: str) -> None:
+    if not name:
+        console.print("[yellow]usage:[/yellow] /save FILE")
+        return
+    path = Path(name).expanduser()
+    try:
+        with path.open("w", encoding="utf-8") as f:
+            for row in session.log:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    except OSError as exc:
+        console.print(f"[red]cannot write {path}: {exc.strerror}[/red]")
+        return
+    console.print(f"saved {len(session.log)} item(s) to {path}")
+
+
+def _run_interruptibly(loop: asyncio.AbstractEventLoop, action: Coroutine[Any, Any, None], console: Console) -> None:
+    """Run one action; Ctrl-C cancels it (and its Lean processes), not the session."""
+    task = loop.create_task(action)
+    try:
+        loop.run_until_complete(task)
+    except KeyboardInterrupt:
+        task.cancel()
+        loop.run_until_complete(asyncio.gather(task, return_exceptions=True))
+        console.print("[yellow]stopped[/yellow]")
+    except Exception as exc:  # noqa: BLE001 - one failed question must not end the session
+        console.print(f"[red]error:[/red] {exc}")
+
+
+def _banner(console: Console, agent: Agent, rt: runtime.Runtime) -> None:
+    lines = [f"[bold]mathagent chat[/bold] · model: {agent.engine.info.model} ({agent.engine.info.kind})"]
+    if rt.toolchain is None:
+        lines.append(f"[yellow]Lean: none found ({rt.toolchain_problem}); answers are unverified[/yellow]")
+    else:
+        lines.append(f"Lean {rt.toolchain.version} ({rt.toolchain.origin})")
+        missing = agent.lean_unavailable(agent.default_header)
+        if missing:
+            lines.append(f"[yellow]{missing}; /verify still checks prelude files[/yellow]")
+    lines.append("[dim]/help for commands, /quit to leave[/dim]")
+    console.print(Panel("\n".join(lines), expand=False))
+
+
+def _enable_history(path: Path) -> None:
+    try:
+        import readline
+    except ImportError:  # not on every platform; input() still works
+        return
+    try:
+        readline.read_history_file(path)
+    except OSError:
+        pass
+    readline.set_history_length(1000)
+    import atexit
+
+    atexit.register(_save_history, readline, path)
+
+
+def _save_history(readline: Any, path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        readline.write_history_file(path)
+    except OSError:
+        pass
+
