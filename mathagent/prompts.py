@@ -52,21 +52,24 @@ class PromptTemplate:
         return [Message("user", self.template.substitute(values))]
 
 
-def prompts_dir() -> Path:
-    """`prompts/` of the checkout, else the copy installed with the package."""
-    checkout = Path(__file__).resolve().parent.parent / "prompts"
-    if checkout.is_dir():
-        return checkout
-    return Path(str(resources.files("mathagent.prompt_templates")))
+def _template_source(name: str) -> tuple[str, str]:
+    """(text, where) of template `name`: `prompts/` of the checkout, else the
+    copy installed with the package."""
+    checkout = Path(__file__).resolve().parent.parent / "prompts" / f"{name}.toml"
+    if checkout.parent.is_dir():
+        return checkout.read_text(encoding="utf-8"), str(checkout)
+    installed = resources.files("mathagent.prompt_templates").joinpath(f"{name}.toml")
+    return installed.read_text(encoding="utf-8"), f"mathagent/prompt_templates/{name}.toml"
 
 
 @lru_cache(maxsize=None)
 def load(name: str) -> PromptTemplate:
-    path = prompts_dir() / f"{name}.toml"
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"no prompt template named {name!r} ({path})") from exc
+        text, path = _template_source(name)
+    except (FileNotFoundError, OSError) as exc:
+        raise ConfigError(f"no prompt template named {name!r}") from exc
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"prompt template {path} is not valid TOML: {exc}") from exc
     template = data.get("template")

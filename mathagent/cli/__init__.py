@@ -6,6 +6,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from mathagent.cli import (
     batch_cmd,
@@ -63,9 +64,9 @@ def main() -> None:
         if state.debug:
             raise
         err = Console(stderr=True)
-        err.print(f"[bold red]error:[/bold red] {exc.message}", highlight=False)
+        err.print(f"[bold red]error:[/bold red] {escape(exc.message)}", highlight=False)
         if exc.hint:
-            err.print(f"[dim]fix:[/dim] {exc.hint}", highlight=False)
+            err.print(f"[dim]fix:[/dim] {escape(exc.hint)}", highlight=False)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         Console(stderr=True).print("[yellow]interrupted[/yellow]")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from mathagent.cli.common import (
@@ -88,7 +89,7 @@ def batch(
     rt = runtime.prepare(settings, lake_project, header_file)
     err = Console(stderr=True)
     if rt.toolchain is None:
-        err.print(f"[yellow]warning:[/yellow] {rt.toolchain_problem}; results will be unverified", highlight=False)
+        err.print(f"[yellow]warning:[/yellow] {escape(str(rt.toolchain_problem))}; results will be unverified", highlight=False)
     items = [problem_from_row(row) for row in read_rows(problems)]
     log = AppendLog(output)
     done = log.open()

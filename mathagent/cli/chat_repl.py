@@ -18,6 +18,7 @@ from typing import Any
 
 import platformdirs
 from rich.console import Console
+from rich.markup import escape
 from rich.markdown import Markdown
 from rich.panel import Panel
 from rich.status import Status
@@ -63,7 +64,7 @@ def run(settings: Settings, lake_project: Path | None, header_file: Path | None,
     loop = asyncio.new_event_loop()
     try:
         _enable_history(Path(platformdirs.user_state_dir("mathagent")) / "chat_history")
-        manager = runtime.open_agent(rt, session.budget, lambda m: console.print(f"[dim]{m}[/dim]", highlight=False))
+        manager = runtime.open_agent(rt, session.budget, lambda m: console.print(f"[dim]{escape(m)}[/dim]", highlight=False))
         with console.status("loading the model..."):
             agent = loop.run_until_complete(manager.__aenter__())
         _banner(console, agent, rt)
@@ -118,7 +119,7 @@ def _dispatch(
         return _ask(console, agent, session, session.last_problem, solve=session.last_solve)
     elif command in ("/samples", "/rounds"):
         if not rest.isdigit() or int(rest) < 1:
-            console.print(f"[yellow]usage:[/yellow] {command} N   (a whole number >= 1)")
+            console.print(f"[yellow]usage:[/yellow] {escape(command)} N   (a whole number >= 1)")
             return None
         key = command[1:]
         session.budget = replace(session.budget, **{key: int(rest)})
@@ -134,7 +135,7 @@ def _dispatch(
     elif command == "/save":
         _save(console, session, rest)
     else:
-        console.print(f"[yellow]unknown command {command}[/yellow]; /help lists them")
+        console.print(f"[yellow]unknown command {escape(command)}[/yellow]; /help lists them")
     return None
 
 
@@ -256,7 +257,7 @@ def _save(console: Console, session: Session, name: str) -> None:
             for row in session.log:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
     except OSError as exc:
-        console.print(f"[red]cannot write {path}: {exc.strerror}[/red]")
+        console.print(f"[red]cannot write {escape(str(path))}: {exc.strerror}[/red]")
         return
     console.print(f"saved {len(session.log)} item(s) to {path}")
 
@@ -271,7 +272,7 @@ def _run_interruptibly(loop: asyncio.AbstractEventLoop, action: Coroutine[Any, A
         loop.run_until_complete(asyncio.gather(task, return_exceptions=True))
         console.print("[yellow]stopped[/yellow]")
     except Exception as exc:  # noqa: BLE001 - one failed question must not end the session
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
 
 
 def _banner(console: Console, agent: Agent, rt: runtime.Runtime) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from mathagent.cli.common import (
@@ -105,7 +106,7 @@ def eval_command(
     )
     err = Console(stderr=True)
     if rt.toolchain is None:
-        err.print(f"[yellow]warning:[/yellow] {rt.toolchain_problem}; formal problems cannot be solved", highlight=False)
+        err.print(f"[yellow]warning:[/yellow] {escape(str(rt.toolchain_problem))}; formal problems cannot be solved", highlight=False)
     engine_info = {"kind": rt.choice.kind, "model": rt.choice.model, "base_url": rt.choice.base_url}
     verify_info = {"pool": rt.options.pool, "workers": rt.options.workers, "timeout_s": rt.options.timeout_s, "memory_mb": rt.options.memory_mb}
     record = evalrun.settings_record(data, engine_info, budget, rt.toolchain, rt.options.default_header, verify_info)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from mathagent import lean_setup
 from mathagent.cli.common import settings_from_flags
@@ -27,7 +28,7 @@ def setup(
     console = Console()
     if dry_run:
         for step in todo.steps:
-            console.print(f"[bold]{step.title}[/bold]: {' '.join(step.argv)}")
+            console.print(f"[bold]{escape(step.title)}[/bold]: {escape(' '.join(step.argv))}")
         return
     lean_setup.run(todo, lambda s: console.rule(f"[bold]{s.title}"))
     console.print("[green]done.[/green] `mathagent doctor` should now show Lean and Mathlib.")

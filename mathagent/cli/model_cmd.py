@@ -6,6 +6,7 @@ import json
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from mathagent.cli.common import settings_from_flags
 from mathagent.engines import embedded, select
@@ -19,7 +20,7 @@ def pull() -> None:
     so the first `mathagent solve` on a CPU does not wait for it."""
     settings, _ = settings_from_flags()
     console = Console(stderr=True)
-    folder = embedded.prepare(settings.cache_dir, lambda m: console.print(f"[dim]{m}[/dim]"))
+    folder = embedded.prepare(settings.cache_dir, lambda m: console.print(f"[dim]{escape(m)}[/dim]"))
     typer.echo(str(folder))
 
 
@@ -40,4 +41,4 @@ def show(json_out: bool = typer.Option(False, "--json", help="Print as JSON.")) 
     if json_out:
         typer.echo(json.dumps(info, indent=2))
         return
-    Console().print(f"{choice.describe()}\n[dim]because {choice.why}[/dim]")
+    Console().print(f"{escape(choice.describe())}\n[dim]because {escape(choice.why)}[/dim]")

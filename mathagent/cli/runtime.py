@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -97,7 +98,7 @@ async def run_with_progress(
 ) -> BatchSummary:
     """Solve the items with a live progress bar (done, verified, rate, ETA) on `err`."""
     counts: Counter[str] = Counter()
-    async with open_agent(rt, budget, lambda m: err.print(f"[dim]{m}[/dim]", highlight=False)) as agent:
+    async with open_agent(rt, budget, lambda m: err.print(f"[dim]{escape(m)}[/dim]", highlight=False)) as agent:
         progress = Progress(
             TextColumn("[bold]solving"),
             BarColumn(),

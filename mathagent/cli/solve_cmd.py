@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.text import Text
 
 from mathagent.cli.common import ApiKeyOpt, BaseUrlOpt, EngineOpt, ModelOpt, check_engine, settings_from_flags
@@ -62,7 +63,7 @@ def solve_command(
     overrides = {k: v for k, v in (("max_tokens", max_tokens), ("temperature", temperature), ("seed", seed)) if v is not None}
 
     def say(message: str) -> None:
-        err.print(f"[dim]{message}[/dim]", highlight=False)
+        err.print(f"[dim]{escape(message)}[/dim]", highlight=False)
 
     result = asyncio.run(_run(choice, settings, problem, samples, overrides, say))
     if json_out:

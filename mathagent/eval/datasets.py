@@ -86,7 +86,8 @@ def resolve(spec: str, folder: Path | None = None, download: Callable[[str], byt
     if candidate.is_file():
         return _describe(candidate.stem, candidate)
     if spec == "sample":
-        return _describe("sample", Path(str(resources.files("mathagent.eval") / "data" / "sample.jsonl")))
+        with resources.as_file(resources.files("mathagent.eval").joinpath("data", "sample.jsonl")) as sample:
+            return _describe("sample", Path(sample))
     if spec not in SOURCES:
         raise InputError(
             f"no dataset {spec!r}: not a file, and not one of {', '.join(NAMES)}",
