@@ -231,7 +231,8 @@ class LeanServer:
             self._waiting.pop(request_id, None)
 
     async def _read(self) -> None:
-        assert self._proc is not None and self._proc.stdout is not None  # set by start()
+        if self._proc is None or self._proc.stdout is None:
+            return
         stream = self._proc.stdout
         try:
             while True:
