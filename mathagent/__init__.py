@@ -1,6 +1,12 @@
 """mathagent: math answers you can trust because Lean checked them."""
 
-from mathagent.errors import ConfigError, InputError, MathAgentError, ToolchainError, VerifierError
+from mathagent.errors import (
+    ConfigError,
+    InputError,
+    MathAgentError,
+    ToolchainError,
+    VerifierError,
+)
 from mathagent.verify.tasks import VerifyTask
 from mathagent.verify.toolchain import LeanToolchain, find_lean
 from mathagent.verify.verdict import Diagnostic, Verdict

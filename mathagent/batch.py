@@ -13,6 +13,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mathagent.agent import records
@@ -96,6 +97,16 @@ def summarize(rows: Iterable[dict[str, Any]]) -> BatchSummary:
 
 def error_result(item: ProblemError) -> Result:
     return Result(id=item.id, status=records.ERROR, error=f"{item.source}: {item.message}", error_kind="input", source=item.source)
+
+
+def open_results(path: Path) -> tuple[AppendLog, dict[str, dict[str, Any]], set[str]]:
+    """Open a results file to resume: (log to append to, finished rows by id,
+    ids dropped to be redone because the model failed on them)."""
+    log = AppendLog(path)
+    done = log.open()
+    redo = {i for i, row in done.items() if retryable(row)}
+    log.drop(redo)
+    return log, {i: row for i, row in done.items() if i not in redo}, redo
 
 
 def retryable(row: dict[str, Any]) -> bool:

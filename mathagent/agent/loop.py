@@ -28,7 +28,11 @@ from typing import Any
 
 from mathagent import prompts
 from mathagent.agent import mathcheck, records
-from mathagent.agent.extract import last_lean_block, proof_after_statement, statement_end
+from mathagent.agent.extract import (
+    last_lean_block,
+    proof_after_statement,
+    statement_end,
+)
 from mathagent.agent.feedback import repair_prompt
 from mathagent.agent.records import Attempt, Problem, Result
 from mathagent.agent.solve import solve

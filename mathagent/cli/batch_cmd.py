@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import asyncio
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -21,11 +20,11 @@ from mathagent.cli.common import (
     LeanOpt,
     MaxTokensOpt,
     ModelOpt,
+    PoolOpt,
     ProjectOpt,
     RoundsOpt,
     SamplesOpt,
     TimeLimitOpt,
-    PoolOpt,
     WorkersOpt,
     check_engine,
     check_pool,
@@ -74,9 +73,9 @@ def batch(
     # imported here, not at the top: other commands should not pay for them
     from mathagent.agent.loop import Budget
     from mathagent.agent.records import problem_from_row
-    from mathagent.batch import retryable, summarize
+    from mathagent.batch import open_results, summarize
     from mathagent.cli import runtime
-    from mathagent.jsonl import AppendLog, read_rows
+    from mathagent.jsonl import read_rows
 
     check_engine(engine)
     check_pool(pool)
@@ -91,11 +90,7 @@ def batch(
     if rt.toolchain is None:
         err.print(f"[yellow]warning:[/yellow] {escape(str(rt.toolchain_problem))}; results will be unverified", highlight=False)
     items = [problem_from_row(row) for row in read_rows(problems)]
-    log = AppendLog(output)
-    done = log.open()
-    redo = {i for i, row in done.items() if retryable(row)}
-    log.drop(redo)
-    done = {i: row for i, row in done.items() if i not in redo}
+    log, done, redo = open_results(output)
     budget = Budget(rounds=rounds, samples=samples, max_tokens=max_tokens, time_limit_s=time_limit, solve_when_formal=not no_solve)
     todo = len({i.id for i in items} - set(done))
     if done or redo:

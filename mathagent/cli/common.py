@@ -10,6 +10,7 @@ import typer
 
 from mathagent.config import Settings, load_settings
 from mathagent.project import find_project
+from mathagent.verify.verifier import VerifyOptions
 
 
 @dataclass
@@ -18,6 +19,21 @@ class _State:
 
 
 state = _State()
+
+
+def verify_options(settings: Settings, header: str, *, default_pool: str, extra_axioms: tuple[str, ...] = ()) -> VerifyOptions:
+    """The verifier's options from settings (flags, env and config already merged)."""
+    return VerifyOptions(
+        workers=settings.workers,
+        timeout_s=settings.timeout_s,
+        memory_mb=settings.memory_mb,
+        allow_axioms=(*settings.allow_axioms, *extra_axioms),
+        allow_native=settings.allow_native,
+        sandbox=settings.sandbox,
+        default_header=header,
+        cache_path=settings.cache_dir / "verdicts.sqlite3" if settings.use_cache else None,
+        pool=settings.pool or default_pool,
+    )
 
 
 def settings_from_flags(lean: Path | None = None, project: Path | None = None, **overrides: object) -> tuple[Settings, Path | None]:

@@ -79,11 +79,11 @@ def eval_command(
     # imported here, not at the top: other commands should not pay for them
     from mathagent.agent.loop import Budget
     from mathagent.agent.records import problem_from_row
-    from mathagent.batch import retryable
+    from mathagent.batch import open_results
     from mathagent.cli import runtime
     from mathagent.eval import datasets, report
     from mathagent.eval import run as evalrun
-    from mathagent.jsonl import AppendLog, read_rows
+    from mathagent.jsonl import read_rows
 
     if others:
         raise typer.BadParameter(f"unexpected extra arguments: {' '.join(others)}")
@@ -112,11 +112,7 @@ def eval_command(
     record = evalrun.settings_record(data, engine_info, budget, rt.toolchain, rt.options.default_header, verify_info)
     evalrun.prepare_folder(folder, record, force=force)
     items = [problem_from_row(row) for row in read_rows(data.path)][:limit]
-    log = AppendLog(folder / evalrun.RESULTS)
-    done = log.open()
-    redo = {i for i, row in done.items() if retryable(row)}
-    log.drop(redo)
-    done = {i: row for i, row in done.items() if i not in redo}
+    log, done, redo = open_results(folder / evalrun.RESULTS)
     todo = len({i.id for i in items} - set(done))
     err.print(f"{data.name}: {len(items)} problems, {todo} to run, results in {folder}", highlight=False)
     try:

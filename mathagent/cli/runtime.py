@@ -25,6 +25,7 @@ from rich.progress import (
 from mathagent.agent.loop import Agent, Budget
 from mathagent.agent.records import Problem, ProblemError, Result
 from mathagent.batch import BatchSummary, run_batch
+from mathagent.cli.common import verify_options
 from mathagent.config import Settings
 from mathagent.engines import select
 from mathagent.engines.openai import OpenAIEngine
@@ -57,17 +58,7 @@ def prepare(settings: Settings, project: Path | None, header_file: Path | None) 
         toolchain, problem = find_lean(settings, project), None
     except ToolchainError as exc:
         toolchain, problem = None, exc.message.splitlines()[0]
-    options = VerifyOptions(
-        workers=settings.workers,
-        timeout_s=settings.timeout_s,
-        memory_mb=settings.memory_mb,
-        allow_axioms=settings.allow_axioms,
-        allow_native=settings.allow_native,
-        sandbox=settings.sandbox,
-        default_header=header,
-        cache_path=settings.cache_dir / "verdicts.sqlite3" if settings.use_cache else None,
-        pool=settings.pool or "warm",  # the loop checks many proofs under one header
-    )
+    options = verify_options(settings, header, default_pool="warm")  # the loop checks many proofs per header
     return Runtime(settings, select.choose(settings), toolchain, problem, options)
 
 

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import asyncio
 import json
 from collections.abc import Callable
-from typing import Any
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from mathagent.cli.common import ApiKeyOpt, BaseUrlOpt, EngineOpt, ModelOpt, check_engine, settings_from_flags
+from mathagent.cli.common import (
+    ApiKeyOpt,
+    BaseUrlOpt,
+    EngineOpt,
+    ModelOpt,
+    check_engine,
+    settings_from_flags,
+)
 from mathagent.config import Settings
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from typing import IO
 import typer
 from rich.console import Console
 
-from mathagent.cli.common import settings_from_flags
+from mathagent.cli.common import settings_from_flags, verify_options
 from mathagent.cli.render import progress_bar, verdict_table, verify_summary
 from mathagent.errors import InputError
 from mathagent.project import default_header
@@ -76,17 +76,7 @@ def verify(
     items = _read_inputs(files or [], input)
     header = _read_header(header_file) if header_file else default_header(lake_project)
     toolchain = find_lean(settings, lake_project)
-    options = VerifyOptions(
-        workers=settings.workers,
-        timeout_s=settings.timeout_s,
-        memory_mb=settings.memory_mb,
-        allow_axioms=(*settings.allow_axioms, *allow_axiom),
-        allow_native=settings.allow_native,
-        sandbox=settings.sandbox,
-        default_header=header,
-        cache_path=settings.cache_dir / "verdicts.sqlite3" if settings.use_cache else None,
-        pool=settings.pool or "cold",
-    )
+    options = verify_options(settings, header, default_pool="cold", extra_axioms=tuple(allow_axiom))
     console = Console(stderr=json_out)
     finished: list[Verdict] = []
     with _open_output(output) as sink:

@@ -24,14 +24,20 @@ from types import TracebackType
 from mathagent.project import FALLBACK_HEADER
 from mathagent.verify import sandbox
 from mathagent.verify import verdict as codes
-from mathagent.verify.assemble import Assembled, BadTask, Rejection, assemble, assemble_statement_only
+from mathagent.verify.assemble import (
+    Assembled,
+    BadTask,
+    Rejection,
+    assemble,
+    assemble_statement_only,
+)
 from mathagent.verify.banned import BannedUse, find_banned
 from mathagent.verify.cache import VerdictCache, cache_key
 from mathagent.verify.judge import DEFAULT_AXIOMS, RunOutcome, judge
+from mathagent.verify.messages import parse_output
 from mathagent.verify.process import run_process
 from mathagent.verify.tasks import VerifyTask
 from mathagent.verify.toolchain import LeanToolchain
-from mathagent.verify.messages import parse_output
 from mathagent.verify.verdict import Diagnostic, Verdict
 from mathagent.verify.warm import WarmConfig, WarmPool
 
