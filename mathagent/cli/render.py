@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -91,6 +92,36 @@ def progress_bar(console: Console, *, total: int, enabled: bool) -> Iterator[Cal
             counts[verdict.verdict] += 1
             tally = f"[green]{counts['verified']}✓[/green] [red]{counts['rejected']}✗[/red]"
             progress.update(task, advance=1, tally=tally)
+
+        yield advance
+
+
+@contextmanager
+def batch_progress(console: Console, *, total: int) -> Iterator[Callable[[str, str], None]]:
+    """Progress of a batch (done, verified, rate, ETA); yields `advance(problem_id, status)`.
+    Without a terminal it prints one line per finished problem instead."""
+    counts: Counter[str] = Counter()
+    progress = Progress(
+        TextColumn("[bold]solving"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("[green]{task.fields[verified]} verified[/green] · {task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    )
+    with progress:
+        bar = progress.add_task("batch", total=total, verified=0, rate="")
+
+        def advance(problem_id: str, status: str) -> None:
+            counts[status] += 1
+            elapsed = progress.tasks[0].elapsed or 0.0
+            rate = f"{sum(counts.values()) / elapsed * 60:.1f}/min" if elapsed > 0 else ""
+            progress.update(bar, advance=1, verified=counts["verified"], rate=rate)
+            if not console.is_terminal:
+                console.print(f"{escape(problem_id)}: {status}", highlight=False)
 
         yield advance
 

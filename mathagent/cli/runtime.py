@@ -4,7 +4,6 @@ built from settings at the CLI edge."""
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -13,19 +12,12 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from mathagent.agent.loop import Agent, Budget
-from mathagent.agent.records import Problem, ProblemError, Result
+from mathagent.agent.records import Problem, ProblemError
 from mathagent.batch import BatchSummary, run_batch
 from mathagent.cli.common import verify_options
+from mathagent.cli.render import batch_progress
 from mathagent.config import Settings
 from mathagent.engines import select
 from mathagent.engines.openai import OpenAIEngine
@@ -88,29 +80,8 @@ async def run_with_progress(
     todo: int,
 ) -> BatchSummary:
     """Solve the items with a live progress bar (done, verified, rate, ETA) on `err`."""
-    counts: Counter[str] = Counter()
     async with open_agent(rt, budget, lambda m: err.print(f"[dim]{escape(m)}[/dim]", highlight=False)) as agent:
-        progress = Progress(
-            TextColumn("[bold]solving"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("[green]{task.fields[verified]} verified[/green] · {task.fields[rate]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=err,
-            disable=not err.is_terminal,
-        )
-        with progress:
-            bar = progress.add_task("batch", total=todo, verified=0, rate="")
-
-            def on_result(result: Result) -> None:
-                counts[result.status] += 1
-                elapsed = progress.tasks[0].elapsed or 0.0
-                finished = sum(counts.values())
-                rate = f"{finished / elapsed * 60:.1f}/min" if elapsed > 0 else ""
-                progress.update(bar, advance=1, verified=counts["verified"], rate=rate)
-                if not err.is_terminal:
-                    err.print(f"{result.id}: {result.status}", highlight=False)
-
-            return await run_batch(items, agent, log, done, concurrency=concurrency, on_result=on_result)
+        with batch_progress(err, total=todo) as advance:
+            return await run_batch(
+                items, agent, log, done, concurrency=concurrency, on_result=lambda r: advance(r.id, r.status)
+            )

@@ -13,6 +13,7 @@ import os
 import signal
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import psutil
 
@@ -55,19 +56,9 @@ async def run_process(
         preexec_fn=command.preexec,
     )
     talk = asyncio.ensure_future(proc.communicate(stdin.encode("utf-8")))
-    timed_out = memory_exceeded = False
-    tree = _Tree(proc.pid)
+    tree = ProcessTree(proc.pid)
     try:
-        deadline = start + timeout_s
-        while not talk.done():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                timed_out = True
-                break
-            await asyncio.wait({talk}, timeout=min(_POLL_S, remaining))
-            if memory_mb is not None and not talk.done() and tree.rss_mb() > memory_mb:
-                memory_exceeded = True
-                break
+        timed_out, memory_exceeded = await watch(talk, tree, deadline=start + timeout_s, memory_mb=memory_mb)
         if not talk.done():
             kill_tree(proc.pid)
         stdout, stderr = await talk
@@ -89,7 +80,20 @@ async def run_process(
     )
 
 
-class _Tree:
+async def watch(task: asyncio.Future[Any], tree: ProcessTree, *, deadline: float, memory_mb: int | None) -> tuple[bool, bool]:
+    """Wait for `task` until it is done, the deadline passes or `tree` grows
+    past `memory_mb`; (timed_out, memory_exceeded). Never cancels `task`."""
+    while not task.done():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return True, False
+        await asyncio.wait({task}, timeout=min(_POLL_S, remaining))
+        if memory_mb is not None and not task.done() and tree.rss_mb() > memory_mb:
+            return False, True
+    return False, False
+
+
+class ProcessTree:
     """Resident memory of a process and its descendants.
 
     Listing descendants scans all of /proc, so the list is refreshed only
@@ -97,10 +101,10 @@ class _Tree:
     every poll.
     """
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, *, first_scan_s: float = _FIRST_SCAN_S) -> None:
         self.pid = pid
         self.members: list[psutil.Process] = []
-        self.next_scan = time.monotonic() + _FIRST_SCAN_S  # once the sandbox has started Lean
+        self.next_scan = time.monotonic() + first_scan_s  # by default once the sandbox has started Lean
         self.peak_mb = 0.0
 
     def rss_mb(self) -> float:

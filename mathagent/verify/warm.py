@@ -34,11 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from mathagent.verify import sandbox
 from mathagent.verify.judge import RunOutcome
-from mathagent.verify.process import kill_tree
+from mathagent.verify.process import ProcessTree, kill_tree, watch
 from mathagent.verify.toolchain import LeanToolchain
 
 _URI = "file:///tmp/mathagent/Check.lean"
@@ -72,6 +70,7 @@ class LeanServer:
         self.checks = 0
         self.last_used = time.monotonic()
         self._proc: asyncio.subprocess.Process | None = None
+        self._tree: ProcessTree | None = None
         self._reader: asyncio.Task[None] | None = None
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[Any]] = {}
@@ -110,6 +109,8 @@ class LeanServer:
             preexec_fn=command.preexec,
             limit=2**26,
         )
+        # The server's tree is settled by now: no first-scan delay needed.
+        self._tree = ProcessTree(self._proc.pid, first_scan_s=0.0)
         self._reader = asyncio.ensure_future(self._read())
         asyncio.ensure_future(self._drain_stderr())
         params = {"processId": None, "rootUri": None, "capabilities": {}, "initializationOptions": {"editDelay": 0}}
@@ -122,18 +123,7 @@ class LeanServer:
         return self._proc is not None and self._proc.returncode is None and reader_running
 
     def rss_mb(self) -> float:
-        if self._proc is None:
-            return 0.0
-        try:
-            root = psutil.Process(self._proc.pid)
-            members = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            return 0.0
-        total = 0
-        for member in members:
-            with contextlib.suppress(psutil.Error):
-                total += member.memory_info().rss
-        return total / (1024 * 1024)
+        return self._tree.rss_mb() if self._tree is not None else 0.0
 
     async def close(self) -> None:
         """Kill the server and everything it started, and reap it."""
@@ -161,6 +151,8 @@ class LeanServer:
         Raises WorkerCrashed when the server dies; returns a timed-out or
         over-memory outcome (after which the caller must close this server).
         """
+        if self._tree is None:
+            raise WorkerCrashed("the language server was never started")
         started = time.monotonic()
         self.checks += 1
         self.last_used = started
@@ -174,22 +166,10 @@ class LeanServer:
                 {"textDocument": {"uri": _URI, "version": version}, "contentChanges": [{"text": text}]},
             )
         done = asyncio.ensure_future(self._request("textDocument/waitForDiagnostics", {"uri": _URI, "version": version}))
-        timed_out = memory_exceeded = False
         try:
-            deadline = started + self.config.timeout_s
-            next_memory_check = started + 0.1
-            while not done.done():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    timed_out = True
-                    break
-                await asyncio.wait({done}, timeout=min(_POLL_S, remaining))
-                now = time.monotonic()
-                if self.config.memory_mb is not None and not done.done() and now >= next_memory_check:
-                    next_memory_check = now + 0.5
-                    if self.rss_mb() > self.config.memory_mb:
-                        memory_exceeded = True
-                        break
+            timed_out, memory_exceeded = await watch(
+                done, self._tree, deadline=started + self.config.timeout_s, memory_mb=self.config.memory_mb
+            )
             if done.done():
                 done.result()  # re-raises WorkerCrashed
         finally:
