@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import time
 
 import pytest
 
@@ -42,14 +43,14 @@ def test_genuine_proof_is_verified(lean: LeanToolchain, options: VerifyOptions) 
 
 
 def test_allowed_axiom_is_reported_and_accepted(lean: LeanToolchain, options: VerifyOptions) -> None:
-    v = check(
-        lean,
-        options,
-        formal_statement="theorem iff_eq {a b : Prop} (f : a → b) (g : b → a) : Eq a b :=",
-        proof=" propext f g",
-    )
+    # The prelude header declares its own `propext`: only the real one (from
+    # outside the file) is allowed by default; naming it explicitly trusts the header's.
+    task = {"formal_statement": "theorem iff_eq {a b : Prop} (f : a → b) (g : b → a) : Eq a b :=", "proof": " propext f g"}
+    v = check(lean, dataclasses.replace(options, allow_axioms=("propext",)), **task)
     assert v.verdict == "verified", v
     assert v.axioms == ["propext"]
+    impostor = check(lean, options, **task)
+    assert impostor.verdict == "rejected" and impostor.reasons == ["header_axiom"], impostor
 
 
 def test_statement_with_sorry_placeholder_is_completed_by_the_proof(lean: LeanToolchain, options: VerifyOptions) -> None:
@@ -182,12 +183,17 @@ def test_forged_axiom_report_on_the_check_lines_is_detected(lean: LeanToolchain,
     assembled = assemble(task, PRELUDE_HEADER)
     outcome = asyncio.run(_run(lean, options, assembled))
     line = assembled.targets[0].axioms_line
-    fake = (
-        '{"severity":"information","pos":{"line":%d,"column":0},"endPos":null,'
-        '"data":"\'x\' does not depend on any axioms"}\n' % line
-    )
-    v = judge("t", assembled, dataclasses.replace(outcome, stdout=fake + outcome.stdout), ())
-    assert "forged_output" in v.reasons and not v.verified
+
+    def with_message(text: str) -> Verdict:
+        fake = '{"severity":"information","pos":{"line":%d,"column":0},"endPos":null,"data":%s}\n' % (line, json.dumps(text))
+        return judge("t", assembled, dataclasses.replace(outcome, stdout=fake + outcome.stdout), ())
+
+    # a second report about the very constant checked (its name is secret): forged
+    forged = with_message(f"'{assembled.targets[0].reported}' does not depend on any axioms")
+    assert "forged_output" in forged.reasons and not forged.verified
+    # other messages on a check line (a trace option, a report about something else) say nothing
+    assert with_message("'x' does not depend on any axioms").verified
+    assert with_message("[Elab.command] #print axioms").verified
 
 
 def test_messages_printed_by_the_proof_are_never_trusted(lean: LeanToolchain, options: VerifyOptions) -> None:
@@ -300,10 +306,10 @@ def test_identical_checks_in_flight_run_once(lean: LeanToolchain, options: Verif
     runs = 0
     real = Verifier._run
 
-    async def counting(self, assembled):  # type: ignore[no-untyped-def]
+    async def counting(self, assembled, *rest):  # type: ignore[no-untyped-def]
         nonlocal runs
         runs += 1
-        return await real(self, assembled)
+        return await real(self, assembled, *rest)
 
     monkeypatch.setattr(Verifier, "_run", counting)
     tasks = [VerifyTask(id=f"copy{i}", formal_statement=STATEMENT, proof=" Eq.refl _") for i in range(4)]
@@ -317,12 +323,12 @@ def test_workers_bound_how_many_lean_run_at_once(lean: LeanToolchain, options: V
     live = peak = 0
     real = Verifier._run
 
-    async def tracking(self, assembled):  # type: ignore[no-untyped-def]
+    async def tracking(self, assembled, *rest):  # type: ignore[no-untyped-def]
         nonlocal live, peak
         live += 1
         peak = max(peak, live)
         try:
-            return await real(self, assembled)
+            return await real(self, assembled, *rest)
         finally:
             live -= 1
 
@@ -335,7 +341,7 @@ def test_workers_bound_how_many_lean_run_at_once(lean: LeanToolchain, options: V
 
 async def _run(lean: LeanToolchain, options: VerifyOptions, assembled) -> RunOutcome:  # type: ignore[no-untyped-def]
     async with Verifier(lean, options) as verifier:
-        return await verifier._run(assembled)
+        return await verifier._run(assembled, time.monotonic() + 60)
 
 
 def test_header_whitespace_may_differ_but_tokens_may_not(lean: LeanToolchain, options: VerifyOptions) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from mathagent.verify.leantext import mask, parse_statement
+from mathagent.verify.leantext import parse_statement
+from mathagent.verify.lexer import mask
 
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _FENCE = re.compile(r"```[ \t]*(?P<lang>[\w+-]*)[^\n]*\n(?P<body>.*?)(?:```|\Z)", re.S)

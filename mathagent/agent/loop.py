@@ -39,7 +39,7 @@ from mathagent.agent.solve import solve
 from mathagent.engines.base import Chat, Engine, EngineError, Sample, Sampling
 from mathagent.project import FALLBACK_HEADER
 from mathagent.verify.assemble import BadTask, Rejection, assemble
-from mathagent.verify.leantext import mask
+from mathagent.verify.lexer import mask
 from mathagent.verify.tasks import VerifyTask
 from mathagent.verify.verdict import Verdict
 from mathagent.verify.verifier import Verifier

@@ -1,17 +1,21 @@
 """Turn a task into the Lean file that is actually run, plus what to trust in it.
 
-The file has four parts:
+With a formal statement (`proof` or `full_code` tasks) the file has four parts:
 
-1. the task's header;
-2. a *reference*: the asked statement, re-declared as an axiom under a secret
+1. the task's header (trusted: it is the task's, never the submission's);
+2. a *reference*: the asked statement re-declared as an axiom under a secret
    name, elaborated right after the header, before any submitted text can
    change the context;
-3. the submission (statement + proof, or the whole submitted file minus its
-   header);
+3. the submission: statement + proof, or everything after the header line of
+   a submitted file (untrusted, audited);
 4. the verifier's checks, appended after everything the submission wrote: a
    theorem whose type is the reference's type and whose proof is the target
    theorem itself (so the kernel confirms the statement is exactly the one
-   asked), and `#print axioms` of it.
+   asked), `#print axioms` of it, and a type check of each allowed axiom.
+
+A whole file without a statement is untrusted from its first byte. It runs
+once to learn from Lean which declarations it makes (see `declarations`),
+then again with a `#print axioms` check for each of them.
 
 Only messages positioned on the lines of part 4 are trusted as check results;
 the secret name stops a submission from referring to or faking them.
@@ -19,31 +23,60 @@ the secret name stops a submission from referring to or faking them.
 
 from __future__ import annotations
 
-import re
 import secrets
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
+from mathagent.verify import verdict as codes
+from mathagent.verify.declarations import Declaration
 from mathagent.verify.leantext import (
     Statement,
     count_lines,
-    declared_theorems,
+    header_namespaces,
+    identifier,
+    imports_modules,
     join_proof,
-    mask,
-    namespace_at_end,
-    normalize_ws,
+    module_header,
     parse_statement,
-    qualify,
 )
+from mathagent.verify.lexer import Kind, Token, code_tokens, tokenize
 from mathagent.verify.tasks import VerifyTask
+
+HEADER, REFERENCE, SUBMISSION, CHECK = "header", "reference", "submission", "check"
+
+# The allowed axioms' types, spelled with absolute names and core syntax only.
+CANONICAL_AXIOMS = {
+    "propext": "∀ {a b : Prop}, _root_.Iff a b → @_root_.Eq Prop a b",
+    "Quot.sound": (
+        "∀ {α : Sort _} {r : α → α → Prop} {a b : α}, r a b → "
+        "@_root_.Eq (_root_.Quot r) (_root_.Quot.mk r a) (_root_.Quot.mk r b)"
+    ),
+    "Classical.choice": "∀ {α : Sort _}, _root_.Nonempty α → α",
+}
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A run of assembled lines that comes from one place."""
+
+    start: int  # first assembled line, 1-based
+    count: int
+    origin: str  # header | reference | submission | check
+    submitted_start: int | None  # its first line in `Assembled.submitted` (None: not submitted text)
 
 
 @dataclass(frozen=True)
 class Target:
-    """A theorem the checks look at, and where their answers will appear."""
+    """A constant the checks look at, and where their answers will appear."""
 
-    name: str  # full name in the environment
+    reported: str  # the constant's name exactly as `#print axioms` reports it
     axioms_line: int  # assembled line of `#print axioms`
-    type_line: int | None  # assembled line of the statement check (None: whole-file mode)
+    type_line: int | None = None  # assembled line of the statement check (None: whole-file mode)
+    label: str = ""  # the name a person knows it by
+
+    @property
+    def name(self) -> str:
+        return self.label or self.reported
 
 
 @dataclass(frozen=True)
@@ -51,29 +84,34 @@ class Assembled:
     """The Lean source to run and the map back to what was submitted."""
 
     text: str
-    submitted: str  # header + submission, as a person would read it
-    untrusted_from: int  # first line of `submitted` written by the submission
-    ref_start: int  # first assembled line of the reference (0: none)
-    ref_lines: int
-    check_start: int  # first assembled line of the verifier's checks
-    targets: list[Target]
+    submitted: str  # what a person reads: the header and the submission
+    segments: tuple[Segment, ...]
+    targets: tuple[Target, ...] = ()
+    canonical_lines: tuple[tuple[str, int], ...] = ()  # (allowed axiom, line of its type check)
     warm_key: str = ""  # the prefix a warm server keeps elaborated (the header)
+    whole_file: bool = False  # targets come from the file's own declarations (second run)
+
+    @property
+    def check_start(self) -> int:
+        return next((s.start for s in self.segments if s.origin == CHECK), count_lines(self.text) + 2)
+
+    @property
+    def has_checks(self) -> bool:
+        return any(s.origin == CHECK for s in self.segments)
 
     def origin(self, line: int) -> str:
         """Which part an assembled line belongs to: header, reference, submission or check."""
-        if line >= self.check_start:
-            return "check"
-        if self.ref_start and self.ref_start <= line < self.ref_start + self.ref_lines:
-            return "reference"
-        if self.ref_start and line < self.ref_start:
-            return "header"
-        return "submission"
+        for seg in self.segments:
+            if seg.start <= line < seg.start + seg.count:
+                return seg.origin
+        return CHECK if line >= self.check_start else SUBMISSION
 
     def submitted_line(self, line: int) -> int:
-        """Line in `submitted` for a line of the assembled file."""
-        if self.ref_start and line >= self.ref_start + self.ref_lines:
-            return line - self.ref_lines
-        return line
+        """Line in `submitted` for a line of the assembled file (0 when it is not submitted text)."""
+        for seg in self.segments:
+            if seg.start <= line < seg.start + seg.count:
+                return 0 if seg.submitted_start is None else seg.submitted_start + (line - seg.start)
+        return 0
 
 
 class Rejection(Exception):
@@ -89,6 +127,30 @@ class BadTask(Exception):
     """The task itself is malformed (not the submission's fault)."""
 
 
+class _Builder:
+    """Appends whole lines and records where each part lands."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.segments: list[Segment] = []
+        self.line = 1
+
+    def add(self, text: str, origin: str, submitted_start: int | None = None) -> int:
+        """Append `text` (a newline is added if missing); return its first line."""
+        text = ensure_newline(text)
+        first = self.line
+        lines = count_lines(text)
+        if lines:
+            self.segments.append(Segment(first, lines, origin, submitted_start))
+        self.parts.append(text)
+        self.line += lines
+        return first
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
 def assemble(task: VerifyTask, header: str, *, nonce: str | None = None) -> Assembled:
     """Build the file to run for `task` with `header` (the resolved header text).
 
@@ -98,20 +160,21 @@ def assemble(task: VerifyTask, header: str, *, nonce: str | None = None) -> Asse
     if task.formal_statement is None:
         if task.full_code is None:
             raise BadTask("nothing to check: the task has neither `formal_statement` nor `full_code`")
-        return _assemble_file(task.full_code)
+        return assemble_file(task.full_code)
     try:
         statement = parse_statement(task.formal_statement)
     except ValueError as exc:
         raise BadTask(str(exc)) from exc
     nonce = nonce or secrets.token_hex(8)
+    header = ensure_newline(header)
     if task.proof is not None:
-        head = _ends_with_newline(header)
-        body = join_proof(statement, task.proof)
+        body, body_line, submitted = join_proof(statement, task.proof), count_lines(header) + 1, None
     elif task.full_code is not None:
-        head, body = _split_full_code(task.full_code, header, statement)
+        body, body_line = split_full_code(task.full_code, header, statement)
+        submitted = task.full_code
     else:
         raise BadTask("no `proof` or `full_code` to check against the statement")
-    return _assemble_statement(head, body, statement, header, nonce)
+    return _assemble_statement(header, body, body_line, submitted, statement, nonce)
 
 
 def assemble_statement_only(formal_statement: str, header: str) -> Assembled:
@@ -122,128 +185,150 @@ def assemble_statement_only(formal_statement: str, header: str) -> Assembled:
         statement = parse_statement(formal_statement)
     except ValueError as exc:
         raise BadTask(str(exc)) from exc
-    head = _ends_with_newline(header)
-    body = f"axiom _root_.mathagent_statement_{secrets.token_hex(8)}{statement.signature}\n"
-    return Assembled(
-        text=head + body,
-        submitted=head + body,
-        untrusted_from=count_lines(head) + 1,
-        ref_start=0,
-        ref_lines=0,
-        check_start=count_lines(head + body) + 10,
-        targets=[],
-        warm_key=head,
-    )
+    out = _Builder()
+    out.add(ensure_newline(header), HEADER, 1)
+    out.add(reference_declaration(statement, f"mathagent_statement_{secrets.token_hex(8)}"), SUBMISSION, None)
+    return Assembled(text=out.text, submitted=out.text, segments=tuple(out.segments), warm_key=ensure_newline(header))
 
 
-def _ends_with_newline(text: str) -> str:
+def ensure_newline(text: str) -> str:
     return text if not text or text.endswith("\n") else text + "\n"
 
 
-def _assemble_statement(head: str, body: str, statement: Statement, header: str, nonce: str) -> Assembled:
+def reference_declaration(statement: Statement, ref_name: str) -> str:
+    """The asked statement as an axiom named `_root_.<ref_name>`, elaborated in
+    the context the theorem itself would be: its `open ... in` prefix, and
+    the namespace a dotted theorem name opens (`theorem N.foo` elaborates
+    inside `namespace N`)."""
+    decl = f"{statement.prefix}axiom _root_.{ref_name}{statement.universes}{statement.signature}\n"
+    namespace = statement.name_parts[:-1]
+    if namespace and not statement.rooted:
+        spelled = identifier(namespace)
+        decl = f"namespace {spelled}\n{decl}end {spelled}\n"
+    return decl
+
+
+def _assemble_statement(
+    header: str, body: str, body_line: int, submitted: str | None, statement: Statement, nonce: str
+) -> Assembled:
     ref_name = f"mathagent_ref_{nonce}"
-    reference = f"axiom _root_.{ref_name}{statement.signature}\n"
-    target = qualify(statement.name, namespace_at_end(header))
-    prefix = head + reference + body
-    check_start = count_lines(prefix) + 3
     check_name = f"mathagent_check_{nonce}"
-    checks = (
-        f"\n\ntheorem _root_.{check_name} : type_of% @_root_.{ref_name} := @_root_.{target}\n"
-        f"#print axioms _root_.{check_name}\n"
-    )
+    if statement.rooted:
+        target = statement.name
+    else:
+        target = "_root_." + ".".join(filter(None, (identifier(tuple(header_namespaces(header))), statement.name)))
+    out = _Builder()
+    out.add(header, HEADER, 1)
+    out.add(reference_declaration(statement, ref_name), REFERENCE)
+    out.add(body, SUBMISSION, body_line)
+    out.add("\n", SUBMISSION)  # a blank line between what was submitted and the checks
+    type_line = out.add(f"theorem _root_.{check_name} : type_of% @_root_.{ref_name} := @{target}", CHECK)
+    axioms_line = out.add(f"#print axioms _root_.{check_name}", CHECK)
+    canonical = _add_canonical_checks(out) if imports_modules(header) else ()
     return Assembled(
-        text=prefix + checks,
-        submitted=head + body,
-        untrusted_from=count_lines(head) + 1,
-        ref_start=count_lines(head) + 1,
-        ref_lines=count_lines(reference),
-        check_start=check_start,
-        targets=[Target(name=target, axioms_line=check_start + 1, type_line=check_start)],
-        warm_key=head,
+        text=out.text,
+        submitted=submitted if submitted is not None else header + ensure_newline(body),
+        segments=tuple(out.segments),
+        targets=(Target(reported=check_name, axioms_line=axioms_line, type_line=type_line, label=statement.name),),
+        canonical_lines=canonical,
+        warm_key=header,
     )
 
 
-def _assemble_file(source: str) -> Assembled:
-    theorems = declared_theorems(source)
-    body = _ends_with_newline(source)
-    check_start = count_lines(body) + 3
-    lines: list[str] = []
-    targets: list[Target] = []
-    for i, (name, offset) in enumerate(theorems):
-        # a private name is mangled, so only its short name resolves
-        private = re.search(r"\bprivate\s+$", mask(source[:offset]))
-        ref = name if private else f"_root_.{name}"
-        lines.append(f"#print axioms {ref}")
-        targets.append(Target(name=name, axioms_line=check_start + i, type_line=None))
-    checks = "\n\n" + "\n".join(lines) + ("\n" if lines else "")
+def _add_canonical_checks(out: _Builder) -> tuple[tuple[str, int], ...]:
+    # Only where modules are imported: a prelude file has no `Iff` to state
+    # them with, and there the real axioms cannot exist anyway.
+    return tuple(
+        (name, out.add(f"#check (@_root_.id ({type_}) @_root_.{name})", CHECK))
+        for name, type_ in CANONICAL_AXIOMS.items()
+    )
+
+
+def assemble_file(source: str) -> Assembled:
+    """A whole file, as it is, for the first run (which learns its declarations)."""
+    out = _Builder()
+    out.add(source, SUBMISSION, 1)
     return Assembled(
-        text=body + checks,
-        submitted=source,
-        untrusted_from=1,
-        ref_start=0,
-        ref_lines=0,
-        check_start=check_start,
-        targets=targets,
-        warm_key=module_header(source),
+        text=out.text, submitted=source, segments=tuple(out.segments), warm_key=module_header(source), whole_file=True
     )
 
 
-_MODULE_HEADER = re.compile(r"(?:\s|--[^\n]*\n|/-.*?-/)*(?:prelude\b[^\n]*\n)?(?:(?:\s|--[^\n]*\n|/-.*?-/)*import\s+[^\n]+\n)*", re.S)
+def with_declaration_checks(assembled: Assembled, declarations: Iterable[Declaration]) -> Assembled:
+    """The whole file again, with a `#print axioms` check for each declaration."""
+    out = _Builder()
+    out.parts, out.segments, out.line = [assembled.text], list(assembled.segments), count_lines(assembled.text) + 1
+    out.add("\n", SUBMISSION)
+    targets = [
+        Target(reported=d.name, axioms_line=out.add(f"#print axioms _root_.{identifier(d.source_name)}", CHECK))
+        for d in declarations
+    ]
+    canonical = _add_canonical_checks(out) if imports_modules(assembled.submitted) else ()
+    return replace(
+        assembled, text=out.text, segments=tuple(out.segments), targets=tuple(targets), canonical_lines=canonical
+    )
 
 
-def module_header(text: str) -> str:
-    """The `prelude`/`import` block a whole file starts with."""
-    match = _MODULE_HEADER.match(text)
-    return match.group(0) if match else ""
+# ---------------------------------------------------------------- full_code
 
 
-def _split_full_code(full_code: str, header: str, statement: Statement) -> tuple[str, str]:
-    """Split a whole-file submission into (its header, the rest).
+def split_full_code(full_code: str, header: str, statement: Statement) -> tuple[str, int]:
+    """What follows the header in a submitted file, and the line it starts on.
 
-    The file must start with the task's header (whitespace aside) and the next
-    thing after it, comments aside, must be the asked statement.
+    The file must start with the task's header (token by token: spacing and
+    comments may differ), the header's last line must end there (nothing
+    after it but a line comment), and the next thing must be the asked
+    statement. The header itself is never taken from the file: the task's
+    own header is what runs.
     """
-    end = _match_prefix_ignoring_ws(full_code, header)
-    if end is None:
-        raise Rejection("header_changed", "the submitted file does not start with the task's header")
-    line_end = full_code.find("\n", end)
+    code = list(code_tokens(full_code))
+    want = [header[t.start : t.end] for t in code_tokens(header)]
+    if not want:
+        if not starts_with_statement(full_code, statement):
+            raise Rejection(codes.STATEMENT_CHANGED, f"the submitted file does not state `{statement.name}` exactly as asked")
+        return full_code, 1
+    got = [full_code[t.start : t.end] for t in code[: len(want)]]
+    if got != want:
+        raise Rejection(codes.HEADER_CHANGED, "the submitted file does not start with the task's header")
+    header_end = code[len(want) - 1].end if want else 0
+    line_end = full_code.find("\n", header_end)
     cut = len(full_code) if line_end == -1 else line_end + 1
-    head, rest = full_code[:cut], full_code[cut:]
-    if line_end == -1:
-        head += "\n"
-    if not _starts_with_statement(rest, statement):
+    if want and not _only_line_comment(full_code, header_end, cut):
+        raise Rejection(codes.HEADER_CHANGED, "the header's last line goes on after the header: start the proof on a new line")
+    body = full_code[cut:]
+    if not starts_with_statement(body, statement):
         raise Rejection(
-            "statement_changed",
+            codes.STATEMENT_CHANGED,
             f"the submitted file does not state `{statement.name}` exactly as asked right after the header",
         )
-    return head, rest
+    return body, count_lines(full_code[:cut]) + 1
 
 
-def _match_prefix_ignoring_ws(text: str, prefix: str) -> int | None:
-    """Offset in `text` just past `prefix`, token by token: runs of whitespace may
-    differ in length but not vanish or appear (that would join or split tokens)."""
-    i = 0
-    for n, token in enumerate(re.finditer(r"\S+", prefix)):
-        gap = i
-        while i < len(text) and text[i].isspace():
-            i += 1
-        if n > 0 and i == gap:
-            return None
-        if not text.startswith(token.group(), i):
-            return None
-        i += len(token.group())
-    return i
+def _only_line_comment(text: str, start: int, end: int) -> bool:
+    for tok in tokenize(text[start:end]):
+        return tok.kind is Kind.COMMENT and text.startswith("--", start + tok.start)
+    return True
 
 
-def _starts_with_statement(rest: str, statement: Statement) -> bool:
-    """Does `rest` open with the statement, up to its `:=`, comments and spacing aside?"""
-    masked_rest = mask(rest, literals=False)
-    start = len(masked_rest) - len(masked_rest.lstrip())
-    wanted = _canonical(mask(statement.text, literals=False)[statement.decl_start :])
-    wanted = wanted[: wanted.rfind(":=") + 2]
-    got = _canonical(masked_rest[start:])
-    return got.startswith(wanted) and re.match(r"(?:theorem|lemma)\b", masked_rest[start:]) is not None
+def starts_with_statement(body: str, statement: Statement) -> bool:
+    """Does `body` open with the statement, token for token up to its `:=`
+    (comments and spacing aside, `lemma` for `theorem`)?"""
+    wanted = _statement_tokens(statement.text, statement.head)
+    got = []
+    for tok in code_tokens(body):
+        if len(got) == len(wanted):
+            break
+        got.append(_spelling(body, tok))
+    return bool(wanted) and got == wanted
 
 
-def _canonical(text: str) -> str:
-    return re.sub(r"^lemma\b", "theorem", normalize_ws(text))
+def _statement_tokens(text: str, head: str) -> list[str]:
+    words = [_spelling(text, t) for t in code_tokens(head)]
+    while words and words[-1] != ":=":  # the head may end with `by`; compare up to `:=`
+        words.pop()
+    return words
+
+
+def _spelling(text: str, tok: Token) -> str:
+    word = text[tok.start : tok.end]
+    return "theorem" if tok.is_word("lemma") else word
+

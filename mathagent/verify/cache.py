@@ -19,7 +19,10 @@ from mathagent.verify.verdict import Verdict
 
 # The modules whose code decides a verdict: any change to them invalidates
 # every cached verdict, so an upgrade never serves a verdict it would not give.
-_LOGIC_MODULES = ("assemble.py", "banned.py", "judge.py", "leantext.py", "messages.py", "verdict.py")
+_LOGIC_MODULES = (
+    "assemble.py", "banned.py", "declarations.py", "judge.py", "leantext.py", "lexer.py", "messages.py", "verdict.py",
+    "verifier.py",
+)
 
 
 @functools.lru_cache(maxsize=1)

@@ -2,9 +2,11 @@
 
 A proof is verified only when every condition holds: Lean reported no error,
 no `sorry`, the verifier's own appended checks reported (on their own lines,
-exactly once each), the statement check passed, and every axiom the target
-depends on is allowed. Anything the submission printed is only ever evidence
-against it.
+exactly once each, naming exactly the constant asked about), the statement
+check passed, every axiom the target depends on is allowed, and no allowed
+axiom is an impostor (declared by the checked file itself, or with another
+type than the real one). Anything the submission printed is only ever
+evidence against it.
 """
 
 from __future__ import annotations
@@ -14,15 +16,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from mathagent.verify import verdict as codes
-from mathagent.verify.assemble import Assembled, Target
+from mathagent.verify.assemble import CHECK, HEADER, REFERENCE, SUBMISSION, Assembled, Target
+from mathagent.verify.declarations import Declaration
 from mathagent.verify.messages import LeanMessage, parse_output
 from mathagent.verify.verdict import Diagnostic, Verdict
 
 DEFAULT_AXIOMS = ("propext", "Quot.sound", "Classical.choice")
 
 _SORRY_WARNING = re.compile(r"declaration uses .sorry.")
-_AXIOMS = re.compile(r"^'(?P<name>[^']+)' (?:depends on axioms: \[(?P<list>.*)\]|does not depend on any axioms)\s*$", re.S)
 _UNKNOWN = re.compile(r"unknown (?:identifier|constant)", re.I)
+_NO_AXIOMS = "does not depend on any axioms"
+_SOME_AXIOMS = "depends on axioms: ["
 
 
 @dataclass(frozen=True)
@@ -37,13 +41,26 @@ class RunOutcome:
     timed_out: bool = False
     memory_exceeded: bool = False
     memory_mb: int | None = None
+    declarations: tuple[Declaration, ...] | None = None  # what the file declared, as Lean reported it
 
 
-def judge(task_id: str, assembled: Assembled, run: RunOutcome, allowed_axioms: Iterable[str]) -> Verdict:
+@dataclass(frozen=True)
+class AxiomPolicy:
+    """Which axioms a proof may use. `trusted` are the ones the user named
+    explicitly: those may be declared by the task's header (the user vouches
+    for it); the defaults must come from outside the checked file."""
+
+    allowed: frozenset[str]
+    trusted: frozenset[str] = frozenset()
+
+
+def judge(task_id: str, assembled: Assembled, run: RunOutcome, policy: AxiomPolicy | Iterable[str]) -> Verdict:
     """The verdict for one Lean run of `assembled`."""
+    if not isinstance(policy, AxiomPolicy):
+        policy = AxiomPolicy(allowed=frozenset(policy))
     output = parse_output(run.stdout)
     diagnostics = [
-        _diagnostic(m, assembled) for m in output.messages if assembled.origin(m.line) in ("header", "submission")
+        _diagnostic(m, assembled) for m in output.messages if assembled.origin(m.line) in (HEADER, SUBMISSION)
     ]
     stopped = _stopped(run, output.messages)
     if stopped is not None:
@@ -53,23 +70,26 @@ def judge(task_id: str, assembled: Assembled, run: RunOutcome, allowed_axioms: I
 
     findings: list[tuple[str, str]] = []  # (reason code, note for people)
     by_line: dict[int, list[LeanMessage]] = {}
+    check_lines = {t.axioms_line for t in assembled.targets} | {t.type_line for t in assembled.targets if t.type_line}
+    check_lines |= {line for _, line in assembled.canonical_lines}
     for msg in output.messages:
         origin = assembled.origin(msg.line)
-        if _SORRY_WARNING.search(msg.text) and origin in ("submission", "check"):
+        if (msg.kind == "hasSorry" or _SORRY_WARNING.search(msg.text)) and origin in (SUBMISSION, CHECK):
             # a sorry in the task's own header is the task's business; the
             # axiom check still catches the proof using it
             findings.append((codes.SORRY, "the proof uses `sorry`"))
-        if origin == "check":
+        if origin == CHECK and msg.line in check_lines:
             by_line.setdefault(msg.line, []).append(msg)
         elif msg.severity != "error":
             continue
-        elif origin == "reference":
+        elif origin == REFERENCE:
             findings.append((codes.BAD_STATEMENT, f"the formal statement does not elaborate: {_first_line(msg.text)}"))
-        elif origin == "header":
+        elif origin == HEADER:
             findings.append((codes.BAD_HEADER, f"the header does not compile: {_first_line(msg.text)}"))
         else:
             line = assembled.submitted_line(msg.line)
-            findings.append((codes.LEAN_ERROR, f"Lean error at line {line}: {_first_line(msg.text)}"))
+            where = f"at line {line}" if line else "at the end of the file"
+            findings.append((codes.LEAN_ERROR, f"Lean error {where}: {_first_line(msg.text)}"))
 
     axioms: list[str] = []
     for target in assembled.targets:
@@ -77,15 +97,12 @@ def judge(task_id: str, assembled: Assembled, run: RunOutcome, allowed_axioms: I
         findings += target_findings
         axioms += target_axioms
     if not assembled.targets:
-        findings.append((codes.THEOREM_MISSING, "no named theorem to check (an `example` cannot be audited)"))
+        findings.append((codes.THEOREM_MISSING, "no named declaration to check (an `example` cannot be audited)"))
+    if run.declarations is None and not output.has_errors:
+        findings.append((codes.CHECKS_MISSING, "Lean did not report the file's declarations"))
 
     axioms = sorted(set(axioms))
-    allowed = set(allowed_axioms)
-    for name in axioms:
-        if name == "sorryAx":
-            findings.append((codes.SORRY, "the proof uses `sorry`"))
-        elif name not in allowed:
-            findings.append((f"{codes.AXIOM_PREFIX}{name}", f"depends on the axiom `{name}`, which is not allowed"))
+    findings += _axiom_findings(axioms, assembled, run.declarations or (), by_line, policy)
 
     reasons = {r for r, _ in findings}
     if reasons & {codes.LEAN_ERROR, codes.BAD_HEADER, codes.BAD_STATEMENT}:
@@ -108,6 +125,35 @@ def judge(task_id: str, assembled: Assembled, run: RunOutcome, allowed_axioms: I
 _ECHOES = {codes.THEOREM_MISSING, codes.STATEMENT_CHANGED, codes.CHECKS_MISSING}
 
 
+def _axiom_findings(
+    axioms: list[str],
+    assembled: Assembled,
+    declarations: Iterable[Declaration],
+    by_line: dict[int, list[LeanMessage]],
+    policy: AxiomPolicy,
+) -> list[tuple[str, str]]:
+    findings: list[tuple[str, str]] = []
+    declared_in = {d.name: assembled.origin(d.line) for d in declarations}
+    canonical = dict(assembled.canonical_lines)
+    for name in axioms:
+        where = declared_in.get(name)
+        if name == "sorryAx":
+            findings.append((codes.SORRY, "the proof uses `sorry`"))
+        elif name not in policy.allowed:
+            findings.append((f"{codes.AXIOM_PREFIX}{name}", f"depends on the axiom `{name}`, which is not allowed"))
+        elif where in (SUBMISSION, CHECK):
+            findings.append((codes.FAKE_AXIOM, f"the submission declares its own `{name}`; only the real axiom is allowed"))
+        elif where == HEADER and name not in policy.trusted:
+            findings.append((
+                codes.HEADER_AXIOM,
+                f"the task's header declares its own `{name}`; allow it explicitly (--allow-axiom {name}) if you trust it",
+            ))
+        elif where is None and name in canonical and name not in policy.trusted:
+            if any(m.severity == "error" for m in by_line.get(canonical[name], [])):
+                findings.append((codes.FAKE_AXIOM, f"`{name}` does not have the type of the real axiom"))
+    return findings
+
+
 def _stopped(run: RunOutcome, messages: list[LeanMessage]) -> tuple[str, str, str] | None:
     """(kind, reason, note) when Lean was killed or crashed, else None."""
     if run.timed_out:
@@ -127,15 +173,47 @@ def _read_checks(target: Target, by_line: dict[int, list[LeanMessage]]) -> tuple
         return [(codes.THEOREM_MISSING, f"no theorem named `{target.name}` was declared")], []
     if type_errors:
         return [(codes.STATEMENT_CHANGED, f"`{target.name}` does not have the statement asked for")], []
-    reports = by_line.get(target.axioms_line, [])
-    found = [m for m in reports if m.severity == "information" and _AXIOMS.match(m.text.strip())]
-    if len(reports) > 1 and found:
+    messages = by_line.get(target.axioms_line, [])
+    reports = [r for m in messages if m.severity == "information" and (r := report_axioms(m.text, target.reported)) is not None]
+    if len(reports) > 1:
         return [(codes.FORGED_OUTPUT, "more than one message claims to be the verifier's axiom check")], []
-    if any(m.severity == "error" for m in reports):
+    if any(m.severity == "error" for m in messages):
         return [(codes.THEOREM_MISSING, f"`{target.name}` is not in the environment at the end of the file")], []
-    if not found:
+    if not reports:
         return [(codes.CHECKS_MISSING, "the verifier's own checks produced no result (was the file cut short?)")], []
-    return [], [a for m in found for a in _axiom_names(m.text)]
+    return [], reports[0]
+
+
+def report_axioms(text: str, constant: str) -> list[str] | None:
+    """The axioms in a `#print axioms` report about exactly `constant`, or None
+    when `text` is not such a report."""
+    text = text.strip()
+    prefix = f"'{constant}' "
+    if not text.startswith(prefix):
+        return None
+    rest = text[len(prefix) :]
+    if rest == _NO_AXIOMS:
+        return []
+    if rest.startswith(_SOME_AXIOMS) and rest.endswith("]"):
+        return _split_names(rest[len(_SOME_AXIOMS) : -1])
+    return None
+
+
+def _split_names(listing: str) -> list[str]:
+    """`a, b.c, «d, e»` -> names; a comma inside «quotes» belongs to the name."""
+    names, current, quoted = [], [], False
+    for ch in listing:
+        if ch == "«":
+            quoted = True
+        elif ch == "»":
+            quoted = False
+        if ch == "," and not quoted:
+            names.append("".join(current).strip())
+            current = []
+        else:
+            current.append(ch)
+    names.append("".join(current).strip())
+    return [n for n in names if n]
 
 
 def _verdict(
@@ -162,25 +240,19 @@ def _verdict(
 
 def _diagnostic(msg: LeanMessage, assembled: Assembled) -> Diagnostic:
     severity = msg.severity if msg.severity in ("error", "warning") else "information"
+    end_line = assembled.submitted_line(msg.end_line) if msg.end_line is not None else None
     return Diagnostic(
         severity=severity,  # type: ignore[arg-type]
         line=assembled.submitted_line(msg.line),
         column=msg.column,
-        end_line=assembled.submitted_line(msg.end_line) if msg.end_line is not None else None,
+        end_line=end_line or None,
         end_column=msg.end_column,
         message=msg.text,
     )
 
 
-def _axiom_names(text: str) -> list[str]:
-    m = _AXIOMS.match(text.strip())
-    if m is None or m.group("list") is None:
-        return []
-    return [a for a in re.split(r"[,\s]+", m.group("list")) if a]
-
-
 def _first_line(text: str) -> str:
-    lines = text.strip().splitlines()
+    lines = text.strip().split("\n")
     return lines[0] if lines else ""
 
 

@@ -1,131 +1,23 @@
-"""Just enough Lean lexing to audit untrusted source text.
+"""The few facts about Lean source that must be read from text: where a
+statement's name, signature and `:=` are, how to join a proof to it, and
+which namespaces a (trusted) header leaves open.
 
-Everything here works on a *masked* copy of the source: comments, string
-and character literals and «quoted» names are blanked out (newlines kept, so
-offsets and line numbers still match the original). A keyword can then only
-match where Lean itself would read a keyword, never inside a comment or a
-string a proof uses to hide or fake one.
+Everything here reads the token stream of `lexer.tokenize`, never raw
+characters, so a comment or string can never be mistaken for code. Facts
+about untrusted text (which declarations a submission makes) are never read
+here: they come from Lean itself (see `declarations`).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-_IDENT_CHAR = re.compile(r"[\w.'!?]")
+from mathagent.verify.lexer import Kind, Token, code_tokens, tokenize
 
-
-def mask(source: str, *, literals: bool = True) -> str:
-    """Return `source` with comments, strings, chars and «names» blanked out.
-
-    With `literals=False` only comments are blanked, so two texts that differ
-    in a string or a name still compare different.
-    """
-    out = list(source)
-    n = len(source)
-    i = 0
-
-    def blank(start: int, end: int, *, literal: bool = False) -> None:
-        if literal and not literals:
-            return
-        for k in range(start, min(end, n)):
-            if out[k] != "\n":
-                out[k] = " "
-
-    while i < n:
-        c = source[i]
-        if source.startswith("--", i):
-            end = source.find("\n", i)
-            end = n if end == -1 else end
-            blank(i, end)
-            i = end
-        elif source.startswith("/-", i):
-            depth, j = 1, i + 2
-            while j < n and depth:
-                if source.startswith("/-", j):
-                    depth, j = depth + 1, j + 2
-                elif source.startswith("-/", j):
-                    depth, j = depth - 1, j + 2
-                else:
-                    j += 1
-            blank(i, j)
-            i = j
-        elif c == "r" and not _after_ident(source, i) and (end := _raw_string_end(source, i)):
-            blank(i + 1, end, literal=True)
-            i = end
-        elif c == '"':
-            j = i + 1
-            while j < n and source[j] != '"':
-                j += 2 if source[j] == "\\" else 1
-            blank(i + 1, j, literal=True)
-            i = j + 1
-        elif c == "'" and not _after_ident(source, i):
-            end = _char_literal_end(source, i)
-            if end is None:
-                i += 1
-            else:
-                blank(i + 1, end - 1, literal=True)
-                i = end
-        elif c == "«":
-            end = source.find("»", i + 1)
-            end = n if end == -1 else end
-            # keep the guillemets so the result still reads as one identifier
-            for k in range(i + 1, end if literals else i + 1):
-                if out[k] != "\n":
-                    out[k] = "_"
-            i = end + 1
-        else:
-            i += 1
-    return "".join(out)
-
-
-def _after_ident(source: str, i: int) -> bool:
-    return i > 0 and bool(_IDENT_CHAR.match(source[i - 1]))
-
-
-def _raw_string_end(source: str, i: int) -> int | None:
-    """End offset of a raw string literal `r#"..."#` starting at `i`, if one does."""
-    j = i + 1
-    while j < len(source) and source[j] == "#":
-        j += 1
-    if j >= len(source) or source[j] != '"':
-        return None
-    closing = '"' + "#" * (j - i - 1)
-    end = source.find(closing, j + 1)
-    return len(source) if end == -1 else end + len(closing)
-
-
-def _char_literal_end(source: str, i: int) -> int | None:
-    if source.startswith("'\\", i):
-        end = source.find("'", i + 2)
-        return end + 1 if 0 < end <= i + 12 else None
-    if i + 2 < len(source) and source[i + 2] == "'":
-        return i + 3
-    return None
-
-
-def line_of(text: str, offset: int) -> int:
-    """1-based line number of `offset` in `text`."""
-    return text.count("\n", 0, offset) + 1
-
-
-def count_lines(text: str) -> int:
-    """Number of lines `text` occupies when followed by more text."""
-    return text.count("\n")
-
-
-def normalize_ws(text: str) -> str:
-    """Collapse runs of whitespace so formatting differences do not matter."""
-    return " ".join(text.split())
-
-
-# ---------------------------------------------------------------- statements
-
-_DECL = re.compile(
-    r"(?<![\w.'])(?P<kind>theorem|lemma)\s+(?P<name>[^\s(){}\[\]⦃⦄:,]+)"
-)
-_STATEMENT_END = re.compile(r":=\s*(?:by\s*)?(?:sorry\s*)?$")
-_TRAILING_SORRY = re.compile(r"\bsorry\s*$")
+_DECL_WORDS = ("theorem", "lemma")
+_MODIFIERS = {"private", "protected", "noncomputable", "nonrec", "partial", "unsafe"}
+_OPEN_BRACKETS = set("([{⦃⟨")
+_CLOSE_BRACKETS = set(")]}⦄⟩")
 
 
 @dataclass(frozen=True)
@@ -133,48 +25,109 @@ class Statement:
     """A `theorem`/`lemma` statement as the task gives it, split for assembly."""
 
     text: str  # the statement as given
-    name: str  # the theorem's name as written (may carry `_root_.`)
+    name: str  # the theorem's name as written (may carry `_root_.`, «quotes»)
+    name_parts: tuple[str, ...]  # the name's components, quotes removed
     decl_start: int  # offset of `theorem`/`lemma`
-    signature: str  # binders and type: between the name and the final `:=`
-    head: str  # the statement with a trailing `sorry` removed, ending in `:=` or `by`
+    universes: str  # `.{u, v}` as written, or ""
+    signature: str  # binders and type: after the name (and universes), before the final `:=`
+    head: str  # the statement up to its final `:=` (or the `by` after it); no `sorry`, no comment
+    ends_with_by: bool
+    prefix: str  # `open X in`, `set_option ... in` before the declaration (modifiers and attributes dropped)
 
     @property
-    def ends_with_by(self) -> bool:
-        return self.head.rstrip().endswith("by")
+    def rooted(self) -> bool:
+        return self.name_parts[:1] == ("_root_",)
 
 
 def parse_statement(text: str) -> Statement:
-    """Split a formal statement ending in `:=`, `:= by` or `:= by sorry`.
+    """Split a formal statement ending in `:=`, `:= by`, `:= sorry` or `:= by sorry`.
 
     Raises ValueError with a message fit for a person when it is not one.
     """
-    masked = mask(text)
-    decl = _DECL.search(masked)
-    if decl is None:
+    tokens = list(code_tokens(text))
+    decls = [i for i, t in enumerate(tokens) if any(t.is_word(w) for w in _DECL_WORDS)]
+    if not decls:
         raise ValueError("formal_statement has no `theorem` or `lemma` declaration")
-    if _DECL.search(masked, decl.end()):
+    if len(decls) > 1:
         raise ValueError("formal_statement declares more than one theorem")
-    end = _STATEMENT_END.search(masked)
-    if end is None or end.start() < decl.end():
+    d = decls[0]
+    if d + 1 >= len(tokens) or tokens[d + 1].kind is not Kind.IDENT:
+        raise ValueError("formal_statement's theorem has no name")
+    name_tok = tokens[d + 1]
+    after_name = d + 2
+    universes = ""
+    if after_name < len(tokens) and _is(text, tokens[after_name], ".{") and tokens[after_name].start == name_tok.end:
+        close = next((k for k in range(after_name + 1, len(tokens)) if _is(text, tokens[k], "}")), None)
+        if close is None:
+            raise ValueError("formal_statement has an unclosed universe list `.{`")
+        universes = text[tokens[after_name].start : tokens[close].end]
+        after_name = close + 1
+    assign = _final_assign(text, tokens, after_name)
+    if assign is None:
         raise ValueError("formal_statement must end with `:=`, `:= by` or `:= by sorry`")
-    sorry = _TRAILING_SORRY.search(masked)
-    cut = sorry.start() if sorry is not None and sorry.start() >= end.start() else len(text)
+    tail = tokens[assign + 1 :]
+    words = [text[t.start : t.end] for t in tail]
+    if words not in ([], ["by"], ["sorry"], ["by", "sorry"]) or any(t.kind is not Kind.IDENT for t in tail):
+        raise ValueError("formal_statement must end with `:=`, `:= by` or `:= by sorry`")
+    ends_with_by = words[:1] == ["by"]
+    head_end = tail[0].end if ends_with_by else tokens[assign].end
+    sig_start = tokens[after_name - 1].end
     return Statement(
         text=text,
-        name=text[decl.start("name") : decl.end("name")],
-        decl_start=decl.start(),
-        signature=text[decl.end("name") : end.start()],
-        head=text[:cut].rstrip(),
+        name=text[name_tok.start : name_tok.end],
+        name_parts=name_tok.parts,
+        decl_start=tokens[d].start,
+        universes=universes,
+        signature=text[sig_start : tokens[assign].start],
+        head=text[:head_end],
+        ends_with_by=ends_with_by,
+        prefix=_command_prefix(text, tokens[d].start),
     )
+
+
+def _is(text: str, tok: Token, symbol: str) -> bool:
+    return tok.kind is Kind.SYMBOL and text[tok.start : tok.end] == symbol
+
+
+def _final_assign(text: str, tokens: list[Token], start: int) -> int | None:
+    """Index of the last `:=` outside brackets (default arguments and `let`s in
+    binders have their own `:=`)."""
+    depth = 0
+    last = None
+    for k in range(start, len(tokens)):
+        tok = tokens[k]
+        if tok.kind is not Kind.SYMBOL:
+            continue
+        symbol = text[tok.start : tok.end]
+        if symbol in _OPEN_BRACKETS or symbol in ("@[", ".{"):
+            depth += 1
+        elif symbol in _CLOSE_BRACKETS:
+            depth -= 1
+        elif symbol == ":=" and depth == 0:
+            last = k
+    return last
+
+
+def _command_prefix(text: str, decl_start: int) -> str:
+    """The `open ... in` / `set_option ... in` part before a declaration's
+    modifiers: it changes how the statement elaborates, so the reference copy
+    keeps it. Doc comments, attributes and visibility do not, and are dropped."""
+    end = 0
+    for tok in tokenize(text[:decl_start]):
+        if tok.kind is Kind.DOC or _is(text, tok, "@[") or (tok.kind is Kind.IDENT and not tok.escaped and tok.parts[0] in _MODIFIERS):
+            break
+        if tok.kind is not Kind.COMMENT:
+            end = tok.end
+    return text[:end] + " " if end else ""
 
 
 def join_proof(statement: Statement, proof: str) -> str:
     """Statement head followed by the proof text, the way a person would write it."""
     head = statement.head
     body = proof
-    if statement.ends_with_by and re.match(r"\s*by\b", mask(proof)):
-        # the model repeated `by`; keep one
-        body = re.sub(r"^\s*by", "", proof, count=1)
+    first = next(iter(code_tokens(proof)), None)
+    if statement.ends_with_by and first is not None and first.is_word("by"):
+        body = proof[first.end :]  # the model repeated `by`; keep one
     if body[:1].isspace():
         return head + body
     if statement.ends_with_by:
@@ -182,58 +135,73 @@ def join_proof(statement: Statement, proof: str) -> str:
     return head + " " + body
 
 
-def declared_theorems(source: str) -> list[tuple[str, int]]:
-    """(full name, offset) of every top-level theorem/lemma in a whole file.
+# ---------------------------------------------------------------- trusted headers
 
-    Namespaces are followed so `namespace Foo ... theorem bar` gives `Foo.bar`.
+
+def header_namespaces(header: str) -> list[str]:
+    """The namespaces a header leaves open at its end, outermost first.
+
+    Only ever run on the task's own header (trusted text): a mistake here can
+    make a genuine proof look missing, never make a false one pass.
     """
-    masked = mask(source)
-    found: list[tuple[str, int]] = []
-    scopes: list[str | None] = []
-    command = re.compile(
-        r"(?m)^[ \t]*(?:(?P<ns>namespace)\s+(?P<ns_name>\S+)|(?P<sec>section)\b[^\n]*|(?P<end>end)\b(?:[ \t]+(?P<end_name>\S+))?)"
-    )
-    events: list[tuple[int, str, str | None]] = []
-    for m in command.finditer(masked):
-        if m.group("ns"):
-            events.append((m.start(), "ns", m.group("ns_name")))
-        elif m.group("sec"):
-            events.append((m.start(), "sec", None))
+    scopes: list[tuple[str, str | None]] = []  # (kind, namespace component)
+    tokens = list(code_tokens(header))
+    for k, tok in enumerate(tokens):
+        nxt = tokens[k + 1] if k + 1 < len(tokens) else None
+        if tok.is_word("namespace") and nxt is not None and nxt.kind is Kind.IDENT:
+            scopes += [("namespace", part) for part in nxt.parts]
+        elif tok.is_word("section"):
+            # `section A.B` opens one scope per component, like `namespace`
+            count = len(nxt.parts) if nxt is not None and nxt.kind is Kind.IDENT and _same_line(header, tok, nxt) else 1
+            scopes += [("section", None)] * count
+        elif tok.is_word("mutual"):
+            scopes.append(("mutual", None))
+        elif tok.is_word("end") and scopes:
+            named = nxt is not None and nxt.kind is Kind.IDENT and _same_line(header, tok, nxt)
+            for _ in range(len(nxt.parts) if named and nxt is not None else 1):
+                if scopes:
+                    scopes.pop()
+    return [name for kind, name in scopes if kind == "namespace" and name is not None]
+
+
+def _same_line(text: str, a: Token, b: Token) -> bool:
+    return "\n" not in text[a.end : b.start]
+
+
+def module_header(text: str) -> str:
+    """The `prelude`/`import` block a whole file starts with, to the end of its line."""
+    end = 0
+    expect_name = False
+    for tok in tokenize(text):
+        if tok.kind is Kind.COMMENT or tok.kind is Kind.DOC:
+            continue
+        if expect_name:
+            if tok.kind is not Kind.IDENT:
+                break
+            end, expect_name = tok.end, False
+        elif tok.is_word("import"):
+            expect_name = True
+        elif tok.kind is Kind.IDENT and tok.parts[0] in ("prelude", "module", "public", "private", "meta", "all"):
+            end = tok.end
         else:
-            events.append((m.start(), "end", m.group("end_name")))
-    for m in _DECL.finditer(masked):
-        events.append((m.start(), "decl", source[m.start("name") : m.end("name")]))
-    for offset, kind, value in sorted(events, key=lambda e: e[0]):
-        if kind == "ns":
-            scopes.append(value)
-        elif kind == "sec":
-            scopes.append(None)
-        elif kind == "end":
-            if scopes:
-                scopes.pop()
-        else:
-            found.append((qualify(value or "", [s for s in scopes if s]), offset))
-    return found
+            break
+    if end == 0:
+        return ""
+    line_end = text.find("\n", end)
+    return text if line_end == -1 else text[: line_end + 1]
 
 
-def namespace_at_end(source: str) -> list[str]:
-    """The namespaces still open at the end of `source` (a header, usually)."""
-    masked = mask(source)
-    scopes: list[str | None] = []
-    for m in re.finditer(
-        r"(?m)^[ \t]*(?:(namespace)\s+(\S+)|(section)\b|(end)\b)", masked
-    ):
-        if m.group(1):
-            scopes.append(m.group(2))
-        elif m.group(3):
-            scopes.append(None)
-        elif scopes:
-            scopes.pop()
-    return [s for s in scopes if s]
+def imports_modules(text: str) -> bool:
+    """Does the file's module header import anything (as opposed to `prelude` only)?"""
+    return any(t.is_word("import") for t in code_tokens(module_header(text)))
 
 
-def qualify(name: str, namespaces: list[str]) -> str:
-    """Full name of a declaration named `name` inside `namespaces`."""
-    if name.startswith("_root_."):
-        return name[len("_root_.") :]
-    return ".".join([*namespaces, name])
+def count_lines(text: str) -> int:
+    """Number of lines `text` occupies when followed by more text."""
+    return text.count("\n")
+
+
+def identifier(parts: tuple[str, ...]) -> str:
+    """A name's components as Lean source. Every component is «quoted»: a
+    quoted component is always an identifier, never a keyword."""
+    return ".".join(f"«{p}»" for p in parts)

@@ -24,12 +24,20 @@ class LeanOutput:
     messages: list[LeanMessage]
     stray_lines: list[str]  # stdout lines that were not Lean messages
 
+    @property
+    def has_errors(self) -> bool:
+        return any(m.severity == "error" for m in self.messages)
+
 
 def parse_output(stdout: str) -> LeanOutput:
-    """Parse `lean --json` stdout. Lines that are not messages are kept aside."""
+    """Parse `lean --json` stdout. Lines that are not messages are kept aside.
+
+    Lean ends each JSON message with `\n` and escapes newlines inside it, so
+    only `\n` separates messages (`str.splitlines` would also split at
+    U+2028 and other characters a message may contain raw)."""
     messages: list[LeanMessage] = []
     stray: list[str] = []
-    for raw in stdout.splitlines():
+    for raw in stdout.split("\n"):
         if not raw.strip():
             continue
         message = _parse_line(raw)

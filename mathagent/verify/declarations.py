@@ -1,0 +1,86 @@
+"""What a file declared, as Lean itself reports it.
+
+Lean writes the declarations of the file it elaborated into its `.ilean`
+data: `lean -i FILE.ilean` for a one-shot run, the `$/lean/ileanInfoFinal`
+notification for a language server worker. Each entry is the constant's full
+name, exactly as Lean named it (namespaces, `private` mangling, «quoting»
+included), and its range in the file. The verifier reads them to know every
+declaration a submission added, and which file region declared a name, without
+re-implementing Lean's parser.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Declaration:
+    name: str  # the constant's full name as Lean prints it
+    line: int  # 1-based line of the declaration's start
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        return split_name(self.name)
+
+    @property
+    def source_name(self) -> tuple[str, ...]:
+        """The components to write in source to refer to it from the same file
+        (`private` names are mangled: the file itself reaches them by their
+        unmangled name)."""
+        parts = self.parts
+        if parts[:1] == ("_private",) and "0" in parts:
+            return parts[parts.index("0") + 1 :]
+        return parts
+
+    @property
+    def short(self) -> str:
+        parts = self.parts
+        return parts[-1] if parts else self.name
+
+
+def from_ilean(data: dict[str, Any]) -> list[Declaration] | None:
+    """Declarations from ilean data (a decoded `.ilean` file or the params of
+    `$/lean/ileanInfoFinal`); None when it does not have the expected shape."""
+    decls = data.get("decls")
+    if not isinstance(decls, dict):
+        return None
+    found = []
+    for name, where in decls.items():
+        if not isinstance(name, str) or not isinstance(where, list) or not where or not isinstance(where[0], int):
+            return None
+        found.append(Declaration(name=name, line=where[0] + 1))
+    return sorted(found, key=lambda d: (d.line, d.name))
+
+
+def read_ilean(text: str) -> list[Declaration] | None:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return from_ilean(data) if isinstance(data, dict) else None
+
+
+def split_name(name: str) -> tuple[str, ...]:
+    """Components of a name as `Name.toString` writes it: dots separate,
+    «quoted» components may contain dots."""
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = False
+    for ch in name:
+        if quoted:
+            if ch == "»":
+                quoted = False
+            else:
+                current.append(ch)
+        elif ch == "«":
+            quoted = True
+        elif ch == ".":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    parts.append("".join(current))
+    return tuple(parts)
