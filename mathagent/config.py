@@ -36,6 +36,7 @@ class Settings:
     workers: int = field(default_factory=lambda: usable_cores())
     timeout_s: float = 60.0
     memory_mb: int = 8192
+    max_bytes: int = 1024 * 1024
     allow_axioms: tuple[str, ...] = ()
     allow_native: bool = False
     use_cache: bool = True
@@ -104,6 +105,7 @@ def _apply_file(settings: Settings, path: Path) -> Settings:
         ("workers", "workers", int),
         ("timeout", "timeout_s", float),
         ("memory_mb", "memory_mb", int),
+        ("max_bytes", "max_bytes", int),
         ("allow_native", "allow_native", bool),
         ("cache", "use_cache", bool),
         ("sandbox", "sandbox", str),

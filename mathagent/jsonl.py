@@ -13,6 +13,13 @@ from typing import Any
 from mathagent.errors import InputError
 
 
+def dumps(value: Any, *, indent: int | None = None) -> str:
+    """JSON text that stays on its line for every reader: readable UTF-8, but
+    U+2028/U+2029 escaped (JavaScript and `str.splitlines` break lines there)."""
+    text = json.dumps(value, ensure_ascii=False, indent=indent)
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
 @dataclass(frozen=True)
 class Row:
     """One line of a JSONL file: its decoded value, or why it has none."""
@@ -120,7 +127,7 @@ class AppendLog:
     def append(self, row: dict[str, Any]) -> None:
         if self._fd is None:
             raise RuntimeError("AppendLog.append before open")
-        line = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
+        line = (dumps(row) + "\n").encode("utf-8")
         os.write(self._fd, line)  # one write of a whole line: O_APPEND keeps it in one piece
         os.fsync(self._fd)
 

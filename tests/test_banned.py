@@ -64,3 +64,56 @@ def test_native_decide_can_be_allowed() -> None:
 def test_positions_are_lean_style() -> None:
     [hit] = find_banned("theorem t : True := trivial\n  axiom x : False")
     assert (hit.line, hit.column, hit.reason) == (2, 2, "banned:axiom")
+
+
+@pytest.mark.parametrize(
+    ("source", "command"),
+    [
+        ("set_option «debug».skipKernelTC true", "set_option debug"),
+        ("set_option «bootstrap».inductiveCheckResultingUniverse false", "set_option bootstrap"),
+        ("set_option warn.sorry false in\ntheorem t : False := sorry", "set_option warn"),
+        ("set_option doc.verso true", "set_option doc"),
+        ("@[«implemented_by» g] def f : Nat := 1", "elaborator attribute"),
+        ("@[simp, «command_elab» x] def f := 1", "elaborator attribute"),
+        ("attribute [init] foo", "elaborator attribute"),
+        ("attribute [command_elab] foo", "elaborator attribute"),
+        ("attribute [local instance] foo", "local instance"),
+        ("def s := include_str \"secret\"", "include_str"),
+        ("open Lean Elab Command", "meta programming"),
+        ("open Nat _root_.Lean in\ntheorem t : True := trivial", "meta programming"),
+        ("#exitfoo", "#exit"),  # Lean reads the longest token it knows: `#exit`
+        ("#evalx 1", "#eval"),
+        ("#guard 1 == 1", "#guard"),
+        ("theorem t : True := 2axiom", "axiom"),  # a number ends before the keyword
+        ('def s := s!"{ \'"\' }" axiom hidden : False -- "', "string interpolation"),
+        ("theorem t : True := (f ⁻¹'\"') -- \"", "ambiguous lexing"),
+        ("theorem t : True := a =-- x", "ambiguous lexing"),
+    ],
+)
+def test_quoted_spelled_and_hidden_forms(source: str, command: str) -> None:
+    assert command in [b.command for b in find_banned(source)], find_banned(source)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "theorem t : True := «axiom»",
+        "set_option maxHeartbeats 400000 in\ntheorem t : True := trivial",
+        "set_option trace.Meta.Tactic.simp true in\ntheorem t : True := trivial",
+        "#check Nat\n#print axioms foo\n#reduce 1\n#synth Inhabited Nat",
+        "theorem t (x : ℝ) : f ⁻¹' s = s := rfl",
+        "@[simp] theorem t : True := trivial",
+        "theorem axiom℃ : True := trivial",
+        "open Nat Real in\ntheorem t : Lean.Omega.foo := x",
+        'example : "abc".length = 3 := rfl',
+    ],
+)
+def test_genuine_neighbours_are_not_banned(source: str) -> None:
+    assert find_banned(source) == []
+
+
+def test_banned_scan_is_linear_on_a_megabyte() -> None:
+    # one pass over a megabyte of hits: every one reported with its position
+    source = "axiom a : False\n" * 60000
+    found = find_banned(source)
+    assert len(found) == 60000 and (found[-1].line, found[-1].column) == (60000, 0)

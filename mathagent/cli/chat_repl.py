@@ -9,7 +9,6 @@ Input uses `readline`, so the arrow keys bring back history.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
@@ -31,6 +30,7 @@ from mathagent.agent.records import Problem, Result
 from mathagent.agent.solve import CHECKED, DISAGREES
 from mathagent.cli import runtime
 from mathagent.config import Settings
+from mathagent.jsonl import dumps
 from mathagent.verify.tasks import VerifyTask
 
 COMMANDS = """[bold]Commands[/bold]
@@ -255,7 +255,7 @@ def _save(console: Console, session: Session, name: str) -> None:
     try:
         with path.open("w", encoding="utf-8") as f:
             for row in session.log:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                f.write(dumps(row) + "\n")
     except OSError as exc:
         console.print(f"[red]cannot write {escape(str(path))}: {exc.strerror}[/red]")
         return

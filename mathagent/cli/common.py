@@ -27,6 +27,7 @@ def verify_options(settings: Settings, header: str, *, default_pool: str, extra_
         workers=settings.workers,
         timeout_s=settings.timeout_s,
         memory_mb=settings.memory_mb,
+        max_bytes=settings.max_bytes,
         allow_axioms=(*settings.allow_axioms, *extra_axioms),
         allow_native=settings.allow_native,
         sandbox=settings.sandbox,

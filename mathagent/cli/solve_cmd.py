@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ from mathagent.cli.common import (
     settings_from_flags,
 )
 from mathagent.config import Settings
+from mathagent.jsonl import dumps
 
 if TYPE_CHECKING:
     from mathagent.agent.solve import SolveResult
@@ -72,7 +72,7 @@ def solve_command(
 
     result = asyncio.run(_run(choice, settings, problem, samples, overrides, say))
     if json_out:
-        typer.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        typer.echo(dumps(result.to_dict(), indent=2))
     else:
         _show(Console(), result)
 

@@ -38,7 +38,7 @@ EPILOG = """[bold]Examples[/bold]
 
 
 def verify(
-    files: list[Path] = typer.Argument(None, help="Lean files to check whole: every theorem in each.", show_default=False),
+    files: list[Path] = typer.Argument(None, help="Lean files to check whole: every declaration in each.", show_default=False),
     input: Path | None = typer.Option(
         None, "--input", "-i", help="JSONL of tasks (miniF2F / DeepSeek-Prover / Lean-Workbook rows).", show_default=False
     ),
@@ -47,7 +47,8 @@ def verify(
     workers: int | None = typer.Option(None, "--workers", "-j", min=1, help="Lean processes at once.  [default: number of cores]", show_default=False),
     timeout: float | None = typer.Option(None, "--timeout", min=0.1, help="Wall-clock limit per check, in seconds.  [default: 60]", show_default=False),
     memory_mb: int | None = typer.Option(None, "--memory-mb", min=32, help="Memory cap per check, in MB.  [default: 8192]", show_default=False),
-    allow_axiom: list[str] = typer.Option([], "--allow-axiom", help="Also accept this axiom (repeatable)."),
+    max_bytes: int | None = typer.Option(None, "--max-bytes", min=1, help="Reject larger submissions unread (verdict too_large).  [default: 1048576]", show_default=False),
+    allow_axiom: list[str] = typer.Option([], "--allow-axiom", help="Also accept this axiom (repeatable). Trusts the task header's own declaration of it too."),
     allow_native: bool = typer.Option(False, "--allow-native", help="Allow native_decide (trusts compiled code: axiom Lean.ofReduceBool)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Run every check even if the same one was done before."),
     pool: str | None = typer.Option(None, "--pool", help="cold: a fresh Lean per check | warm: language servers keep each header elaborated (fast with Mathlib).  [default: cold]", show_default=False),
@@ -68,6 +69,7 @@ def verify(
         workers=workers,
         timeout_s=timeout,
         memory_mb=memory_mb,
+        max_bytes=max_bytes,
         sandbox=sandbox,
         pool=pool,
         allow_native=allow_native or None,

@@ -23,6 +23,7 @@ from typing import Any
 import platformdirs
 
 from mathagent.errors import InputError
+from mathagent.jsonl import dumps
 
 
 @dataclass(frozen=True)
@@ -105,13 +106,13 @@ def resolve(spec: str, folder: Path | None = None, download: Callable[[str], byt
             f"{spec} is not in {folder} and cannot be downloaded from {source.url} ({exc})",
             hint=f"put it at {local} ({source.what}), or pass a JSONL path",
         ) from exc
-    rows = [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+    rows = [json.loads(line) for line in data.decode("utf-8").split("\n") if line.strip()]
     converted = source.convert(rows)
     if not converted:
         raise InputError(f"{source.url} gave no rows for {spec}")
     folder.mkdir(parents=True, exist_ok=True)
     tmp = local.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in converted), encoding="utf-8")
+    tmp.write_text("".join(dumps(r) + "\n" for r in converted), encoding="utf-8")
     tmp.replace(local)
     return _describe(spec, local)
 

@@ -16,11 +16,13 @@ audit never guesses in the attacker's favour. One pass, linear in the text.
 
 from __future__ import annotations
 
+import bisect
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from mathagent.verify import verdict as codes
-from mathagent.verify.lexer import Kind, Token, line_col, tokenize
+from mathagent.verify.lexer import Kind, Token, tokenize
 
 # Command and term keywords, spelled as Lean's keywords (unescaped identifiers).
 _WORDS = {
@@ -108,7 +110,13 @@ def find_banned(source: str, *, allow_native: bool = False) -> list[BannedUse]:
     found: dict[int, str] = {}
     for offset, command in _scan(tokenize(source), source, allow_native):
         found.setdefault(offset, command)  # one report per place
-    return [BannedUse(command, *line_col(source, offset)) for offset, command in found.items()]
+    newlines = [m.start() for m in re.finditer("\n", source)]
+    uses = []
+    for offset, command in found.items():
+        line = bisect.bisect_left(newlines, offset)  # newlines before the offset
+        column = offset - (newlines[line - 1] + 1 if line else 0)
+        uses.append(BannedUse(command, line + 1, column))
+    return uses
 
 
 def _scan(tokens: Iterable[Token], source: str, allow_native: bool) -> Iterable[tuple[int, str]]:

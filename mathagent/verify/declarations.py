@@ -43,16 +43,42 @@ class Declaration:
 
 def from_ilean(data: dict[str, Any]) -> list[Declaration] | None:
     """Declarations from ilean data (a decoded `.ilean` file or the params of
-    `$/lean/ileanInfoFinal`); None when it does not have the expected shape."""
+    `$/lean/ileanInfoFinal`); None when it does not have the expected shape.
+
+    Recent Lean lists them under `decls`; older Lean (the 4.9 that Mathlib
+    pins, say) only has `references`, where every constant the file defines
+    has a `definition` range.
+    """
     decls = data.get("decls")
-    if not isinstance(decls, dict):
+    if isinstance(decls, dict):
+        entries = list(decls.items())
+    elif isinstance(data.get("references"), dict):
+        entries = [(name, ref.get("definition")) for key, ref in data["references"].items()
+                   if isinstance(ref, dict) and ref.get("definition") and (name := _constant_key(key)) is not None]
+    else:
         return None
     found = []
-    for name, where in decls.items():
+    for name, where in entries:
         if not isinstance(name, str) or not isinstance(where, list) or not where or not isinstance(where[0], int):
             return None
         found.append(Declaration(name=name, line=where[0] + 1))
     return sorted(found, key=lambda d: (d.line, d.name))
+
+
+def _constant_key(key: str) -> str | None:
+    """The constant a `references` key names: `c:Name` (older Lean) or
+    `{"c":{"m":module,"n":name}}` (newer); None for other kinds of reference."""
+    if key.startswith("c:"):
+        return key[2:]
+    if key.startswith("{"):
+        try:
+            ident = json.loads(key)
+        except ValueError:
+            return None
+        const = ident.get("c") if isinstance(ident, dict) else None
+        name = const.get("n") if isinstance(const, dict) else None
+        return name if isinstance(name, str) else None
+    return None
 
 
 def read_ilean(text: str) -> list[Declaration] | None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
+
+from mathagent.jsonl import dumps
 
 VerdictKind = Literal["verified", "rejected", "timeout", "error"]
 Severity = Literal["error", "warning", "information"]
@@ -75,7 +76,7 @@ class Verdict:
         return asdict(self)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False)
+        return dumps(self.to_dict())
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Verdict:

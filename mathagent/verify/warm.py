@@ -206,7 +206,8 @@ class LeanServer:
         if version not in self._diagnostics or version not in self._declarations:
             await asyncio.sleep(0.05)  # a notification racing the response; anything missing only ever rejects
         lines = text.split("\n")
-        stdout = "\n".join(_as_json_message(d, lines) for d in self._diagnostics.pop(version, []))
+        astral: dict[int, bool] = {}
+        stdout = "\n".join(_as_json_message(d, lines, astral) for d in self._diagnostics.pop(version, []))
         declarations = self._declarations.pop(version, None)
         self._diagnostics = {v: d for v, d in self._diagnostics.items() if v > version}
         self._declarations = {v: d for v, d in self._declarations.items() if v > version}
@@ -294,15 +295,22 @@ class LeanServer:
                 self._stderr = (self._stderr + chunk)[-4000:]
 
 
-def _as_json_message(diagnostic: dict[str, Any], lines: list[str]) -> str:
-    """An LSP diagnostic in `lean --json` form (1-based lines, code-point columns)."""
+def _as_json_message(diagnostic: dict[str, Any], lines: list[str], astral: dict[int, bool]) -> str:
+    """An LSP diagnostic in `lean --json` form (1-based lines, code-point columns).
+
+    `astral` caches, per line, whether it has characters outside the BMP (the
+    only ones where UTF-16 units and code points differ), so many diagnostics
+    on one long line cost one scan of it, not one each."""
     span = diagnostic.get("range") or diagnostic.get("fullRange") or {}
     start, end = span.get("start", {}), span.get("end", {})
 
     def column(pos: dict[str, Any]) -> int:
         line = pos.get("line", 0)
+        units = pos.get("character", 0)
         text = lines[line] if 0 <= line < len(lines) else ""
-        return _utf16_to_codepoints(text, pos.get("character", 0))
+        if line not in astral:
+            astral[line] = any(ord(ch) > 0xFFFF for ch in text)
+        return _utf16_to_codepoints(text, units) if astral[line] else min(units, len(text))
 
     return json.dumps(
         {
