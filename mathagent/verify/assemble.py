@@ -313,7 +313,7 @@ def starts_with_statement(body: str, statement: Statement) -> bool:
     """Does `body` open with the statement, token for token up to its `:=`
     (comments and spacing aside, `lemma` for `theorem`)?"""
     wanted = _statement_tokens(statement.text, statement.head)
-    got = []
+    got: list[str] = []
     for tok in code_tokens(body):
         if len(got) == len(wanted):
             break

@@ -201,7 +201,9 @@ def report_axioms(text: str, constant: str) -> list[str] | None:
 
 def _split_names(listing: str) -> list[str]:
     """`a, b.c, «d, e»` -> names; a comma inside «quotes» belongs to the name."""
-    names, current, quoted = [], [], False
+    names: list[str] = []
+    current: list[str] = []
+    quoted = False
     for ch in listing:
         if ch == "«":
             quoted = True
