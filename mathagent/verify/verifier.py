@@ -131,6 +131,7 @@ class Verifier:
             task.proof,
             task.full_code,
             sorted(self.options.allowed_axioms),
+            sorted(self.options.allow_axioms),  # explicitly allowed ones also trust the header's declaration
             self.options.allow_native,
             self.options.max_bytes,
         )
