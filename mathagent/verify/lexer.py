@@ -97,10 +97,13 @@ _NESTING = re.compile(r"-/|/-")
 _STRING_BODY = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*', re.S)
 _RAW_OPEN = re.compile(r"r(#*)\"")
 _RAW_CLOSE = re.compile(r'"#*')
-_CHAR_LIT = re.compile(r"'(?:\\(?:[\\\"'rnt]|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4})|[^\\])'", re.S)
+# Lean reads "\r\n" as "\n" before it parses, so `'<CR><LF>'` is one character.
+_CHAR_LIT = re.compile(r"'(?:\\(?:[\\\"'rnt]|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4})|\r\n|[^\\])'", re.S)
 _NUMBER = re.compile(
     r"0[bB][01_]*|0[oO][0-7_]*|0[xX][0-9a-fA-F_]*|[0-9][0-9_]*(?:\.(?!\.)[0-9_]*)?(?:[eE][+-]?[0-9_]*)?"
 )
+_DIGITS = re.compile(r"[0-9]+")
+_TERM_CLOSERS = set(")]}⟩⦄›⟫")
 _TWO_CHAR_SYMBOLS = (":=", "@[", ".{")
 # A symbol token ending in one of these is complete: Lean has no token that
 # glues it to a following quote or comment opener.
@@ -112,6 +115,7 @@ def tokenize(source: str) -> Iterator[Token]:
     n = len(source)
     i = 0
     prev: Token | None = None
+    before: Token | None = None  # the token before `prev`
     while i < n:
         c = source[i]
         if c == " " or c == "\n" or (c == "\r" and source.startswith("\r\n", i)):
@@ -136,7 +140,8 @@ def tokenize(source: str) -> Iterator[Token]:
         elif c == "'":
             tok = _char_or_symbol(source, i, glued)
         elif "0" <= c <= "9":
-            m = _NUMBER.match(source, i)
+            # `h.1.2` is `h`, `.1`, `.2`: after a `.` glued to a term Lean reads a field index, digits only.
+            m = (_DIGITS if _is_projection_dot(before, prev, i, source) else _NUMBER).match(source, i)
             tok = Token(Kind.NUMBER, i, m.end() if m else i + 1)
         elif c == "`" and i + 1 < n and (source[i + 1] == "«" or ID_FIRST.match(source, i + 1)):
             ident = _ident(source, i + 1)
@@ -155,7 +160,7 @@ def tokenize(source: str) -> Iterator[Token]:
             two = source[i : i + 2]
             tok = Token(Kind.SYMBOL, i, i + (2 if two in _TWO_CHAR_SYMBOLS else 1))
         yield tok
-        prev = tok
+        before, prev = prev, tok
         i = tok.end
 
 
@@ -181,6 +186,17 @@ def mask(source: str) -> str:
 
 
 # ---------------------------------------------------------------- pieces
+
+
+def _is_projection_dot(before: Token | None, prev: Token | None, i: int, source: str) -> bool:
+    """Is the text at `i` right after a `.` that is glued to the end of a term?"""
+    if prev is None or before is None or prev.end != i or before.end != prev.start:
+        return False
+    if prev.kind is not Kind.SYMBOL or source[prev.start : prev.end] != ".":
+        return False
+    if before.kind is Kind.SYMBOL:
+        return source[before.start : before.end] in _TERM_CLOSERS
+    return before.kind in (Kind.IDENT, Kind.NUMBER, Kind.STRING, Kind.CHAR, Kind.NAME_LIT)
 
 
 def _is_open_symbol(prev: Token, source: str) -> bool:
