@@ -9,7 +9,9 @@ one run, interleaved round by round:
   ma-1     `mathagent verify -i tasks.jsonl -j 1 --no-cache --json` (sandbox + audit)
   ma-2     the same with `-j 2`
 
-and prints the median wall time of each and the ratios. Targets on a 2-core
+and prints the median wall time of each and the ratios. A ratio is the
+median of the per-round ratios (each round runs both sides back to back, so
+a machine that drifts between rounds does not skew it). Targets on a 2-core
 machine: ma-1 <= 1.10x bare-1, ma-2 <= 1.10x bare-2.
 
     python bench/verify_overhead.py [--tasks 40] [--rounds 3] [--lean PATH]
@@ -117,11 +119,14 @@ def main() -> None:
     print(f"{'mode':8} {'median s':>9} {'min s':>7} {'max s':>7}")
     for k, v in runs.items():
         print(f"{k:8} {med[k]:9.2f} {min(v):7.2f} {max(v):7.2f}")
+    def ratio(a: str, b: str) -> float:
+        return statistics.median(x / y for x, y in zip(runs[a], runs[b], strict=True))
+
     ratios = {
-        "ma-1 / bare-1": med["ma-1"] / med["bare-1"],
-        "ma-2 / bare-2": med["ma-2"] / med["bare-2"],
-        "bare-1 / bare-2 (parallel speed-up)": med["bare-1"] / med["bare-2"],
-        "bare-1 / ma-2 (mathagent speed-up)": med["bare-1"] / med["ma-2"],
+        "ma-1 / bare-1": ratio("ma-1", "bare-1"),
+        "ma-2 / bare-2": ratio("ma-2", "bare-2"),
+        "bare-1 / bare-2 (parallel speed-up)": ratio("bare-1", "bare-2"),
+        "bare-1 / ma-2 (mathagent speed-up)": ratio("bare-1", "ma-2"),
     }
     for name, value in ratios.items():
         print(f"{name:38} {value:.3f}x")

@@ -92,6 +92,7 @@ _PLAIN_PART = re.compile(f"[{_ID_FIRST}][{_ID_REST}]*")
 _REST_RUN = re.compile(f"[{_ID_REST}]*")
 _WHITESPACE = re.compile(r"(?:[ \n]|\r\n)+")
 _LINE_BODY = re.compile(r"[^\n]*")
+_TABS = re.compile(r"\t+")
 _NESTING = re.compile(r"-/|/-")
 # A string body: the unrolled loop is linear and cannot fail before the end of the text.
 _STRING_BODY = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*', re.S)
@@ -154,7 +155,10 @@ def tokenize(source: str) -> Iterator[Token]:
             m = _REST_RUN.match(source, i + 1)
             end = m.end() if m else i + 1
             tok = Token(Kind.HASH, i, end, parts=(source[i + 1 : end],))
-        elif c == "\t" or c == "\r":
+        elif c == "\t":
+            m = _TABS.match(source, i)  # a parse error in Lean; one token for the run
+            tok = Token(Kind.ERROR, i, m.end() if m else i + 1)
+        elif c == "\r":
             tok = Token(Kind.ERROR, i, i + 1)
         else:
             two = source[i : i + 2]
