@@ -156,6 +156,8 @@ def test_a_namespace_opened_mid_line_is_followed(lean: LeanToolchain, options: V
     hidden = WITH_SORRY + "theorem x : Eq two two := Eq.refl _ namespace A theorem t : Eq two four := sorryAx _ Bool.true end A\n"
     v = check(lean, options, full_code=hidden)
     assert v.verdict == "rejected" and v.reasons == ["sorry"], v
+    # (the file's own `axiom sorryAx` is reported too; what matters is that `A.t` is checked)
+    assert "`A.t`" in v.message and "`x`" not in v.message, v
 
 
 def test_private_theorems_are_checked_by_their_own_name(lean: LeanToolchain, options: VerifyOptions, no_text_audit: None) -> None:
@@ -165,6 +167,7 @@ def test_private_theorems_are_checked_by_their_own_name(lean: LeanToolchain, opt
     )
     v = check(lean, options, full_code=source)
     assert v.verdict == "rejected" and v.reasons == ["sorry"], v
+    assert "`A.p`" in v.message and "`B.p`" not in v.message, v
 
 
 @pytest.mark.parametrize("kind", ["noncomputable def", "noncomputable abbrev", "theorem"])
@@ -172,6 +175,7 @@ def test_every_kind_of_declaration_is_checked(lean: LeanToolchain, options: Veri
     # a synthetic sorry (`Bool.true`) raises no warning: only the axiom check sees it
     v = check(lean, options, full_code=WITH_SORRY + f"{kind} bad : Eq two four := sorryAx _ Bool.true\n")
     assert v.verdict == "rejected" and v.reasons == ["sorry"], v
+    assert "`bad`" in v.message, v
 
 
 def test_genuine_whole_files_in_every_namespace_shape(lean: LeanToolchain, options: VerifyOptions) -> None:
@@ -443,3 +447,13 @@ def test_the_cli_gives_the_same_verdicts(lean: LeanToolchain, tmp_path: Path, po
     assert got["dotted"]["verdict"] == "verified"
     assert got["doc_trick"]["reasons"] == ["banned:axiom"]
     assert got["whole_genuine"]["verdict"] == "verified"
+
+
+def test_an_example_cannot_hide_a_synthetic_sorry_in_a_whole_file(lean: LeanToolchain, options: VerifyOptions) -> None:
+    # an `example` leaves no constant to audit, and `sorryAx _ true` raises no warning:
+    # in a whole file, writing `sorryAx` by hand is banned
+    source = WITH_SORRY.replace("axiom sorryAx", "-- axiom sorryAx") + "example : Eq two four := sorryAx _ Bool.true\n"
+    v = check(lean, options, full_code=source)
+    assert v.verdict == "rejected" and v.reasons == ["banned:sorryAx"], v
+    honest = check(lean, options, full_code=AXIOM_FREE + "example : Eq two two := Eq.refl _\n")
+    assert honest.verified, honest

@@ -259,7 +259,11 @@ def with_declaration_checks(assembled: Assembled, declarations: Iterable[Declara
     out.parts, out.segments, out.line = [assembled.text], list(assembled.segments), count_lines(assembled.text) + 1
     out.add("\n", SUBMISSION)
     targets = [
-        Target(reported=d.name, axioms_line=out.add(f"#print axioms _root_.{identifier(d.source_name)}", CHECK))
+        Target(
+            reported=d.name,
+            axioms_line=out.add(f"#print axioms _root_.{identifier(d.source_name)}", CHECK),
+            label=".".join(d.source_name),
+        )
         for d in declarations
     ]
     canonical = _add_canonical_checks(out) if imports_modules(assembled.submitted) else ()

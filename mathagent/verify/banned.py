@@ -105,10 +105,16 @@ class BannedUse:
         return f"{codes.BANNED_PREFIX}{self.command}"
 
 
-def find_banned(source: str, *, allow_native: bool = False) -> list[BannedUse]:
-    """Every banned command in `source`, in order, one per place."""
+def find_banned(source: str, *, allow_native: bool = False, whole_file: bool = False) -> list[BannedUse]:
+    """Every banned command in `source`, in order, one per place.
+
+    In a whole file every declaration is audited, but an `example` leaves no
+    constant behind to audit: writing `sorryAx` by hand (a "synthetic" sorry
+    raises no warning) is the one way to hide a sorry there, so `whole_file`
+    bans it too.
+    """
     found: dict[int, str] = {}
-    for offset, command in _scan(tokenize(source), source, allow_native):
+    for offset, command in _scan(tokenize(source), source, allow_native, whole_file):
         found.setdefault(offset, command)  # one report per place
     newlines = [m.start() for m in re.finditer("\n", source)]
     uses = []
@@ -119,7 +125,7 @@ def find_banned(source: str, *, allow_native: bool = False) -> list[BannedUse]:
     return uses
 
 
-def _scan(tokens: Iterable[Token], source: str, allow_native: bool) -> Iterable[tuple[int, str]]:
+def _scan(tokens: Iterable[Token], source: str, allow_native: bool, whole_file: bool) -> Iterable[tuple[int, str]]:
     attribute_depth = 0  # inside `@[ ... ]` or `attribute [ ... ]`
     after_attribute_word = False
     previous: Token | None = None
@@ -136,6 +142,8 @@ def _scan(tokens: Iterable[Token], source: str, allow_native: bool) -> Iterable[
                 yield tok.start, "#" + _hash_command(tok.parts[0])
         elif tok.kind is Kind.IDENT:
             yield from _ident_rules(tok, previous, attribute_depth > 0, allow_native)
+            if whole_file and tok.parts[-1:] == ("sorryAx",):
+                yield tok.start, "sorryAx"
         if text == "@[":
             attribute_depth += 1
         elif text == "[" and (attribute_depth > 0 or after_attribute_word):

@@ -91,18 +91,19 @@ def judge(task_id: str, assembled: Assembled, run: RunOutcome, policy: AxiomPoli
             where = f"at line {line}" if line else "at the end of the file"
             findings.append((codes.LEAN_ERROR, f"Lean error {where}: {_first_line(msg.text)}"))
 
-    axioms: list[str] = []
+    users: dict[str, list[str]] = {}  # axiom -> the checked constants that depend on it
     for target in assembled.targets:
         target_findings, target_axioms = _read_checks(target, by_line)
         findings += target_findings
-        axioms += target_axioms
+        for name in target_axioms:
+            users.setdefault(name, []).append(target.name)
     if not assembled.targets:
         findings.append((codes.THEOREM_MISSING, "no named declaration to check (an `example` cannot be audited)"))
     if run.declarations is None and not output.has_errors:
         findings.append((codes.CHECKS_MISSING, "Lean did not report the file's declarations"))
 
-    axioms = sorted(set(axioms))
-    findings += _axiom_findings(axioms, assembled, run.declarations or (), by_line, policy)
+    axioms = sorted(users)
+    findings += _axiom_findings(users, assembled, run.declarations or (), by_line, policy)
 
     reasons = {r for r, _ in findings}
     if reasons & {codes.LEAN_ERROR, codes.BAD_HEADER, codes.BAD_STATEMENT}:
@@ -126,7 +127,7 @@ _ECHOES = {codes.THEOREM_MISSING, codes.STATEMENT_CHANGED, codes.CHECKS_MISSING}
 
 
 def _axiom_findings(
-    axioms: list[str],
+    users: dict[str, list[str]],
     assembled: Assembled,
     declarations: Iterable[Declaration],
     by_line: dict[int, list[LeanMessage]],
@@ -135,12 +136,14 @@ def _axiom_findings(
     findings: list[tuple[str, str]] = []
     declared_in = {d.name: assembled.origin(d.line) for d in declarations}
     canonical = dict(assembled.canonical_lines)
-    for name in axioms:
+    for name in sorted(users):
         where = declared_in.get(name)
+        # a whole file has many declarations: say which ones
+        used_by = f" (in {_listing(users[name])})" if assembled.whole_file else ""
         if name == "sorryAx":
-            findings.append((codes.SORRY, "the proof uses `sorry`"))
+            findings.append((codes.SORRY, f"the proof uses `sorry`{used_by}"))
         elif name not in policy.allowed:
-            findings.append((f"{codes.AXIOM_PREFIX}{name}", f"depends on the axiom `{name}`, which is not allowed"))
+            findings.append((f"{codes.AXIOM_PREFIX}{name}", f"depends on the axiom `{name}`, which is not allowed{used_by}"))
         elif where in (SUBMISSION, CHECK):
             findings.append((codes.FAKE_AXIOM, f"the submission declares its own `{name}`; only the real axiom is allowed"))
         elif where == HEADER and name not in policy.trusted:
@@ -152,6 +155,11 @@ def _axiom_findings(
             if any(m.severity == "error" for m in by_line.get(canonical[name], [])):
                 findings.append((codes.FAKE_AXIOM, f"`{name}` does not have the type of the real axiom"))
     return findings
+
+
+def _listing(names: list[str], limit: int = 3) -> str:
+    shown = ", ".join(f"`{n}`" for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def _stopped(run: RunOutcome, messages: list[LeanMessage]) -> tuple[str, str, str] | None:

@@ -340,7 +340,7 @@ def _banned_uses(assembled: Assembled, allow_native: bool) -> list[BannedUse]:
     first = submitted[0].start
     last = submitted[-1].start + submitted[-1].count
     lines = assembled.text.split("\n")[first - 1 : last - 1]
-    found = find_banned("\n".join(lines), allow_native=allow_native)
+    found = find_banned("\n".join(lines), allow_native=allow_native, whole_file=assembled.whole_file)
     return [replace(b, line=assembled.submitted_line(b.line + first - 1) or b.line) for b in found]
 
 
