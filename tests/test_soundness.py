@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import PRELUDE_HEADER, ROOT
+
 from mathagent.verify import verifier as verifier_module
 from mathagent.verify.messages import parse_output
 from mathagent.verify.tasks import VerifyTask

@@ -16,7 +16,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from mathagent.verify import verdict as codes
-from mathagent.verify.assemble import CHECK, HEADER, REFERENCE, SUBMISSION, Assembled, Target
+from mathagent.verify.assemble import (
+    CHECK,
+    HEADER,
+    REFERENCE,
+    SUBMISSION,
+    Assembled,
+    Target,
+)
 from mathagent.verify.declarations import Declaration
 from mathagent.verify.messages import LeanMessage, parse_output
 from mathagent.verify.verdict import Diagnostic, Verdict
