@@ -52,7 +52,7 @@ EPILOG = """[bold]Examples[/bold]
 
 def batch(
     problems: Path = typer.Argument(..., help="JSONL file of problems.", show_default=False),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Results JSONL (appended; resumed).  [default: PROBLEMS.results.jsonl]", show_default=False),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Results JSONL (appended; resumed).  \\[default: PROBLEMS.results.jsonl]", show_default=False),
     concurrency: int = typer.Option(4, "--concurrency", "-c", min=1, help="Problems in flight at once (they share the model and the Lean workers)."),
     rounds: RoundsOpt = 4,
     samples: SamplesOpt = 4,

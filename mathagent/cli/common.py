@@ -59,7 +59,7 @@ LeanOpt = Annotated[Path | None, typer.Option("--lean", help="The Lean binary to
 ProjectOpt = Annotated[Path | None, typer.Option("--project", help="Lake project for `lake env` and the default header.", show_default=False)]
 HeaderFileOpt = Annotated[
     Path | None,
-    typer.Option("--header-file", help="Lean header for problems that give none.  [default: lean/MathAgent/Header.lean]", show_default=False),
+    typer.Option("--header-file", help="Lean header for problems that give none.  \\[default: lean/MathAgent/Header.lean]", show_default=False),
 ]
 RoundsOpt = Annotated[int, typer.Option("--rounds", min=1, max=64, help="Proof rounds: 1 = no repair; each failure with Lean errors gets a repair.")]
 SamplesOpt = Annotated[int, typer.Option("--samples", min=1, max=256, help="Proofs sampled in round 1 (and repairs per later round).")]
@@ -67,9 +67,9 @@ MaxTokensOpt = Annotated[int, typer.Option("--max-tokens", min=16, help="Tokens 
 TimeLimitOpt = Annotated[float | None, typer.Option("--time-limit", min=1, help="Seconds per problem (wall clock).", show_default=False)]
 PoolOpt = Annotated[
     str | None,
-    typer.Option("--pool", help="warm: Lean servers keep each header elaborated | cold: a fresh Lean per check.  [default: warm]", show_default=False),
+    typer.Option("--pool", help="warm: Lean servers keep each header elaborated | cold: a fresh Lean per check.  \\[default: warm]", show_default=False),
 ]
-WorkersOpt = Annotated[int | None, typer.Option("--workers", "-j", min=1, help="Lean processes at once.  [default: number of cores]", show_default=False)]
+WorkersOpt = Annotated[int | None, typer.Option("--workers", "-j", min=1, help="Lean processes at once.  \\[default: number of cores]", show_default=False)]
 
 
 def check_pool(pool: str | None) -> None:

@@ -52,7 +52,7 @@ EPILOG = """[bold]Examples[/bold]
 def eval_command(
     dataset: str = typer.Argument(..., help="JSONL path, a dataset name, or `compare`.", show_default=False),
     others: list[str] = typer.Argument(None, help="With `compare`: the two run folders.", show_default=False),
-    run_dir: Path | None = typer.Option(None, "--run-dir", help="Run folder.  [default: runs/DATASET]", show_default=False),
+    run_dir: Path | None = typer.Option(None, "--run-dir", help="Run folder.  \\[default: runs/DATASET]", show_default=False),
     samples: SamplesOpt = 4,
     rounds: RoundsOpt = 2,
     solve_samples: int = typer.Option(4, "--solve-samples", min=1, max=256, help="Solutions sampled per word problem (pass@k over them; majority answer)."),
@@ -61,7 +61,7 @@ def eval_command(
     concurrency: int = typer.Option(4, "--concurrency", "-c", min=1, help="Problems in flight at once."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N problems.", show_default=False),
     force: bool = typer.Option(False, "--force", help="Continue a run folder even if its settings differ."),
-    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where named datasets live.  [default: the user data folder]", show_default=False),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where named datasets live.  \\[default: the user data folder]", show_default=False),
     json_out: bool = typer.Option(False, "--json", help="Print summary.json instead of the table."),
     engine: EngineOpt = None,
     model: ModelOpt = None,

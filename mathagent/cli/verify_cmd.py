@@ -24,14 +24,14 @@ from mathagent.verify.verifier import Verifier, VerifyOptions
 
 HELP = """Check Lean proofs and say which are [bold]verified[/bold].
 
-A proof is verified only when Lean compiles it with no error, the theorem is exactly the one asked (same name, same statement), it uses no [italic]sorry[/italic], it depends on no axiom beyond propext, Quot.sound and Classical.choice, it contains no banned command (axiom, #exit, #eval, macros, native_decide, ...), and the verifier's own checks, appended after the proof, reported back.
+A proof is verified only when Lean compiles it with no error, the theorem is exactly the one asked (same name, same statement; for a whole file, every declaration Lean reports), it uses no [italic]sorry[/italic], it depends on no axiom beyond the real propext, Quot.sound and Classical.choice (not ones the file declares itself), it contains no banned command (axiom, #exit, #eval, macros, set_option debug.*, native_decide, ...), and the verifier's own checks, appended after the proof, reported back.
 
 Exit status: 0 all verified, 1 some not, 2 usage or set-up error.
 """
 
 EPILOG = """[bold]Examples[/bold]
 
-  mathagent verify examples/prelude_ok.lean                 [dim]# every theorem in the file[/dim]
+  mathagent verify examples/two_plus_two.lean               [dim]# every declaration in the file[/dim]
   mathagent verify -i examples/tasks.jsonl -o results.jsonl [dim]# rows: id, header, formal_statement, proof | full_code[/dim]
   mathagent verify -i tasks.jsonl --json | jq .verdict      [dim]# one JSON object per input[/dim]
 """
@@ -44,16 +44,16 @@ def verify(
     ),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write each result as a JSON line here as soon as it is final."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object per input on stdout instead of a table."),
-    workers: int | None = typer.Option(None, "--workers", "-j", min=1, help="Lean processes at once.  [default: number of cores]", show_default=False),
-    timeout: float | None = typer.Option(None, "--timeout", min=0.1, help="Wall-clock limit per check, in seconds.  [default: 60]", show_default=False),
-    memory_mb: int | None = typer.Option(None, "--memory-mb", min=32, help="Memory cap per check, in MB.  [default: 8192]", show_default=False),
-    max_bytes: int | None = typer.Option(None, "--max-bytes", min=1, help="Reject larger submissions unread (verdict too_large).  [default: 1048576]", show_default=False),
+    workers: int | None = typer.Option(None, "--workers", "-j", min=1, help="Lean processes at once.  \\[default: number of cores]", show_default=False),
+    timeout: float | None = typer.Option(None, "--timeout", min=0.1, help="Wall-clock limit per check, in seconds.  \\[default: 60]", show_default=False),
+    memory_mb: int | None = typer.Option(None, "--memory-mb", min=32, help="Memory cap per check, in MB.  \\[default: 8192]", show_default=False),
+    max_bytes: int | None = typer.Option(None, "--max-bytes", min=1, help="Reject larger submissions unread (verdict too_large).  \\[default: 1048576]", show_default=False),
     allow_axiom: list[str] = typer.Option([], "--allow-axiom", help="Also accept this axiom (repeatable). Trusts the task header's own declaration of it too."),
     allow_native: bool = typer.Option(False, "--allow-native", help="Allow native_decide (trusts compiled code: axiom Lean.ofReduceBool)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Run every check even if the same one was done before."),
-    pool: str | None = typer.Option(None, "--pool", help="cold: a fresh Lean per check | warm: language servers keep each header elaborated (fast with Mathlib).  [default: cold]", show_default=False),
+    pool: str | None = typer.Option(None, "--pool", help="cold: a fresh Lean per check | warm: language servers keep each header elaborated (fast with Mathlib).  \\[default: cold]", show_default=False),
     sandbox: str | None = typer.Option(None, "--sandbox", help="auto (bwrap if it works) | bwrap (required) | none (rlimits only).", show_default=False),
-    header_file: Path | None = typer.Option(None, "--header-file", help="Header for rows that give none.  [default: the Lake project's lean/MathAgent/Header.lean]", show_default=False),
+    header_file: Path | None = typer.Option(None, "--header-file", help="Header for rows that give none.  \\[default: the Lake project's lean/MathAgent/Header.lean]", show_default=False),
     lean: Path | None = typer.Option(None, "--lean", help="The Lean binary to use (skips discovery).", show_default=False),
     project: Path | None = typer.Option(None, "--project", help="Lake project for `lake env` and the default header.", show_default=False),
 ) -> None:
