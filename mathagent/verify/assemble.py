@@ -95,10 +95,6 @@ class Assembled:
     def check_start(self) -> int:
         return next((s.start for s in self.segments if s.origin == CHECK), count_lines(self.text) + 2)
 
-    @property
-    def has_checks(self) -> bool:
-        return any(s.origin == CHECK for s in self.segments)
-
     def origin(self, line: int) -> str:
         """Which part an assembled line belongs to: header, reference, submission or check."""
         for seg in self.segments:
