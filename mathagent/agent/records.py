@@ -7,17 +7,12 @@ so a run can be audited and evaluated later.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from mathagent.jsonl import Row, first_field
-
-# Result statuses
-VERIFIED = "verified"  # a proof of the statement passed the verifier
-UNVERIFIED = "unverified"  # a statement, but no verified proof within the budget
-ANSWERED = "answered"  # a natural-language answer only (no statement to prove)
-BAD_STATEMENT = "bad_statement"  # the statement does not elaborate
-ERROR = "error"  # the row, the model or Lean failed
+from mathagent.verify.leantext import join_proof, parse_statement
+from mathagent.vocabulary import AnswerCheck, ErrorKind, PromptKind, StatementSource, Status, VerdictKind
 
 _ID_KEYS = ("id", "name", "problem_id", "task_id")
 _INFORMAL_KEYS = ("informal_statement", "problem", "question", "natural_language_statement", "informal_prefix")
@@ -88,12 +83,12 @@ class Attempt:
 
     index: int
     round: int
-    prompt_kind: str  # "prove" | "repair"
+    prompt_kind: PromptKind
     text: str  # the model's raw output
     proof: str | None  # the proof submitted (None: nothing extractable)
     parent: int | None = None  # the attempt a repair was based on
     duplicate_of: int | None = None  # same proof as an earlier attempt: verified once
-    verdict: str | None = None  # verified | rejected | timeout | error
+    verdict: VerdictKind | None = None
     reasons: list[str] = field(default_factory=list)
     message: str = ""
     diagnostics: list[dict[str, Any]] = field(default_factory=list)
@@ -103,24 +98,33 @@ class Attempt:
     generate_s: float = 0.0
     verify_s: float = 0.0
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Attempt:
+        values = _known(cls, data)
+        values["prompt_kind"] = PromptKind(values.get("prompt_kind", PromptKind.PROVE))
+        values["verdict"] = _enum(VerdictKind, values.get("verdict"))
+        values.setdefault("text", "")
+        values.setdefault("proof", None)
+        return cls(**values)
+
 
 @dataclass
 class Result:
     """Everything the agent did for one problem."""
 
     id: str
-    status: str
+    status: Status
     informal: str | None = None
     solution: str | None = None  # the natural-language solution
     answer: str | None = None
-    answer_check: str | None = None  # "answer checked" | "answer disagrees" | "not checked"
+    answer_check: AnswerCheck | None = None
     answer_check_detail: str = ""
     reference_answer: str | None = None
     reference_match: bool | None = None  # the answer equals the dataset's answer (None: nothing to compare)
     answer_samples: list[str | None] = field(default_factory=list)  # each sampled solution's answer
     sample_matches: list[bool] = field(default_factory=list)  # each sample's answer vs the dataset's
     statement: str | None = None
-    statement_source: str | None = None  # "given" | "autoformalized"
+    statement_source: StatementSource | None = None
     header: str | None = None
     proof: str | None = None  # the verified proof
     verified_attempt: int | None = None
@@ -133,12 +137,68 @@ class Result:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     error: str | None = None
-    error_kind: str | None = None  # "input" | "model": a model error is retried when a batch resumes
+    error_kind: ErrorKind | None = None  # a model error is retried when a batch resumes
     source: str = ""
 
     @property
     def verified(self) -> bool:
-        return self.status == VERIFIED
+        return self.status is Status.VERIFIED
+
+    @property
+    def formal(self) -> bool:
+        """Was this a problem to prove (a statement, attempts, or a formal row that failed)?"""
+        return bool(self.statement or self.attempts or (self.status is Status.ERROR and not self.informal))
+
+    def first_round(self) -> list[Attempt]:
+        return [a for a in self.attempts if a.round == 1]
+
+    def verified_round(self) -> int | None:
+        """The round of the verified attempt (None: not verified)."""
+        if not self.verified:
+            return None
+        index = self.verified_attempt or 0
+        return self.attempts[index].round if index < len(self.attempts) else 1
+
+    def theorem_text(self) -> str | None:
+        """The statement with the verified proof (or the last attempt's), joined
+        as the verifier joins them."""
+        if not self.statement:
+            return None
+        proof = self.proof if self.proof is not None else next((a.proof for a in reversed(self.attempts) if a.proof), None)
+        if proof is None:
+            return self.statement
+        try:
+            return join_proof(parse_statement(self.statement), proof)
+        except ValueError:
+            return self.statement + proof
+
+    def lean_file(self) -> str | None:
+        """The whole Lean file: the header, then `theorem_text`."""
+        body = self.theorem_text()
+        if body is None or self.header is None:
+            return None
+        return self.header.rstrip("\n") + "\n\n" + body
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Result:
+        """A result from its JSON line (`to_dict` inverted; unknown keys are ignored)."""
+        values = _known(cls, data)
+        values["id"] = str(values.get("id", ""))
+        values["status"] = Status(values.get("status", Status.ERROR))
+        values["answer_check"] = _enum(AnswerCheck, values.get("answer_check"))
+        values["statement_source"] = _enum(StatementSource, values.get("statement_source"))
+        values["error_kind"] = _enum(ErrorKind, values.get("error_kind"))
+        values["attempts"] = [Attempt.from_dict(a) for a in values.get("attempts") or []]
+        return cls(**values)
+
+
+def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
+
+
+def _enum(kind: Any, value: Any) -> Any:
+    return None if value is None else kind(value)

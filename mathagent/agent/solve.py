@@ -15,10 +15,8 @@ from mathagent import prompts
 from mathagent.agent import mathcheck
 from mathagent.agent.extract import final_answer
 from mathagent.engines.base import Engine, Sample
+from mathagent.vocabulary import AnswerCheck
 
-CHECKED = "answer checked"
-DISAGREES = "answer disagrees"
-NOT_CHECKED = "not checked"
 
 
 @dataclass(frozen=True)
@@ -36,7 +34,7 @@ class SolveResult:
     solution: str  # the best sample of the winning answer
     answer: str | None
     votes: list[tuple[str, int]]  # (answer, count), most votes first
-    check: str  # CHECKED | DISAGREES | NOT_CHECKED
+    check: AnswerCheck
     check_detail: str
     model: str
     samples: list[SolutionSample] = field(default_factory=list)
@@ -128,16 +126,16 @@ def _best(records: list[SolutionSample], answer: str | None) -> SolutionSample |
     return max(pool, key=lambda r: r.mean_logprob if r.mean_logprob is not None else float("-inf"))
 
 
-def check_answer(problem: str, answer: str | None) -> tuple[str, str]:
+def check_answer(problem: str, answer: str | None) -> tuple[AnswerCheck, str]:
     """(status, detail) of sympy's independent check of `answer`."""
     computed = mathcheck.compute(problem)
     if computed is None:
-        return NOT_CHECKED, "sympy cannot compute this problem on its own"
+        return AnswerCheck.NOT_CHECKED, "sympy cannot compute this problem on its own"
     if answer is None:
-        return NOT_CHECKED, f"no final answer found; sympy computed {computed.what} = {computed.show()}"
+        return AnswerCheck.NOT_CHECKED, f"no final answer found; sympy computed {computed.what} = {computed.show()}"
     parsed = mathcheck.parse_answer(answer)
     if parsed is None:
-        return NOT_CHECKED, f"the answer {answer!r} could not be read; sympy computed {computed.what} = {computed.show()}"
+        return AnswerCheck.NOT_CHECKED, f"the answer {answer!r} could not be read; sympy computed {computed.what} = {computed.show()}"
     if mathcheck.equivalent(parsed, computed.value):
-        return CHECKED, f"sympy computed {computed.what} = {computed.show()}"
-    return DISAGREES, f"sympy computed {computed.what} = {computed.show()}"
+        return AnswerCheck.CHECKED, f"sympy computed {computed.what} = {computed.show()}"
+    return AnswerCheck.DISAGREES, f"sympy computed {computed.what} = {computed.show()}"

@@ -43,7 +43,7 @@ app.command(
 app.command("solve", help=solve_cmd.HELP, epilog=solve_cmd.EPILOG)(solve_cmd.solve_command)
 app.command("chat", help=chat.HELP)(chat.chat)
 app.command("batch", help=batch_cmd.HELP, epilog=batch_cmd.EPILOG)(batch_cmd.batch)
-app.command("eval", help=eval_cmd.HELP, epilog=eval_cmd.EPILOG)(eval_cmd.eval_command)
+app.add_typer(eval_cmd.app, name="eval")
 app.command("doctor", help=doctor_cmd.HELP)(doctor_cmd.doctor)
 app.add_typer(lean_cmd.app, name="lean")
 app.add_typer(model_cmd.app, name="model")

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from mathagent.cli.common import (
@@ -33,7 +31,7 @@ from mathagent.cli.common import (
 from mathagent.errors import InputError
 
 if TYPE_CHECKING:
-    from mathagent.batch import BatchSummary
+    from mathagent.batch import BatchSummary, Resume
 
 HELP = """Solve every problem in a JSONL file and append one result per line to the output as soon as it is final.
 
@@ -72,10 +70,7 @@ def batch(
 ) -> None:
     # imported here, not at the top: other commands should not pay for them
     from mathagent.agent.loop import Budget
-    from mathagent.agent.records import problem_from_row
-    from mathagent.batch import open_results, summarize
-    from mathagent.cli import runtime
-    from mathagent.jsonl import read_rows
+    from mathagent.cli import pipeline, runtime
 
     check_engine(engine)
     check_pool(pool)
@@ -87,26 +82,14 @@ def batch(
     )
     rt = runtime.prepare(settings, lake_project, header_file)
     err = Console(stderr=True)
-    if rt.toolchain is None:
-        err.print(f"[yellow]warning:[/yellow] {escape(str(rt.toolchain_problem))}; results will be unverified", highlight=False)
-    items = [problem_from_row(row) for row in read_rows(problems)]
-    log, done, redo = open_results(output)
+    pipeline.warn_without_lean(rt, err, "results will be unverified")
     budget = Budget(rounds=rounds, samples=samples, max_tokens=max_tokens, time_limit_s=time_limit, solve_when_formal=not no_solve)
-    todo = len({i.id for i in items} - set(done))
-    if done or redo:
-        again = f" (retrying {len(redo)} that failed on the model)" if redo else ""
-        err.print(f"resuming: {len(done)} results already in {output}, {todo} to go{again}", highlight=False)
-    try:
-        if todo:
-            summary = asyncio.run(runtime.run_with_progress(rt, budget, items, log, done, concurrency, err, todo))
-        else:
-            summary = summarize(done.values())
-            summary.skipped = len(done)
-    except KeyboardInterrupt:
-        err.print(f"[yellow]interrupted[/yellow]: finished results are in {output}; run the same command to resume")
-        raise typer.Exit(130) from None
-    finally:
-        log.close()
+    run = pipeline.solve(
+        rt, budget, pipeline.read_problems(problems), output, concurrency, err,
+        announce=_resuming,
+        interrupted=f"finished results are in {output}; run the same command to resume",
+    )
+    summary = run.summary()
     if json_out:
         typer.echo(json.dumps({**summary.to_dict(), "output": str(output)}, indent=2))
     else:
@@ -115,6 +98,13 @@ def batch(
         if summary.error_messages:
             console.print(error_lines(summary), highlight=False)
     raise typer.Exit(0 if summary.errors == 0 else 1)
+
+
+def _resuming(resume: Resume, todo: int) -> str | None:
+    if not resume.done and not resume.redo:
+        return None
+    again = f" (retrying {len(resume.redo)} that failed on the model)" if resume.redo else ""
+    return f"resuming: {len(resume.done)} results already in {resume.log.path}, {todo} to go{again}"
 
 
 def summary_table(s: BatchSummary, output: Path) -> Table:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,18 +20,18 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.markup import escape
 from rich.panel import Panel
-from rich.status import Status
+from rich.status import Status as Spinner
 from rich.syntax import Syntax
 from rich.text import Text
 
-from mathagent.agent import records
+from mathagent.agent import events
 from mathagent.agent.loop import Agent, Budget
 from mathagent.agent.records import Problem, Result
-from mathagent.agent.solve import CHECKED, DISAGREES
 from mathagent.cli import runtime
 from mathagent.config import Settings
 from mathagent.jsonl import dumps
 from mathagent.verify.tasks import VerifyTask
+from mathagent.vocabulary import AnswerCheck, PromptKind, Status, VerdictKind
 
 COMMANDS = """[bold]Commands[/bold]
   [cyan]QUESTION[/cyan]              solve it, state it in Lean, prove it, verify it
@@ -121,10 +121,11 @@ def _dispatch(
         if not rest.isdigit() or int(rest) < 1:
             console.print(f"[yellow]usage:[/yellow] {escape(command)} N   (a whole number >= 1)")
             return None
-        key = command[1:]
-        session.budget = replace(session.budget, **{key: int(rest)})
-        agent.budget = session.budget
-        console.print(f"{key} = {rest}")
+        if command == "/samples":
+            session.budget = replace(session.budget, samples=int(rest))
+        else:
+            session.budget = replace(session.budget, rounds=int(rest))
+        console.print(f"{command[1:]} = {rest}")
     elif command == "/model":
         _banner(console, agent, rt)
     elif command == "/lean":
@@ -151,47 +152,46 @@ def _problem(session: Session, text: str) -> Problem:
 
 async def _ask(console: Console, agent: Agent, session: Session, problem: Problem, *, solve: bool) -> None:
     session.last_problem, session.last_solve = problem, solve
-    budget = agent.budget
-    agent.budget = replace(budget, solve=solve)
-    status = Status("thinking...", console=console)
-    status.start()
+    budget = replace(session.budget, solve=solve)
+    spinner = Spinner("thinking...", console=console)
+    spinner.start()
     try:
-        result = await agent.run(problem, _renderer(console, status, budget))
+        result = await agent.run(problem, _renderer(console, spinner, budget), budget=budget)
     finally:
-        status.stop()
-        agent.budget = budget
+        spinner.stop()
     _finish(console, session, result)
 
 
-def _renderer(console: Console, status: Status, budget: Budget) -> Callable[[str, dict[str, Any]], None]:
-    def on_event(kind: str, data: dict[str, Any]) -> None:
-        if kind == "solving":
-            status.update("writing a worked solution...")
-        elif kind == "solved":
-            console.print(Markdown(data["solution"] or "_(no solution)_"))
-            console.print(_answer_line(data["answer"], data["check"], data["detail"]))
-        elif kind == "formalizing":
-            status.update("stating the problem in Lean...")
-        elif kind == "statement":
-            console.print(Text(f"Lean statement ({data['source']}):", style="bold"))
-            console.print(Syntax(data["statement"], "lean4", word_wrap=True))
-        elif kind == "generating":
-            what = "repairing" if data["kind"] == "repair" else f"writing {data['n']} proof{'s' if data['n'] > 1 else ''}"
-            status.update(f"round {data['round']}/{budget.rounds}: {what}...")
-        elif kind == "verifying":
-            status.update(f"round {data['round']}/{budget.rounds}: Lean is checking {data['pending']} proof(s)...")
-        elif kind == "verdict" and data["verdict"] != "verified":
-            console.print(Text(f"  attempt {data['attempt'] + 1} (round {data['round']}): {data['verdict']} {', '.join(data['reasons'])}", style="dim"))
-        elif kind == "repairing":
-            status.update(f"attempt {data['attempt'] + 1}: {data['errors']} error(s), repairing (round {data['round']}/{budget.rounds})...")
+def _renderer(console: Console, spinner: Spinner, budget: Budget) -> events.Listener:
+    def on_event(event: events.Event) -> None:
+        if isinstance(event, events.Solving):
+            spinner.update("writing a worked solution...")
+        elif isinstance(event, events.Solved):
+            console.print(Markdown(event.solution or "_(no solution)_"))
+            console.print(_answer_line(event.answer, event.check, event.detail))
+        elif isinstance(event, events.Formalizing):
+            spinner.update("stating the problem in Lean...")
+        elif isinstance(event, events.StatementReady):
+            console.print(Text(f"Lean statement ({event.source}):", style="bold"))
+            console.print(Syntax(event.statement, "lean4", word_wrap=True))
+        elif isinstance(event, events.Generating):
+            what = "repairing" if event.kind is PromptKind.REPAIR else f"writing {event.n} proof{'s' if event.n > 1 else ''}"
+            spinner.update(f"round {event.round}/{budget.rounds}: {what}...")
+        elif isinstance(event, events.Verifying):
+            spinner.update(f"round {event.round}/{budget.rounds}: Lean is checking {event.pending} proof(s)...")
+        elif isinstance(event, events.VerdictReceived) and event.verdict is not VerdictKind.VERIFIED:
+            note = f"  attempt {event.attempt + 1} (round {event.round}): {event.verdict} {', '.join(event.reasons)}"
+            console.print(Text(note, style="dim"))
+        elif isinstance(event, events.Repairing):
+            spinner.update(f"attempt {event.attempt + 1}: {event.errors} error(s), repairing (round {event.round}/{budget.rounds})...")
 
     return on_event
 
 
-def _answer_line(answer: str | None, check: str, detail: str) -> Text:
+def _answer_line(answer: str | None, check: AnswerCheck, detail: str) -> Text:
     line = Text("Answer: ", style="bold")
     line.append(answer if answer is not None else "(none found)", style="bold cyan")
-    style = {CHECKED: "green", DISAGREES: "red"}.get(check, "yellow")
+    style = {AnswerCheck.CHECKED: "green", AnswerCheck.DISAGREES: "red"}.get(check, "yellow")
     line.append(f"   {check}", style=style)
     line.append(f" ({detail})", style="dim")
     return line
@@ -199,16 +199,12 @@ def _answer_line(answer: str | None, check: str, detail: str) -> Text:
 
 def _finish(console: Console, session: Session, result: Result) -> None:
     session.log.append(result.to_dict())
-    if result.statement and result.header is not None:
-        proof = result.proof
-        if proof is None and result.attempts:
-            proof = result.attempts[-1].proof
-        session.last_file = (result.header.rstrip("\n") + "\n\n" + result.statement + (proof or ""))
-    if result.status == records.VERIFIED:
+    session.last_file = result.lean_file() or session.last_file
+    if result.status is Status.VERIFIED:
         console.print(Text("Proof:", style="bold"))
-        console.print(Syntax(result.statement + (result.proof or ""), "lean4", word_wrap=True))
+        console.print(Syntax(result.theorem_text() or "", "lean4", word_wrap=True))
         console.print(Panel(Text("✓ verified by Lean", style="bold green"), expand=False))
-    elif result.status == records.ERROR:
+    elif result.status is Status.ERROR:
         console.print(Panel(Text(f"! error: {result.error}", style="bold magenta"), expand=False))
     else:
         why = result.error or f"no proof passed Lean within {result.rounds} round(s), {len(result.attempts)} attempt(s)"

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
+import click
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from mathagent.cli.common import (
     ApiKeyOpt,
@@ -37,7 +37,7 @@ DATASET is a JSONL file (the formats batch reads) or a name: sample (shipped wit
 
 Everything lands in a run folder (default runs/DATASET): settings.json (model, engine, sampling, budgets, Lean version, header, mathagent version, dataset hash), results.jsonl (one line per problem), summary.json, report.html and plots/. Re-running the same command resumes it.
 
-`mathagent eval compare RUN_A RUN_B` puts two runs side by side.
+`mathagent eval compare RUN_A RUN_B` puts two runs side by side. `mathagent eval DATASET --help` lists the run's options.
 """
 
 EPILOG = """[bold]Examples[/bold]
@@ -49,9 +49,29 @@ EPILOG = """[bold]Examples[/bold]
 """
 
 
-def eval_command(
-    dataset: str = typer.Argument(..., help="JSONL path, a dataset name, or `compare`.", show_default=False),
-    others: list[str] = typer.Argument(None, help="With `compare`: the two run folders.", show_default=False),
+class _RunUnlessCompare(TyperGroup):
+    """`mathagent eval DATASET ...` runs a benchmark (the `run` subcommand);
+    `mathagent eval compare A B` compares two runs."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(
+    cls=_RunUnlessCompare,
+    help=HELP,
+    epilog=EPILOG,
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.command("run", help="Run a benchmark into a run folder (the default: `mathagent eval DATASET` is `mathagent eval run DATASET`).")
+def run_command(
+    dataset: str = typer.Argument(..., help="JSONL path or a dataset name.", show_default=False),
     run_dir: Path | None = typer.Option(None, "--run-dir", help="Run folder.  \\[default: runs/DATASET]", show_default=False),
     samples: SamplesOpt = 4,
     rounds: RoundsOpt = 2,
@@ -73,20 +93,12 @@ def eval_command(
     project: ProjectOpt = None,
     header_file: HeaderFileOpt = None,
 ) -> None:
-    if dataset == "compare":
-        compare(others or [])
-        return
     # imported here, not at the top: other commands should not pay for them
     from mathagent.agent.loop import Budget
-    from mathagent.agent.records import problem_from_row
-    from mathagent.batch import open_results
-    from mathagent.cli import runtime
+    from mathagent.cli import pipeline, runtime
     from mathagent.eval import datasets, report
     from mathagent.eval import run as evalrun
-    from mathagent.jsonl import read_rows
 
-    if others:
-        raise typer.BadParameter(f"unexpected extra arguments: {' '.join(others)}")
     check_engine(engine)
     check_pool(pool)
     data = datasets.resolve(dataset, data_dir)
@@ -105,24 +117,17 @@ def eval_command(
         exhaustive=True,  # pass@k needs every round-1 proof checked
     )
     err = Console(stderr=True)
-    if rt.toolchain is None:
-        err.print(f"[yellow]warning:[/yellow] {escape(str(rt.toolchain_problem))}; formal problems cannot be solved", highlight=False)
+    pipeline.warn_without_lean(rt, err, "formal problems cannot be solved")
     engine_info = {"kind": rt.choice.kind, "model": rt.choice.model, "base_url": rt.choice.base_url}
     verify_info = {"pool": rt.options.pool, "workers": rt.options.workers, "timeout_s": rt.options.timeout_s, "memory_mb": rt.options.memory_mb}
     record = evalrun.settings_record(data, engine_info, budget, rt.toolchain, rt.options.default_header, verify_info)
     evalrun.prepare_folder(folder, record, force=force)
-    items = [problem_from_row(row) for row in read_rows(data.path)][:limit]
-    log, done, redo = open_results(folder / evalrun.RESULTS)
-    todo = len({i.id for i in items} - set(done))
-    err.print(f"{data.name}: {len(items)} problems, {todo} to run, results in {folder}", highlight=False)
-    try:
-        if todo:
-            asyncio.run(runtime.run_with_progress(rt, budget, items, log, done, concurrency, err, todo))
-    except KeyboardInterrupt:
-        err.print(f"[yellow]interrupted[/yellow]: results so far are in {folder}; run the same command to resume")
-        raise typer.Exit(130) from None
-    finally:
-        log.close()
+    items = pipeline.read_problems(data.path, limit)
+    pipeline.solve(
+        rt, budget, items, folder / evalrun.RESULTS, concurrency, err,
+        announce=lambda resume, todo: f"{data.name}: {len(items)} problems, {todo} to run, results in {folder}",
+        interrupted=f"results so far are in {folder}; run the same command to resume",
+    )
     m = evalrun.finish(folder)
     if json_out:
         typer.echo(json.dumps(m.to_dict(), indent=2))
@@ -132,27 +137,29 @@ def eval_command(
         console.print(f"report: {folder / evalrun.REPORT}", highlight=False)
 
 
-def compare(folders: list[str]) -> None:
-    from mathagent.eval import metrics, report
+@app.command("compare", help="Put two run folders side by side: every number, and which problems only one of them solved.")
+def compare(
+    run_a: Path = typer.Argument(..., help="A run folder (runs/DATASET).", show_default=False),
+    run_b: Path = typer.Argument(..., help="Another run folder.", show_default=False),
+) -> None:
+    from mathagent.eval import report
     from mathagent.eval import run as evalrun
+    from mathagent.eval.metrics import solved_ids, summarize
 
-    if len(folders) != 2:
-        raise typer.BadParameter("compare needs two run folders: mathagent eval compare RUN_A RUN_B")
-    a, b = (Path(f) for f in folders)
-    rows_a, rows_b = evalrun.load_rows(a), evalrun.load_rows(b)
-    if not rows_a and not rows_b:
+    results_a, results_b = evalrun.load_results(run_a), evalrun.load_results(run_b)
+    if not results_a and not results_b:
         raise InputError("both runs are empty")
-    ma, mb = metrics.compute(rows_a), metrics.compute(rows_b)
+    ma, mb = summarize(results_a), summarize(results_b)
     table = Table(title="runs compared", header_style="bold")
     table.add_column("")
-    table.add_column(str(a))
-    table.add_column(str(b))
+    table.add_column(str(run_a))
+    table.add_column(str(run_b))
     left, right = dict(report.summary_rows(ma)), dict(report.summary_rows(mb))
     for key in dict.fromkeys([*left, *right]):
         table.add_row(key, left.get(key, "-"), right.get(key, "-"))
     console = Console()
     console.print(table)
-    solved_a, solved_b = evalrun.solved_ids(rows_a), evalrun.solved_ids(rows_b)
+    solved_a, solved_b = solved_ids(results_a), solved_ids(results_b)
     only_a, only_b = sorted(solved_a - solved_b), sorted(solved_b - solved_a)
-    console.print(f"[bold]solved only by {a}[/bold] ({len(only_a)}): " + (", ".join(only_a) or "-"), highlight=False)
-    console.print(f"[bold]solved only by {b}[/bold] ({len(only_b)}): " + (", ".join(only_b) or "-"), highlight=False)
+    console.print(f"[bold]solved only by {run_a}[/bold] ({len(only_a)}): " + (", ".join(only_a) or "-"), highlight=False)
+    console.print(f"[bold]solved only by {run_b}[/bold] ({len(only_b)}): " + (", ".join(only_b) or "-"), highlight=False)

@@ -22,12 +22,13 @@ from rich.text import Text
 from mathagent.doctor import Check
 from mathagent.verify.toolchain import LeanToolchain
 from mathagent.verify.verdict import Verdict
+from mathagent.vocabulary import Status, VerdictKind
 
 _STYLE = {
-    "verified": ("✓ verified", "bold green"),
-    "rejected": ("✗ rejected", "bold red"),
-    "timeout": ("⏱ timeout", "bold yellow"),
-    "error": ("! error", "bold magenta"),
+    VerdictKind.VERIFIED: ("✓ verified", "bold green"),
+    VerdictKind.REJECTED: ("✗ rejected", "bold red"),
+    VerdictKind.TIMEOUT: ("⏱ timeout", "bold yellow"),
+    VerdictKind.ERROR: ("! error", "bold magenta"),
 }
 
 
@@ -47,7 +48,7 @@ def verdict_table(verdicts: list[Verdict]) -> Table:
         first = v.first_error()
         if v.verified:
             note = ""
-        elif first is not None and v.verdict == "rejected":
+        elif first is not None and v.verdict is VerdictKind.REJECTED:
             note = f"line {first.line}, col {first.column}: {first.short().split(' ', 1)[1]}"
         else:
             note = v.message
@@ -58,7 +59,7 @@ def verdict_table(verdicts: list[Verdict]) -> Table:
 
 def verify_summary(verdicts: list[Verdict], toolchain: LeanToolchain) -> Text:
     counts = Counter(v.verdict for v in verdicts)
-    parts = [f"{counts.get(k, 0)} {k}" for k in ("verified", "rejected", "timeout", "error") if counts.get(k)]
+    parts = [f"{counts.get(k, 0)} {k}" for k in VerdictKind if counts.get(k)]
     text = Text(", ".join(parts) or "nothing checked", style="bold")
     text.append(f"  ·  Lean {toolchain.version} ({toolchain.origin})", style="dim")
     sandboxes = {v.sandbox for v in verdicts if v.sandbox not in ("", "not run")}
@@ -90,7 +91,7 @@ def progress_bar(console: Console, *, total: int, enabled: bool) -> Iterator[Cal
 
         def advance(verdict: Verdict) -> None:
             counts[verdict.verdict] += 1
-            tally = f"[green]{counts['verified']}✓[/green] [red]{counts['rejected']}✗[/red]"
+            tally = f"[green]{counts[VerdictKind.VERIFIED]}✓[/green] [red]{counts[VerdictKind.REJECTED]}✗[/red]"
             progress.update(task, advance=1, tally=tally)
 
         yield advance
@@ -119,7 +120,7 @@ def batch_progress(console: Console, *, total: int) -> Iterator[Callable[[str, s
             counts[status] += 1
             elapsed = progress.tasks[0].elapsed or 0.0
             rate = f"{sum(counts.values()) / elapsed * 60:.1f}/min" if elapsed > 0 else ""
-            progress.update(bar, advance=1, verified=counts["verified"], rate=rate)
+            progress.update(bar, advance=1, verified=counts[Status.VERIFIED], rate=rate)
             if not console.is_terminal:
                 console.print(f"{escape(problem_id)}: {status}", highlight=False)
 

@@ -8,21 +8,19 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 
 from mathagent.agent.loop import Agent, Budget
 from mathagent.agent.records import Problem, ProblemError
-from mathagent.batch import BatchSummary, run_batch
+from mathagent.batch import BatchRun, Resume, run_batch
 from mathagent.cli.common import verify_options
 from mathagent.cli.render import batch_progress
 from mathagent.config import Settings
 from mathagent.engines import select
 from mathagent.engines.openai import OpenAIEngine
 from mathagent.errors import InputError, ToolchainError
-from mathagent.jsonl import AppendLog
 from mathagent.project import default_header
 from mathagent.verify.toolchain import LeanToolchain, find_lean
 from mathagent.verify.verifier import Verifier, VerifyOptions
@@ -73,15 +71,12 @@ async def run_with_progress(
     rt: Runtime,
     budget: Budget,
     items: list[Problem | ProblemError],
-    log: AppendLog,
-    done: dict[str, dict[str, Any]],
+    resume: Resume,
     concurrency: int,
     err: Console,
     todo: int,
-) -> BatchSummary:
+) -> BatchRun:
     """Solve the items with a live progress bar (done, verified, rate, ETA) on `err`."""
     async with open_agent(rt, budget, lambda m: err.print(f"[dim]{escape(m)}[/dim]", highlight=False)) as agent:
         with batch_progress(err, total=todo) as advance:
-            return await run_batch(
-                items, agent, log, done, concurrency=concurrency, on_result=lambda r: advance(r.id, r.status)
-            )
+            return await run_batch(items, agent, resume, concurrency=concurrency, on_result=lambda r: advance(r.id, r.status))

@@ -22,6 +22,7 @@ from mathagent.cli.common import (
 )
 from mathagent.config import Settings
 from mathagent.jsonl import dumps
+from mathagent.vocabulary import AnswerCheck
 
 if TYPE_CHECKING:
     from mathagent.agent.solve import SolveResult
@@ -98,7 +99,6 @@ async def _run(
 def _show(console: Console, result: SolveResult) -> None:
     from rich.markdown import Markdown
 
-    from mathagent.agent.solve import CHECKED, DISAGREES
 
     console.print(Markdown(result.solution or "_(the model wrote nothing)_"))
     console.print()
@@ -107,8 +107,8 @@ def _show(console: Console, result: SolveResult) -> None:
     if len(result.samples) > 1 and result.votes:
         line.append(f"   majority {result.votes[0][1]}/{len(result.samples)}", style="dim")
     console.print(line)
-    style = {CHECKED: "bold green", DISAGREES: "bold red"}.get(result.check, "yellow")
-    mark = {CHECKED: "✓ ", DISAGREES: "✗ "}.get(result.check, "")
+    style = {AnswerCheck.CHECKED: "bold green", AnswerCheck.DISAGREES: "bold red"}.get(result.check, "yellow")
+    mark = {AnswerCheck.CHECKED: "✓ ", AnswerCheck.DISAGREES: "✗ "}.get(result.check, "")
     status = Text(mark + result.check, style=style)
     status.append(f"  ({result.check_detail})", style="dim")
     console.print(status)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import aclosing, contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -19,7 +19,7 @@ from mathagent.project import default_header
 from mathagent.verify import verdict as codes
 from mathagent.verify.tasks import BadRow, VerifyTask, read_jsonl, read_lean_file
 from mathagent.verify.toolchain import LeanToolchain, find_lean
-from mathagent.verify.verdict import Verdict
+from mathagent.verify.verdict import Verdict, VerdictKind
 from mathagent.verify.verifier import Verifier, VerifyOptions
 
 HELP = """Check Lean proofs and say which are [bold]verified[/bold].
@@ -153,29 +153,21 @@ async def _verify_all(
             sys.stdout.write(line + "\n")
             sys.stdout.flush()
 
+    checks = [(index, item) for index, item in enumerate(items) if isinstance(item, VerifyTask)]
+    for index, item in enumerate(items):
+        if isinstance(item, BadRow):
+            publish(index, _bad_row_verdict(item))
     async with Verifier(toolchain, options) as verifier:
-
-        async def one(index: int, task: VerifyTask) -> tuple[int, Verdict]:
-            return index, await verifier.verify(task)
-
-        jobs = []
-        for index, item in enumerate(items):
-            if isinstance(item, BadRow):
-                publish(index, _bad_row_verdict(item))
-            else:
-                jobs.append(asyncio.ensure_future(one(index, item)))
-        with progress_bar(console, total=len(jobs), enabled=not json_out) as advance:
-            try:
-                for next_done in asyncio.as_completed(jobs):
-                    index, verdict = await next_done
-                    publish(index, verdict)
+        with progress_bar(console, total=len(checks), enabled=not json_out) as advance:
+            # closed here, not later by the event loop: Ctrl-C cancels every check before the pool closes
+            async with aclosing(verifier.verify_many(task for _, task in checks)) as verdicts:
+                async for position, verdict in verdicts:
+                    publish(checks[position][0], verdict)
                     advance(verdict)
-            finally:
-                for job in jobs:
-                    job.cancel()
-                await asyncio.gather(*jobs, return_exceptions=True)
     finished[:] = [v for v in results if v is not None]
 
 
 def _bad_row_verdict(row: BadRow) -> Verdict:
-    return Verdict(id=row.id, verdict="error", reasons=[codes.BAD_INPUT], message=f"{row.source}: {row.message}", sandbox="not run")
+    return Verdict(
+        id=row.id, verdict=VerdictKind.ERROR, reasons=[codes.BAD_INPUT], message=f"{row.source}: {row.message}", sandbox="not run"
+    )

@@ -9,9 +9,13 @@ pass@k uses the unbiased estimator over n samples per problem (Chen et al.,
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from math import comb
 from typing import Any
+
+from mathagent.agent.records import Result
+from mathagent.vocabulary import AnswerCheck, Status, VerdictKind
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -34,6 +38,12 @@ def ks_for(n: int) -> list[int]:
 
 @dataclass
 class Metrics:
+    """Everything a set of results says, computed once (`summarize`).
+
+    `to_dict` is the evaluation's view (summary.json); `batch.BatchSummary`
+    is the batch command's view of the same numbers.
+    """
+
     problems: int = 0
     formal: int = 0
     informal: int = 0  # natural-language problems with a reference answer
@@ -47,18 +57,50 @@ class Metrics:
     solved_by_round: dict[int, int] = field(default_factory=dict)  # round -> formal problems verified by then
     attempts_per_solved: float | None = None
     tokens_per_solved: float | None = None
-    model_s: float = 0.0
+    model_s: float = 0.0  # summed over problems, unrounded
     lean_s: float = 0.0
     wall_s: float = 0.0
     verdicts: dict[str, int] = field(default_factory=dict)  # over every proof attempt
     reasons: dict[str, int] = field(default_factory=dict)  # over every rejected attempt
+    # by status and answer check
+    verified: int = 0
+    unverified: int = 0
+    answered: int = 0
+    bad_statement: int = 0
+    verified_first_round: int = 0  # verified without repair
+    answer_checked: int = 0
+    answer_disagrees: int = 0
+    reference_matches: int = 0
+    with_reference: int = 0
+    completion_tokens: int = 0
+    error_messages: list[str] = field(default_factory=list)  # the commonest, with counts
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The evaluation's summary (summary.json, `eval --json`)."""
+        return {
+            "problems": self.problems,
+            "formal": self.formal,
+            "informal": self.informal,
+            "formal_solved": self.formal_solved,
+            "informal_solved": self.informal_solved,
+            "errors": self.errors,
+            "formal_samples": self.formal_samples,
+            "informal_samples": self.informal_samples,
+            "formal_pass_at_k": dict(self.formal_pass_at_k),
+            "informal_pass_at_k": dict(self.informal_pass_at_k),
+            "solved_by_round": dict(self.solved_by_round),
+            "attempts_per_solved": self.attempts_per_solved,
+            "tokens_per_solved": self.tokens_per_solved,
+            "model_s": round(self.model_s, 2),
+            "lean_s": round(self.lean_s, 2),
+            "wall_s": round(self.wall_s, 2),
+            "verdicts": dict(self.verdicts),
+            "reasons": dict(self.reasons),
+        }
 
 
-def compute(rows: list[dict[str, Any]]) -> Metrics:
-    m = Metrics(problems=len(rows))
+def summarize(results: Iterable[Result]) -> Metrics:
+    m = Metrics()
     formal_counts: list[tuple[int, int]] = []
     informal_counts: list[tuple[int, int]] = []
     solved_rounds: list[int] = []
@@ -66,36 +108,55 @@ def compute(rows: list[dict[str, Any]]) -> Metrics:
     solved_tokens: list[int] = []
     verdicts: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
+    messages: Counter[str] = Counter()
     max_round = 1
-    for row in rows:
-        if row.get("status") == "error":
+    for r in results:
+        m.problems += 1
+        m.model_s += r.model_s
+        m.lean_s += r.lean_s
+        m.wall_s += r.wall_s
+        m.completion_tokens += r.completion_tokens
+        if r.status is Status.VERIFIED:
+            m.verified += 1
+            index = r.verified_attempt
+            if index is not None and index < len(r.attempts) and r.attempts[index].round == 1:
+                m.verified_first_round += 1
+        elif r.status is Status.ERROR:
             m.errors += 1
-        m.model_s += float(row.get("model_s") or 0)
-        m.lean_s += float(row.get("lean_s") or 0)
-        m.wall_s += float(row.get("wall_s") or 0)
-        attempts = row.get("attempts") or []
-        for attempt in attempts:
-            verdicts[attempt.get("verdict") or "none"] += 1
-            for reason in attempt.get("reasons") or []:
+            messages[str(r.error or "unknown error")[:160]] += 1
+        elif r.status is Status.UNVERIFIED:
+            m.unverified += 1
+        elif r.status is Status.ANSWERED:
+            m.answered += 1
+        elif r.status is Status.BAD_STATEMENT:
+            m.bad_statement += 1
+        if r.reference_match is not None:
+            m.with_reference += 1
+            m.reference_matches += bool(r.reference_match)
+        if r.answer_check is AnswerCheck.CHECKED:
+            m.answer_checked += 1
+        elif r.answer_check is AnswerCheck.DISAGREES:
+            m.answer_disagrees += 1
+        for attempt in r.attempts:
+            verdicts[str(attempt.verdict or "none")] += 1
+            for reason in attempt.reasons:
                 reasons[reason] += 1
-            max_round = max(max_round, int(attempt.get("round") or 1))
-        if row.get("statement") or attempts or (row.get("status") == "error" and not row.get("informal")):
+            max_round = max(max_round, attempt.round or 1)
+        if r.formal:
             m.formal += 1
-            first = [a for a in attempts if a.get("round") == 1]
-            formal_counts.append((len(first), sum(1 for a in first if a.get("verdict") == "verified")))
-            if row.get("status") == "verified":
+            first = r.first_round()
+            formal_counts.append((len(first), sum(1 for a in first if a.verdict is VerdictKind.VERIFIED)))
+            if r.verified:
                 m.formal_solved += 1
-                index = row.get("verified_attempt") or 0
-                solved_rounds.append(int(attempts[index].get("round") or 1) if index < len(attempts) else 1)
-                solved_attempts.append(index + 1)
-                solved_tokens.append(int(row.get("completion_tokens") or 0))
-        elif row.get("reference_answer") is not None:
+                solved_rounds.append(r.verified_round() or 1)
+                solved_attempts.append((r.verified_attempt or 0) + 1)
+                solved_tokens.append(r.completion_tokens)
+        elif r.reference_answer is not None:
             m.informal += 1
-            matches = row.get("sample_matches") or []
-            informal_counts.append((len(matches), sum(1 for x in matches if x)))
-            if row.get("reference_match"):
+            informal_counts.append((len(r.sample_matches), sum(1 for x in r.sample_matches if x)))
+            if r.reference_match:
                 m.informal_solved += 1
-                solved_tokens.append(int(row.get("completion_tokens") or 0))
+                solved_tokens.append(r.completion_tokens)
     m.formal_samples, m.formal_pass_at_k = _pass_curve(formal_counts)
     m.informal_samples, m.informal_pass_at_k = _pass_curve(informal_counts)
     m.solved_by_round = {r: sum(1 for x in solved_rounds if x <= r) for r in range(1, max_round + 1)}
@@ -103,10 +164,15 @@ def compute(rows: list[dict[str, Any]]) -> Metrics:
         m.attempts_per_solved = round(sum(solved_attempts) / len(solved_attempts), 2)
     if solved_tokens:
         m.tokens_per_solved = round(sum(solved_tokens) / len(solved_tokens), 1)
-    m.model_s, m.lean_s, m.wall_s = round(m.model_s, 2), round(m.lean_s, 2), round(m.wall_s, 2)
     m.verdicts = dict(verdicts.most_common())
     m.reasons = dict(reasons.most_common())
+    m.error_messages = [f"{n}x {msg}" for msg, n in messages.most_common(5)]
     return m
+
+
+def solved_ids(results: Iterable[Result]) -> set[str]:
+    """Problems solved: a verified proof, or (word problems) the right answer."""
+    return {r.id for r in results if r.verified or (not r.statement and r.reference_match)}
 
 
 def _pass_curve(counts: list[tuple[int, int]]) -> tuple[int, dict[int, float]]:

@@ -9,6 +9,7 @@ from typing import Any
 
 from rich.table import Table
 
+from mathagent.agent.records import Result
 from mathagent.eval.metrics import Metrics
 
 PLOTS = ("pass_at_k", "solved_by_round", "time_split", "reasons")
@@ -127,7 +128,7 @@ def _draw_reasons(ax: Any, m: Metrics) -> None:
     ax.set_title("why proofs were rejected")
 
 
-def write_html(path: Path, m: Metrics, settings: dict[str, Any], images: dict[str, Path], rows: list[dict[str, Any]]) -> None:
+def write_html(path: Path, m: Metrics, settings: dict[str, Any], images: dict[str, Path], results: list[Result]) -> None:
     """One self-contained HTML file: the numbers, the plots (inlined), every problem."""
     def img(name: str) -> str:
         if name not in images:
@@ -141,14 +142,14 @@ def write_html(path: Path, m: Metrics, settings: dict[str, Any], images: dict[st
     )
     problems = "".join(
         "<tr><td>{}</td><td class='{}'>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
-            html.escape(str(r.get("id"))),
-            html.escape(str(r.get("status"))),
-            html.escape(str(r.get("status"))),
-            html.escape(str(r.get("answer") if r.get("answer") is not None else "")),
-            "yes" if r.get("reference_match") else ("no" if r.get("reference_match") is False else ""),
-            len(r.get("attempts") or []),
+            html.escape(r.id),
+            html.escape(str(r.status)),
+            html.escape(str(r.status)),
+            html.escape(r.answer if r.answer is not None else ""),
+            "yes" if r.reference_match else ("no" if r.reference_match is False else ""),
+            len(r.attempts),
         )
-        for r in rows
+        for r in results
     )
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>mathagent eval · {html.escape(str(settings.get("dataset", "")))}</title>

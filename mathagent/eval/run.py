@@ -12,11 +12,11 @@ from typing import Any
 
 from mathagent import __version__
 from mathagent.agent.loop import Budget
+from mathagent.agent.records import Result
 from mathagent.errors import InputError
-from mathagent.eval import metrics as metrics_module
 from mathagent.eval import report
 from mathagent.eval.datasets import Dataset
-from mathagent.eval.metrics import Metrics
+from mathagent.eval.metrics import Metrics, summarize
 from mathagent.verify.toolchain import LeanToolchain
 
 RESULTS = "results.jsonl"
@@ -71,32 +71,27 @@ def prepare_folder(run_dir: Path, record: dict[str, Any], *, force: bool) -> dic
     return record
 
 
-def load_rows(run_dir: Path) -> list[dict[str, Any]]:
+def load_results(run_dir: Path) -> list[Result]:
     path = run_dir / RESULTS
     if not path.is_file():
         raise InputError(f"{run_dir} is not an eval run folder (no {RESULTS})")
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    results = []
+    for line in path.read_text(encoding="utf-8").split("\n"):
         try:
-            rows.append(json.loads(line))
-        except ValueError:
-            continue  # a torn last line: the next resume cuts it off
-    return rows
+            results.append(Result.from_dict(json.loads(line)))
+        except (ValueError, TypeError, AttributeError):
+            continue  # a torn last line (the next resume cuts it off), or not a result
+    return results
 
 
 def finish(run_dir: Path) -> Metrics:
     """Compute the numbers and write summary.json, the plots and report.html."""
-    rows = load_rows(run_dir)
-    m = metrics_module.compute(rows)
+    results = load_results(run_dir)
+    m = summarize(results)
     settings = json.loads((run_dir / SETTINGS).read_text(encoding="utf-8")) if (run_dir / SETTINGS).is_file() else {}
     settings["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     (run_dir / SUMMARY).write_text(json.dumps(m.to_dict(), indent=2) + "\n", encoding="utf-8")
     title = f"mathagent eval · {settings.get('dataset', run_dir.name)} · {settings.get('model') or settings.get('base_url') or ''}"
     images = report.plots(m, run_dir / "plots", title)
-    report.write_html(run_dir / REPORT, m, settings, images, rows)
+    report.write_html(run_dir / REPORT, m, settings, images, results)
     return m
-
-
-def solved_ids(rows: list[dict[str, Any]]) -> set[str]:
-    """Problems a run solved: a verified proof, or (word problems) the right answer."""
-    return {str(r["id"]) for r in rows if r.get("status") == "verified" or (not r.get("statement") and r.get("reference_match"))}

@@ -15,7 +15,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from mathagent.verify.verdict import Verdict
+from mathagent.verify.verdict import Verdict, VerdictKind
 
 # The modules whose code decides a verdict: any change to them invalidates
 # every cached verdict, so an upgrade never serves a verdict it would not give.
@@ -67,7 +67,7 @@ class VerdictCache:
             return None  # written by an incompatible version: just recheck
 
     def put(self, key: str, verdict: Verdict) -> None:
-        if verdict.verdict not in ("verified", "rejected"):
+        if verdict.verdict not in (VerdictKind.VERIFIED, VerdictKind.REJECTED):
             return
         self._conn().execute(
             "INSERT OR REPLACE INTO verdicts (key, verdict, created) VALUES (?, ?, ?)",

@@ -26,7 +26,7 @@ from mathagent.verify.assemble import (
 )
 from mathagent.verify.declarations import Declaration
 from mathagent.verify.messages import LeanMessage, parse_output
-from mathagent.verify.verdict import Diagnostic, Verdict
+from mathagent.verify.verdict import Diagnostic, Verdict, VerdictKind
 
 DEFAULT_AXIOMS = ("propext", "Quot.sound", "Classical.choice")
 
@@ -118,15 +118,15 @@ def judge(task_id: str, assembled: Assembled, run: RunOutcome, policy: AxiomPoli
         # elaborate is "missing"); keep the findings that say more.
         findings = [(r, n) for r, n in findings if r not in _ECHOES]
     if reasons & {codes.BAD_HEADER, codes.BAD_STATEMENT}:
-        kind = "error"  # the task is broken, not the proof
+        kind = VerdictKind.ERROR  # the task is broken, not the proof
     elif findings:
-        kind = "rejected"
+        kind = VerdictKind.REJECTED
     elif not all(by_line.get(t.axioms_line) for t in assembled.targets):
         # Defensive: never verify without the appended checks' answers.
-        kind = "rejected"
+        kind = VerdictKind.REJECTED
         findings.append((codes.CHECKS_MISSING, "the verifier's own checks produced no result"))
     else:
-        kind = "verified"
+        kind = VerdictKind.VERIFIED
     return _verdict(task_id, kind, findings, diagnostics, axioms, run)
 
 
@@ -169,15 +169,15 @@ def _listing(names: list[str], limit: int = 3) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def _stopped(run: RunOutcome, messages: list[LeanMessage]) -> tuple[str, str, str] | None:
+def _stopped(run: RunOutcome, messages: list[LeanMessage]) -> tuple[VerdictKind, str, str] | None:
     """(kind, reason, note) when Lean was killed or crashed, else None."""
     if run.timed_out:
-        return "timeout", codes.TIMEOUT, f"Lean did not finish within the time limit ({run.time_s:.1f} s)"
+        return VerdictKind.TIMEOUT, codes.TIMEOUT, f"Lean did not finish within the time limit ({run.time_s:.1f} s)"
     if run.memory_exceeded:
-        return "error", codes.MEMORY, f"Lean went over the memory cap ({run.memory_mb} MB)"
+        return VerdictKind.ERROR, codes.MEMORY, f"Lean went over the memory cap ({run.memory_mb} MB)"
     has_error = any(m.severity == "error" for m in messages)
     if run.returncode not in (0, 1) or (run.returncode == 1 and not has_error):
-        return "error", codes.CRASH, f"Lean exited abnormally (status {run.returncode}): {_tail(run.stderr)}"
+        return VerdictKind.ERROR, codes.CRASH, f"Lean exited abnormally (status {run.returncode}): {_tail(run.stderr)}"
     return None
 
 
@@ -235,7 +235,7 @@ def _split_names(listing: str) -> list[str]:
 
 def _verdict(
     task_id: str,
-    kind: str,
+    kind: VerdictKind,
     findings: list[tuple[str, str]],
     diagnostics: list[Diagnostic],
     axioms: list[str],
@@ -245,7 +245,7 @@ def _verdict(
     notes = list(dict.fromkeys(n for _, n in findings))
     return Verdict(
         id=task_id,
-        verdict=kind,  # type: ignore[arg-type]
+        verdict=kind,
         reasons=reasons,
         message="; ".join(notes) if notes else "Lean accepted the proof; statement, sorry and axioms checked",
         diagnostics=diagnostics,

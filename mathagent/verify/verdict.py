@@ -7,29 +7,31 @@ from typing import Any, Literal
 
 from mathagent.jsonl import dumps
 
-VerdictKind = Literal["verified", "rejected", "timeout", "error"]
-Severity = Literal["error", "warning", "information"]
+# The reason codes live with the rest of the vocabulary; verifier code spells
+# them `codes.X` through this module.
+from mathagent.vocabulary import (  # noqa: F401
+    AXIOM_PREFIX,
+    BAD_HEADER,
+    BAD_INPUT,
+    BAD_STATEMENT,
+    BANNED_PREFIX,
+    CHECKS_MISSING,
+    CRASH,
+    FAKE_AXIOM,
+    FORGED_OUTPUT,
+    HEADER_AXIOM,
+    HEADER_CHANGED,
+    LEAN_ERROR,
+    MEMORY,
+    SORRY,
+    STATEMENT_CHANGED,
+    THEOREM_MISSING,
+    TIMEOUT,
+    TOO_LARGE,
+    VerdictKind,
+)
 
-# Reason codes. `axiom:<name>` and `banned:<command>` are built from these prefixes.
-LEAN_ERROR = "lean_error"
-SORRY = "sorry"
-AXIOM_PREFIX = "axiom:"
-BANNED_PREFIX = "banned:"
-STATEMENT_CHANGED = "statement_changed"
-THEOREM_MISSING = "theorem_missing"
-HEADER_CHANGED = "header_changed"
-CHECKS_MISSING = "checks_missing"
-FORGED_OUTPUT = "forged_output"
-BAD_STATEMENT = "bad_statement"
-BAD_HEADER = "bad_header"
-BAD_INPUT = "bad_input"
-HEADER_AXIOM = "header_axiom"  # an allowed axiom's name declared by the task's header
-FAKE_AXIOM = "fake_axiom"  # an allowed axiom's name declared by the submission, or not the canonical one
-TOO_LARGE = "too_large"
-TIMEOUT = "timeout"
-MEMORY = "memory"
-CRASH = "crash"
-
+Severity = Literal["error", "warning", "information"]  # Lean's own message severities
 
 @dataclass(frozen=True)
 class Diagnostic:
@@ -67,7 +69,7 @@ class Verdict:
 
     @property
     def verified(self) -> bool:
-        return self.verdict == "verified"
+        return self.verdict is VerdictKind.VERIFIED
 
     def first_error(self) -> Diagnostic | None:
         return next((d for d in self.diagnostics if d.severity == "error"), None)
@@ -81,5 +83,6 @@ class Verdict:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Verdict:
         fields = dict(data)
+        fields["verdict"] = VerdictKind(fields["verdict"])
         fields["diagnostics"] = [Diagnostic(**d) for d in fields.get("diagnostics", [])]
         return cls(**fields)

@@ -2,7 +2,7 @@
 
     toolchain = find_lean(settings, project)
     async with Verifier(toolchain, options) as verifier:
-        async for verdict in verifier.verify_many(tasks):
+        async for index, verdict in verifier.verify_many(tasks):
             ...
 
 Each check is one `lean --json --stdin` process in the sandbox (a whole
@@ -44,7 +44,7 @@ from mathagent.verify.messages import parse_output
 from mathagent.verify.process import run_process
 from mathagent.verify.tasks import VerifyTask
 from mathagent.verify.toolchain import LeanToolchain
-from mathagent.verify.verdict import Diagnostic, Verdict
+from mathagent.verify.verdict import Diagnostic, Verdict, VerdictKind
 from mathagent.verify.warm import WarmConfig, WarmPool, one_shot
 
 _PRELUDE_HINT = (
@@ -161,9 +161,14 @@ class Verifier:
             self._cache.put(key, verdict)
         return verdict
 
-    async def verify_many(self, tasks: Iterable[VerifyTask]) -> AsyncIterator[Verdict]:
-        """Check all tasks concurrently; yield each verdict as soon as it is ready."""
-        pending = {asyncio.ensure_future(self.verify(t)) for t in tasks}
+    async def verify_many(self, tasks: Iterable[VerifyTask]) -> AsyncIterator[tuple[int, Verdict]]:
+        """Check all tasks concurrently; yield (index in `tasks`, verdict) as
+        soon as each is ready. Leaving the loop early cancels the rest."""
+
+        async def one(index: int, task: VerifyTask) -> tuple[int, Verdict]:
+            return index, await self.verify(task)
+
+        pending = {asyncio.ensure_future(one(i, t)) for i, t in enumerate(tasks)}
         try:
             while pending:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
@@ -206,7 +211,7 @@ class Verifier:
         size = _submitted_bytes(task)
         if size > self.options.max_bytes:
             message = f"the submission is {size} bytes, over the limit of {self.options.max_bytes} (--max-bytes)"
-            return self._early(task, "rejected", codes.TOO_LARGE, message, started)
+            return self._early(task, VerdictKind.REJECTED, codes.TOO_LARGE, message, started)
         # The audit is plain Python over untrusted text: off the event loop, so
         # it never holds up other checks, and within this check's time limit.
         prepared = await asyncio.to_thread(_prepare, task, header, self.options.allow_native)
@@ -214,7 +219,7 @@ class Verifier:
             kind, reasons, message = prepared
             return self._early(task, kind, reasons, message, started)
         if time.monotonic() >= deadline:
-            return self._early(task, "timeout", codes.TIMEOUT, "the audit used up the time limit", started)
+            return self._early(task, VerdictKind.TIMEOUT, codes.TIMEOUT, "the audit used up the time limit", started)
         second_run = _DeclarationChecks(prepared) if prepared.whole_file else None
         async with self._slots:
             outcome = await self._run(prepared, deadline, second_run)
@@ -281,10 +286,10 @@ class Verifier:
             declarations=tuple(declarations) if declarations is not None else None,
         )
 
-    def _early(self, task: VerifyTask, kind: str, reasons: str | list[str], message: str, started: float) -> Verdict:
+    def _early(self, task: VerifyTask, kind: VerdictKind, reasons: str | list[str], message: str, started: float) -> Verdict:
         return Verdict(
             id=task.id,
-            verdict=kind,  # type: ignore[arg-type]
+            verdict=kind,
             reasons=[reasons] if isinstance(reasons, str) else reasons,
             message=message,
             time_s=round(time.monotonic() - started, 3),
@@ -315,20 +320,20 @@ def _submitted_bytes(task: VerifyTask) -> int:
     return sum(len(t.encode("utf-8")) for t in (task.proof, task.full_code, task.formal_statement) if t)
 
 
-def _prepare(task: VerifyTask, header: str, allow_native: bool) -> Assembled | tuple[str, str | list[str], str]:
+def _prepare(task: VerifyTask, header: str, allow_native: bool) -> Assembled | tuple[VerdictKind, str | list[str], str]:
     """Assemble and audit the task: the file to run, or (kind, reasons, message)
     when it is decided without Lean."""
     try:
         assembled = assemble(task, header)
     except BadTask as exc:
-        return "error", codes.BAD_STATEMENT, str(exc)
+        return VerdictKind.ERROR, codes.BAD_STATEMENT, str(exc)
     except Rejection as exc:
-        return "rejected", exc.reason, exc.message
+        return VerdictKind.REJECTED, exc.reason, exc.message
     banned = _banned_uses(assembled, allow_native)
     if banned:
         reasons = list(dict.fromkeys(b.reason for b in banned))
         where = ", ".join(f"`{b.command}` at line {b.line}" for b in banned[:5])
-        return "rejected", reasons, f"banned commands: {where}"
+        return VerdictKind.REJECTED, reasons, f"banned commands: {where}"
     return assembled
 
 

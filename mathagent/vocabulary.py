@@ -1,0 +1,89 @@
+"""The words mathagent's results are written in, defined once.
+
+Statuses, verdicts, answer checks and the like are str-valued enums: a member
+*is* its string (it compares, hashes and serializes as one), so JSON output
+stays exactly what it was, while code names them instead of spelling them.
+Reason codes are plain constants (`axiom:<name>` and `banned:<command>` are
+built from their prefixes).
+
+Everything imports this module; it imports nothing of mathagent's.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Word(str, Enum):
+    """A str-valued enum whose members print as their value."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return str(self.value).__format__(spec)
+
+
+class VerdictKind(Word):
+    """What the verifier concluded about one submission."""
+
+    VERIFIED = "verified"
+    REJECTED = "rejected"
+    TIMEOUT = "timeout"
+    ERROR = "error"
+
+
+class Status(Word):
+    """What the agent achieved for one problem."""
+
+    VERIFIED = "verified"  # a proof of the statement passed the verifier
+    UNVERIFIED = "unverified"  # a statement, but no verified proof within the budget
+    ANSWERED = "answered"  # a natural-language answer only (no statement to prove)
+    BAD_STATEMENT = "bad_statement"  # the statement does not elaborate
+    ERROR = "error"  # the row, the model or Lean failed
+
+
+class AnswerCheck(Word):
+    """How far a natural-language answer can be trusted."""
+
+    CHECKED = "answer checked"  # sympy computed the same value on its own
+    DISAGREES = "answer disagrees"  # sympy computed another value
+    NOT_CHECKED = "not checked"
+
+
+class StatementSource(Word):
+    GIVEN = "given"
+    AUTOFORMALIZED = "autoformalized"
+
+
+class ErrorKind(Word):
+    INPUT = "input"  # the row itself is bad: redoing it gives the same error
+    MODEL = "model"  # the model failed: a resumed batch retries it
+
+
+class PromptKind(Word):
+    PROVE = "prove"
+    REPAIR = "repair"
+
+
+# ---------------------------------------------------------------- reason codes
+
+LEAN_ERROR = "lean_error"
+SORRY = "sorry"
+AXIOM_PREFIX = "axiom:"
+BANNED_PREFIX = "banned:"
+STATEMENT_CHANGED = "statement_changed"
+THEOREM_MISSING = "theorem_missing"
+HEADER_CHANGED = "header_changed"
+CHECKS_MISSING = "checks_missing"
+FORGED_OUTPUT = "forged_output"
+BAD_STATEMENT = "bad_statement"
+BAD_HEADER = "bad_header"
+BAD_INPUT = "bad_input"
+HEADER_AXIOM = "header_axiom"  # an allowed axiom's name declared by the task's header
+FAKE_AXIOM = "fake_axiom"  # an allowed axiom's name declared by the submission, or not the canonical one
+TOO_LARGE = "too_large"
+TIMEOUT = "timeout"
+MEMORY = "memory"
+CRASH = "crash"
+NO_PROOF = "no_proof"  # the model's output held no Lean code to check
