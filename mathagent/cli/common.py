@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from mathagent.config import Settings, load_settings
-from mathagent.project import find_project
+from mathagent.errors import InputError
+from mathagent.project import default_header, find_project
 from mathagent.verify.verifier import VerifyOptions
 
 
@@ -59,7 +60,9 @@ LeanOpt = Annotated[Path | None, typer.Option("--lean", help="The Lean binary to
 ProjectOpt = Annotated[Path | None, typer.Option("--project", help="Lake project for `lake env` and the default header.", show_default=False)]
 HeaderFileOpt = Annotated[
     Path | None,
-    typer.Option("--header-file", help="Lean header for problems that give none.  \\[default: lean/MathAgent/Header.lean]", show_default=False),
+    typer.Option(
+        "--header-file", help="Lean header for problems (or rows) that give none.  \\[default: lean/MathAgent/Header.lean]", show_default=False
+    ),
 ]
 RoundsOpt = Annotated[int, typer.Option("--rounds", min=1, max=64, help="Proof rounds: 1 = no repair; each failure with Lean errors gets a repair.")]
 SamplesOpt = Annotated[int, typer.Option("--samples", min=1, max=256, help="Proofs sampled in round 1 (and repairs per later round).")]
@@ -69,7 +72,25 @@ PoolOpt = Annotated[
     str | None,
     typer.Option("--pool", help="warm: Lean servers keep each header elaborated | cold: a fresh Lean per check.  \\[default: warm]", show_default=False),
 ]
+VerifyPoolOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--pool",
+        help="cold: a fresh Lean per check | warm: language servers keep each header elaborated (fast with Mathlib).  \\[default: cold]",
+        show_default=False,
+    ),
+]
 WorkersOpt = Annotated[int | None, typer.Option("--workers", "-j", min=1, help="Lean processes at once.  \\[default: number of cores]", show_default=False)]
+
+
+def read_header(header_file: Path | None, project: Path | None) -> str:
+    """The header text from `--header-file`, else the Lake project's default."""
+    if header_file is None:
+        return default_header(project)
+    try:
+        return header_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read header file {header_file}: {exc}") from exc
 
 
 def check_pool(pool: str | None) -> None:

@@ -15,13 +15,12 @@ from rich.markup import escape
 from mathagent.agent.loop import Agent, Budget
 from mathagent.agent.records import Problem, ProblemError
 from mathagent.batch import BatchRun, Resume, run_batch
-from mathagent.cli.common import verify_options
+from mathagent.cli.common import read_header, verify_options
 from mathagent.cli.render import batch_progress
 from mathagent.config import Settings
 from mathagent.engines import select
 from mathagent.engines.openai import OpenAIEngine
-from mathagent.errors import InputError, ToolchainError
-from mathagent.project import default_header
+from mathagent.errors import ToolchainError
 from mathagent.verify.toolchain import LeanToolchain, find_lean
 from mathagent.verify.verifier import Verifier, VerifyOptions
 
@@ -37,13 +36,7 @@ class Runtime:
 
 def prepare(settings: Settings, project: Path | None, header_file: Path | None) -> Runtime:
     """Decide engine and Lean without loading anything heavy."""
-    if header_file is not None:
-        try:
-            header = header_file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"cannot read header file {header_file}: {exc}") from exc
-    else:
-        header = default_header(project)
+    header = read_header(header_file, project)
     try:
         toolchain, problem = find_lean(settings, project), None
     except ToolchainError as exc:

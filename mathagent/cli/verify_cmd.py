@@ -12,10 +12,19 @@ from typing import IO
 import typer
 from rich.console import Console
 
-from mathagent.cli.common import settings_from_flags, verify_options
+from mathagent.cli.common import (
+    HeaderFileOpt,
+    LeanOpt,
+    ProjectOpt,
+    VerifyPoolOpt,
+    WorkersOpt,
+    check_pool,
+    read_header,
+    settings_from_flags,
+    verify_options,
+)
 from mathagent.cli.render import progress_bar, verdict_table, verify_summary
 from mathagent.errors import InputError
-from mathagent.project import default_header
 from mathagent.verify import verdict as codes
 from mathagent.verify.tasks import BadRow, VerifyTask, read_jsonl, read_lean_file
 from mathagent.verify.toolchain import LeanToolchain, find_lean
@@ -44,25 +53,24 @@ def verify(
     ),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write each result as a JSON line here as soon as it is final."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object per input on stdout instead of a table."),
-    workers: int | None = typer.Option(None, "--workers", "-j", min=1, help="Lean processes at once.  \\[default: number of cores]", show_default=False),
+    workers: WorkersOpt = None,
     timeout: float | None = typer.Option(None, "--timeout", min=0.1, help="Wall-clock limit per check, in seconds.  \\[default: 60]", show_default=False),
     memory_mb: int | None = typer.Option(None, "--memory-mb", min=32, help="Memory cap per check, in MB.  \\[default: 8192]", show_default=False),
     max_bytes: int | None = typer.Option(None, "--max-bytes", min=1, help="Reject larger submissions unread (verdict too_large).  \\[default: 1048576]", show_default=False),
     allow_axiom: list[str] = typer.Option([], "--allow-axiom", help="Also accept this axiom (repeatable). Trusts the task header's own declaration of it too."),
     allow_native: bool = typer.Option(False, "--allow-native", help="Allow native_decide (trusts compiled code: axiom Lean.ofReduceBool)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Run every check even if the same one was done before."),
-    pool: str | None = typer.Option(None, "--pool", help="cold: a fresh Lean per check | warm: language servers keep each header elaborated (fast with Mathlib).  \\[default: cold]", show_default=False),
+    pool: VerifyPoolOpt = None,
     sandbox: str | None = typer.Option(None, "--sandbox", help="auto (bwrap if it works) | bwrap (required) | none (rlimits only).", show_default=False),
-    header_file: Path | None = typer.Option(None, "--header-file", help="Header for rows that give none.  \\[default: the Lake project's lean/MathAgent/Header.lean]", show_default=False),
-    lean: Path | None = typer.Option(None, "--lean", help="The Lean binary to use (skips discovery).", show_default=False),
-    project: Path | None = typer.Option(None, "--project", help="Lake project for `lake env` and the default header.", show_default=False),
+    header_file: HeaderFileOpt = None,
+    lean: LeanOpt = None,
+    project: ProjectOpt = None,
 ) -> None:
     if not files and input is None:
         raise typer.BadParameter("give Lean files to check, or --input tasks.jsonl", param_hint="FILES / --input")
     if sandbox is not None and sandbox not in ("auto", "bwrap", "none"):
         raise typer.BadParameter("must be auto, bwrap or none", param_hint="--sandbox")
-    if pool is not None and pool not in ("cold", "warm"):
-        raise typer.BadParameter("must be cold or warm", param_hint="--pool")
+    check_pool(pool)
     settings, lake_project = settings_from_flags(
         lean,
         project,
@@ -76,7 +84,7 @@ def verify(
         use_cache=False if no_cache else None,
     )
     items = _read_inputs(files or [], input)
-    header = _read_header(header_file) if header_file else default_header(lake_project)
+    header = read_header(header_file, lake_project)
     toolchain = find_lean(settings, lake_project)
     options = verify_options(settings, header, default_pool="cold", extra_axioms=tuple(allow_axiom))
     console = Console(stderr=json_out)
@@ -108,13 +116,6 @@ def _read_inputs(files: list[Path], jsonl: Path | None) -> list[VerifyTask | Bad
     if jsonl is not None:
         items.extend(read_jsonl(jsonl))
     return items
-
-
-def _read_header(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read header file {path}: {exc}") from exc
 
 
 @contextmanager
