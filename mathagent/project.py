@@ -10,12 +10,7 @@ HEADER_MODULE = Path("lean") / "MathAgent" / "Header.lean"
 # outside a checkout); the project's `lean/MathAgent/Header.lean` is the source
 # of truth and says the same.
 FALLBACK_HEADER = (
-    "import Mathlib\n"
-    "import Aesop\n"
-    "\n"
-    "set_option maxHeartbeats 400000\n"
-    "\n"
-    "open BigOperators Real Nat Topology Rat\n"
+    "import Mathlib\nimport Aesop\n\nset_option maxHeartbeats 400000\n\nopen BigOperators Real Nat Topology Rat\n"
 )
 
 

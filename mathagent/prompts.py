@@ -12,7 +12,7 @@ import re
 import string
 import sys
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,9 @@ class PromptTemplate:
 
     def default_sampling(self, **overrides: Any) -> Sampling:
         """Sampling settings from the template's `[sampling]` table, then `overrides`."""
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in {**self.sampling, **overrides}.items()}
+        values: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in {**self.sampling, **overrides}.items()
+        }
         return Sampling(**values)
 
     def render(self, **values: str) -> Chat:
@@ -62,7 +64,7 @@ def _template_source(name: str) -> tuple[str, str]:
     return installed.read_text(encoding="utf-8"), f"mathagent/prompt_templates/{name}.toml"
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(name: str) -> PromptTemplate:
     try:
         text, path = _template_source(name)

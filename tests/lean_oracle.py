@@ -34,8 +34,7 @@ class LeanRun:
     def at_line(self, line: int, severity: str | None = None) -> list[dict]:
         """Messages whose position is on 1-based `line`."""
         return [
-            m for m in self.messages
-            if m["pos"]["line"] == line and (severity is None or m["severity"] == severity)
+            m for m in self.messages if m["pos"]["line"] == line and (severity is None or m["severity"] == severity)
         ]
 
 
@@ -57,8 +56,13 @@ def run_lean(
                 fh.write(sources[index])
             proc = subprocess.run(
                 [str(lean), f"-DmaxErrors={max_errors}", "--json", "-i", str(ilean), str(src)],
-                capture_output=True, text=True, encoding="utf-8", errors="replace",
-                timeout=timeout_s, cwd=folder, check=False,
+                capture_output=True,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                timeout=timeout_s,
+                cwd=folder,
+                check=False,
             )
             messages = tuple(json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{"))
             decls = None
@@ -70,4 +74,3 @@ def run_lean(
 
         with ThreadPoolExecutor(max_workers=workers) as pool:
             return list(pool.map(one, range(len(sources))))
-

@@ -90,7 +90,9 @@ class ScriptedServer:
 
             def do_GET(self) -> None:
                 if self.path.rstrip("/").endswith("/models"):
-                    self._send(200, {"object": "list", "data": [{"id": server.model, "object": "model", "owned_by": "tests"}]})
+                    self._send(
+                        200, {"object": "list", "data": [{"id": server.model, "object": "model", "owned_by": "tests"}]}
+                    )
                 else:
                     self._send(404, {"error": {"message": "not found"}})
 
@@ -121,7 +123,9 @@ class ScriptedServer:
                     if tokens > limit:
                         text, tokens, finish = " ".join(text.split()[:limit]), limit, "length"
                     total += tokens
-                    content = [{"token": w, "logprob": -0.1, "bytes": None, "top_logprobs": []} for w in text.split()[:tokens]]
+                    content = [
+                        {"token": w, "logprob": -0.1, "bytes": None, "top_logprobs": []} for w in text.split()[:tokens]
+                    ]
                     choices.append(
                         {
                             "index": i,
@@ -139,7 +143,11 @@ class ScriptedServer:
                         "created": int(time.time()),
                         "model": server.model,
                         "choices": choices,
-                        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": total, "total_tokens": prompt_tokens + total},
+                        "usage": {
+                            "prompt_tokens": prompt_tokens,
+                            "completion_tokens": total,
+                            "total_tokens": prompt_tokens + total,
+                        },
                     },
                 )
 

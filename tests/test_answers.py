@@ -16,8 +16,14 @@ COT_OUTPUTS = [
         "Their sum is $2+3=5$.\nTherefore, the answer is $\\boxed{5}$.",
         "5",
     ),
-    ("Let the width be $w$. Then ... so $w = \\frac{15}{2}$.\n\nThe final answer is $\\boxed{\\frac{15}{2}}$", "\\frac{15}{2}"),
-    ("First $\\boxed{3}$ is wrong, recompute... the result is $\\boxed{\\dfrac{\\sqrt{3}}{2}}$.", "\\dfrac{\\sqrt{3}}{2}"),
+    (
+        "Let the width be $w$. Then ... so $w = \\frac{15}{2}$.\n\nThe final answer is $\\boxed{\\frac{15}{2}}$",
+        "\\frac{15}{2}",
+    ),
+    (
+        "First $\\boxed{3}$ is wrong, recompute... the result is $\\boxed{\\dfrac{\\sqrt{3}}{2}}$.",
+        "\\dfrac{\\sqrt{3}}{2}",
+    ),
     ("Nested: \\boxed{\\left\\{ -2, \\frac{1}{3} \\right\\}}", "\\left\\{ -2, \\frac{1}{3} \\right\\}"),
     ("Final Answer: The final answer is $7$. I hope it is correct.", "7"),
     ("The final answer is:\n\n11", "11"),
@@ -40,8 +46,14 @@ def test_last_boxed_handles_nesting_and_absence() -> None:
 
 
 LEAN_OUTPUTS = [
-    ("Here is the proof:\n```lean4\ntheorem t : 1 + 1 = 2 := by\n  norm_num\n```\nDone.", "theorem t : 1 + 1 = 2 := by\n  norm_num"),
-    ("```lean\nexample : True := trivial\n```\nbetter:\n```lean\ntheorem t : True := trivial\n```", "theorem t : True := trivial"),
+    (
+        "Here is the proof:\n```lean4\ntheorem t : 1 + 1 = 2 := by\n  norm_num\n```\nDone.",
+        "theorem t : 1 + 1 = 2 := by\n  norm_num",
+    ),
+    (
+        "```lean\nexample : True := trivial\n```\nbetter:\n```lean\ntheorem t : True := trivial\n```",
+        "theorem t : True := trivial",
+    ),
     ("```\ntheorem t : True := by\n  trivial\n```", "theorem t : True := by\n  trivial"),
     ("```python\nprint(1)\n```", None),
     ("The proof:\ntheorem t : True := by\n  trivial", "theorem t : True := by\n  trivial"),
@@ -150,7 +162,8 @@ def test_sympy_computes_plain_problems(problem: str, shown: str) -> None:
     [
         "What is the capital of France?",
         "Prove that there are infinitely many primes.",
-        "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did she sell?",
+        "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How "
+        "many clips did she sell?",
     ],
 )
 def test_sympy_does_not_guess(problem: str) -> None:

@@ -17,14 +17,20 @@ from conftest import ROOT
 from mathagent.verify.toolchain import LeanToolchain
 from scripted_server import Rule, ScriptedServer, spawn
 
+pytestmark = pytest.mark.slow  # whole batch runs in subprocesses
+
 HEADER = ROOT / "examples" / "prelude_header.lean"
 STATEMENT = "theorem X : Eq (N.add two two) four :="
 
 
 def script() -> list[Rule]:
     return [
-        Rule(r"Lean reports these errors:.*mismatch", ["```lean4\ntheorem X : Eq (N.add two two) four := Eq.refl _\n```"]),
-        Rule(r"Complete the following Lean 4 code", ["```lean4\ntheorem X : Eq (N.add two two) four := Eq.refl two\n```"]),
+        Rule(
+            r"Lean reports these errors:.*mismatch", ["```lean4\ntheorem X : Eq (N.add two two) four := Eq.refl _\n```"]
+        ),
+        Rule(
+            r"Complete the following Lean 4 code", ["```lean4\ntheorem X : Eq (N.add two two) four := Eq.refl two\n```"]
+        ),
         Rule(r"step by step", ["Two and two make four: \\boxed{4}"]),
     ]
 
@@ -38,15 +44,32 @@ def server() -> Iterator[ScriptedServer]:
 
 
 def write_problems(path: Path, count: int, extra: list[str] | None = None) -> Path:
-    lines = [json.dumps({"name": f"p{i}", "formal_statement": STATEMENT, "informal_statement": "What is 2 + 2?"}) for i in range(count)]
+    lines = [
+        json.dumps({"name": f"p{i}", "formal_statement": STATEMENT, "informal_statement": "What is 2 + 2?"})
+        for i in range(count)
+    ]
     path.write_text("\n".join(lines + (extra or [])) + "\n")
     return path
 
 
 def batch_argv(problems: Path, out: Path, url: str, *extra: str) -> list[str]:
     return [
-        sys.executable, "-m", "mathagent", "batch", str(problems), "-o", str(out), "--base-url", url,
-        "--header-file", str(HEADER), "--rounds", "2", "--samples", "1", *extra,
+        sys.executable,
+        "-m",
+        "mathagent",
+        "batch",
+        str(problems),
+        "-o",
+        str(out),
+        "--base-url",
+        url,
+        "--header-file",
+        str(HEADER),
+        "--rounds",
+        "2",
+        "--samples",
+        "1",
+        *extra,
     ]
 
 
@@ -64,7 +87,9 @@ def test_bad_rows_get_error_rows_and_the_rest_runs(tmp_path: Path, server: Scrip
         tmp_path / "p.jsonl", 3, extra=['{"name": "typed", "formal_statement": 7}', "{not json", '{"name": "empty"}']
     )
     out = tmp_path / "out.jsonl"
-    proc = subprocess.run([*batch_argv(problems, out, server.base_url), "--json"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    proc = subprocess.run(
+        [*batch_argv(problems, out, server.base_url), "--json"], capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
     assert proc.returncode == 1, proc.stderr  # error rows make the exit status 1
     summary = json.loads(proc.stdout)
     assert (summary["problems"], summary["verified"], summary["errors"]) == (6, 3, 3)
@@ -108,7 +133,11 @@ def test_model_server_dying_mid_run_gives_error_rows_then_resume_retries_them(tm
     problems = write_problems(tmp_path / "p.jsonl", 6)
     out = tmp_path / "out.jsonl"
     proc = subprocess.Popen(
-        [*batch_argv(problems, out, url), "--concurrency", "1"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*batch_argv(problems, out, url), "--concurrency", "1"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 120
     while not out.exists() or out.read_text().count("\n") < 1:
@@ -128,7 +157,9 @@ def test_model_server_dying_mid_run_gives_error_rows_then_resume_retries_them(tm
     revived = ScriptedServer(script())
     new_url = revived.start()
     try:
-        again = subprocess.run([*batch_argv(problems, out, new_url), "--json"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+        again = subprocess.run(
+            [*batch_argv(problems, out, new_url), "--json"], capture_output=True, text=True, timeout=300, cwd=ROOT
+        )
     finally:
         revived.stop()
     assert again.returncode == 0, again.stderr

@@ -16,7 +16,10 @@ from conftest import ROOT
 from mathagent.verify.toolchain import LeanToolchain
 from scripted_server import Rule, ScriptedServer
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux (apt-get install tmux)")
+pytestmark = [
+    pytest.mark.slow,  # chat sessions in tmux
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux (apt-get install tmux)"),
+]
 
 HEADER = ROOT / "examples" / "prelude_header.lean"
 PASTED = [
@@ -46,7 +49,9 @@ class Tmux:
         subprocess.run(["tmux", "send-keys", "-t", self.name, key], check=True)
 
     def screen(self) -> str:
-        return subprocess.run(["tmux", "capture-pane", "-p", "-S", "-200", "-t", self.name], capture_output=True, text=True).stdout
+        return subprocess.run(
+            ["tmux", "capture-pane", "-p", "-S", "-200", "-t", self.name], capture_output=True, text=True
+        ).stdout
 
     def wait_for(self, text: str, timeout: float = 60, after: int = 0) -> str:
         deadline = time.monotonic() + timeout
@@ -65,9 +70,18 @@ class Tmux:
 def server() -> Iterator[ScriptedServer]:
     server = ScriptedServer(
         [
-            Rule(r"Lean reports these errors:.*mismatch", ["```lean4\ntheorem two_plus_two : Eq (N.add two two) four := Eq.refl _\n```"]),
-            Rule(r"Complete the following Lean 4 code", ["```lean4\ntheorem two_plus_two : Eq (N.add two two) four := Eq.refl two\n```"]),
-            Rule(r"Convert this natural language", ["```lean4\ntheorem two_plus_two : Eq (N.add two two) four := by sorry\n```"]),
+            Rule(
+                r"Lean reports these errors:.*mismatch",
+                ["```lean4\ntheorem two_plus_two : Eq (N.add two two) four := Eq.refl _\n```"],
+            ),
+            Rule(
+                r"Complete the following Lean 4 code",
+                ["```lean4\ntheorem two_plus_two : Eq (N.add two two) four := Eq.refl two\n```"],
+            ),
+            Rule(
+                r"Convert this natural language",
+                ["```lean4\ntheorem two_plus_two : Eq (N.add two two) four := by sorry\n```"],
+            ),
             Rule(r"step by step", ["We add: $2 + 2 = 4$.\n\nSo the answer is $\\boxed{4}$."]),
         ],
         latency_s=0.2,
@@ -107,7 +121,10 @@ def test_question_verify_and_quit(tmp_path: Path, server: ScriptedServer, lean: 
 def test_ctrl_c_stops_the_attempt_not_the_session(tmp_path: Path, lean: LeanToolchain) -> None:
     slow = ScriptedServer([Rule(r".", ["The answer is \\boxed{4}."])], latency_s=30)
     slow.start()
-    tmux = Tmux(f"cd {ROOT} && {sys.executable} -m mathagent chat --base-url {slow.base_url} --header-file {HEADER}; echo CHAT-EXITED-$?; sleep 60")
+    tmux = Tmux(
+        f"cd {ROOT} && {sys.executable} -m mathagent chat --base-url {slow.base_url} --header-file {HEADER}; "
+        f"echo CHAT-EXITED-$?; sleep 60"
+    )
     try:
         tmux.wait_for("/help for commands")
         tmux.send("What is 2 + 2?")

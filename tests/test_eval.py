@@ -13,11 +13,13 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
+from mathagent.errors import InputError
 from mathagent.eval.datasets import _gsm8k, resolve
 from mathagent.eval.metrics import ks_for, pass_at_k
-from mathagent.errors import InputError
 from mathagent.verify.toolchain import LeanToolchain
 from scripted_server import Rule, ScriptedServer
+
+pytestmark = pytest.mark.slow  # whole eval runs in subprocesses
 
 
 def proof(name: str, body: str) -> str:
@@ -27,17 +29,32 @@ def proof(name: str, body: str) -> str:
 # What the scripted model answers for each problem of the shipped sample set
 # (replies to one prompt are handed out in turn).
 SCRIPT = [
-    Rule(r"Lean reports these errors:.*sample_mul_two", [proof("sample_mul_two", ": Eq (N.mul four two) (N.add four four) := Eq.refl _")]),
-    Rule(r"Complete the following.*sample_two_add_two", [
-        proof("sample_two_add_two", ": Eq (N.add two two) four := Eq.refl _"),
-        proof("sample_two_add_two", ": Eq (N.add two two) four := Eq.refl two"),
-    ]),
-    Rule(r"Complete the following.*sample_add_zero", [proof("sample_add_zero", "(n : N) : Eq (N.add n N.z) n := Eq.refl n")]),
-    Rule(r"Complete the following.*sample_mul_two", [proof("sample_mul_two", ": Eq (N.mul four two) (N.add four four) := Eq.refl four")]),
+    Rule(
+        r"Lean reports these errors:.*sample_mul_two",
+        [proof("sample_mul_two", ": Eq (N.mul four two) (N.add four four) := Eq.refl _")],
+    ),
+    Rule(
+        r"Complete the following.*sample_two_add_two",
+        [
+            proof("sample_two_add_two", ": Eq (N.add two two) four := Eq.refl _"),
+            proof("sample_two_add_two", ": Eq (N.add two two) four := Eq.refl two"),
+        ],
+    ),
+    Rule(
+        r"Complete the following.*sample_add_zero",
+        [proof("sample_add_zero", "(n : N) : Eq (N.add n N.z) n := Eq.refl n")],
+    ),
+    Rule(
+        r"Complete the following.*sample_mul_two",
+        [proof("sample_mul_two", ": Eq (N.mul four two) (N.add four four) := Eq.refl four")],
+    ),
     Rule(r"Complete the following.*sample_symm", [proof("sample_symm", "(a b : N) (h : Eq a b) : Eq b a := h")]),
     Rule(r"What is 2\+3", ["The answer is \\boxed{5}.", "The answer is \\boxed{6}."]),
     Rule(r"sum of the roots", ["The sum is \\boxed{5}."]),
-    Rule(r"frac\{3\}\{4\}", ["We get \\boxed{\\frac{7}{8}}.", "We get \\boxed{0.875}.", "We get \\boxed{1}.", "So \\boxed{\\frac{7}{8}}"]),
+    Rule(
+        r"frac\{3\}\{4\}",
+        ["We get \\boxed{\\frac{7}{8}}.", "We get \\boxed{0.875}.", "We get \\boxed{1}.", "So \\boxed{\\frac{7}{8}}"],
+    ),
     Rule(r"pencils", ["The answer is \\boxed{19}."]),
 ]
 
@@ -52,13 +69,29 @@ def server() -> Iterator[ScriptedServer]:
 
 def mathagent(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "mathagent", *args], cwd=cwd, capture_output=True, text=True, timeout=600,
+        [sys.executable, "-m", "mathagent", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
         env={**os.environ, "COLUMNS": "200"},
     )
 
 
 def run_sample(server: ScriptedServer, run_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return mathagent("eval", "sample", "--base-url", server.base_url, "--run-dir", str(run_dir), "--samples", "2", "--solve-samples", "4", *extra)
+    return mathagent(
+        "eval",
+        "sample",
+        "--base-url",
+        server.base_url,
+        "--run-dir",
+        str(run_dir),
+        "--samples",
+        "2",
+        "--solve-samples",
+        "4",
+        *extra,
+    )
 
 
 def test_pass_at_k_estimator() -> None:
@@ -72,7 +105,9 @@ def test_pass_at_k_estimator() -> None:
         pass_at_k(3, 4, 1)
 
 
-def test_sample_set_end_to_end_matches_hand_computed_numbers(tmp_path: Path, server: ScriptedServer, lean: LeanToolchain) -> None:
+def test_sample_set_end_to_end_matches_hand_computed_numbers(
+    tmp_path: Path, server: ScriptedServer, lean: LeanToolchain
+) -> None:
     run_dir = tmp_path / "run"
     proc = run_sample(server, run_dir, "--json")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -106,7 +141,9 @@ def test_sample_set_end_to_end_matches_hand_computed_numbers(tmp_path: Path, ser
         assert png.startswith(b"\x89PNG") and len(png) > 5000
 
 
-def test_rerun_resumes_and_refuses_changed_settings(tmp_path: Path, server: ScriptedServer, lean: LeanToolchain) -> None:
+def test_rerun_resumes_and_refuses_changed_settings(
+    tmp_path: Path, server: ScriptedServer, lean: LeanToolchain
+) -> None:
     run_dir = tmp_path / "run"
     assert run_sample(server, run_dir).returncode == 0
     requests = len(server.requests)

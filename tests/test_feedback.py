@@ -12,7 +12,13 @@ from mathagent.verify.verifier import VerifyOptions, verify_tasks
 
 def test_errors_with_line_and_offending_text() -> None:
     code = "theorem t : 1 = 2 := by\n  norm_num\n  simp"
-    text = format_errors(code, [Diagnostic("error", 2, 2, message="linarith failed\nextra detail"), Diagnostic("warning", 3, 2, message="unused")])
+    text = format_errors(
+        code,
+        [
+            Diagnostic("error", 2, 2, message="linarith failed\nextra detail"),
+            Diagnostic("warning", 3, 2, message="unused"),
+        ],
+    )
     assert text == "- line 2, column 2: linarith failed\n    extra detail\n  offending line: norm_num"
 
 

@@ -40,7 +40,11 @@ def test_mask_reads_doc_comments_as_lean_does() -> None:
         ("theorem foo (x : Nat) : x = x := by sorry", "foo", ":= by"),
         ("theorem foo (x : Nat) : x = x := by\n", "foo", ":= by"),
         ("lemma bar : True :=", "bar", ":="),
-        ("/-- doc with theorem inside -/\ntheorem mathd_algebra_478 (b h v : ℝ) :\n  v = 65 := by sorry", "mathd_algebra_478", ":= by"),
+        (
+            "/-- doc with theorem inside -/\ntheorem mathd_algebra_478 (b h v : ℝ) :\n  v = 65 := by sorry",
+            "mathd_algebra_478",
+            ":= by",
+        ),
         ("theorem sorry_free : True := sorry -- trailing comment", "sorry_free", ":="),
         ("theorem commented : True := -- the proof goes here", "commented", ":="),
         ("theorem N.addtt (n : N) : Eq n n :=", "N.addtt", ":="),

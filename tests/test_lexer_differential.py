@@ -34,12 +34,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lean_oracle import LeanRun, run_lean
+import pytest
 
+from lean_oracle import LeanRun, run_lean
 from mathagent.verify import lexer
 from mathagent.verify.declarations import split_name
 from mathagent.verify.lexer import Kind
 from mathagent.verify.toolchain import LeanToolchain
+
+pytestmark = pytest.mark.slow  # hundreds of Lean runs
 
 # ---------------------------------------------------------------- the lexer's view
 
@@ -48,10 +51,14 @@ def lexer_probes(source: str) -> set[tuple[str, ...]]:
     """Names `n` for which the lexer reads `inductive n : Prop` as code."""
     toks = list(lexer.code_tokens(source))
     found = set()
-    for a, b, c, d in zip(toks, toks[1:], toks[2:], toks[3:]):
+    for a, b, c, d in zip(toks, toks[1:], toks[2:], toks[3:], strict=False):
         if (
-            a.is_word("inductive") and b.kind is Kind.IDENT and b.closed
-            and c.kind is Kind.SYMBOL and c.text(source) == ":" and d.is_word("Prop")
+            a.is_word("inductive")
+            and b.kind is Kind.IDENT
+            and b.closed
+            and c.kind is Kind.SYMBOL
+            and c.text(source) == ":"
+            and d.is_word("Prop")
         ):
             found.add(b.parts)
     return found
@@ -82,21 +89,160 @@ def ambiguous(source: str) -> bool:
 # own (a stray that closes or breaks the construct is added separately, rarely);
 # gluing two fragments without a space (`glue`) makes new combinations.
 TRICKY = [
-    '"', "'", "«", "»", "\\", '\\"', "{", "}", "x", "ab", "!", "#", "`", "''", "λ", "é", "‹", "⟨", "*", ".", ":",
+    '"',
+    "'",
+    "«",
+    "»",
+    "\\",
+    '\\"',
+    "{",
+    "}",
+    "x",
+    "ab",
+    "!",
+    "#",
+    "`",
+    "''",
+    "λ",
+    "é",
+    "‹",
+    "⟨",
+    "*",
+    ".",
+    ":",
 ]
 COMMENT_TEXT = TRICKY + [
-    "-", "/", "--", "/--/", "/-!-/", "/---/", 'r#"', '"#', "\n", "\n", "\t", "\r\n", "\r",
+    "-",
+    "/",
+    "--",
+    "/--/",
+    "/-!-/",
+    "/---/",
+    'r#"',
+    '"#',
+    "\n",
+    "\n",
+    "\t",
+    "\r\n",
+    "\r",
 ]
-LINE_TEXT = TRICKY + ["-", "/", "/-", "-/", "/--", "/-!", "--", "/--/", 'r#"', '"#', "\t", "\r", "«unclosed", '"unclosed']
+LINE_TEXT = TRICKY + [
+    "-",
+    "/",
+    "/-",
+    "-/",
+    "/--",
+    "/-!",
+    "--",
+    "/--/",
+    'r#"',
+    '"#',
+    "\t",
+    "\r",
+    "«unclosed",
+    '"unclosed',
+]
 STRING_TEXT = [
-    "x", "ab", "'", "-/", "/-", "--", "/--/", "«", "»", "{", "}", "`", "#", "r#", "λ", "\n", "\r\n", "\t", "/",
-    '\\"', "\\\\", "\\n", "\\t", "\\r", "\\'", "\\x4A", "\\u03BB", "\\\n   x", "\\\nx", "\\\r\n y",
+    "x",
+    "ab",
+    "'",
+    "-/",
+    "/-",
+    "--",
+    "/--/",
+    "«",
+    "»",
+    "{",
+    "}",
+    "`",
+    "#",
+    "r#",
+    "λ",
+    "\n",
+    "\r\n",
+    "\t",
+    "/",
+    '\\"',
+    "\\\\",
+    "\\n",
+    "\\t",
+    "\\r",
+    "\\'",
+    "\\x4A",
+    "\\u03BB",
+    "\\\n   x",
+    "\\\nx",
+    "\\\r\n y",
 ]
-RAW_TEXT = ["x", "ab", "'", "-/", "/-", "--", "«", "»", "{", "}", "\\", "\\\\", "#", "r#", "\n", "\t", "`", "/--/", "\\n"]
-ESCAPE_TEXT = ["x", "-/", "/-", "--", '"', "'", "«", "\\", "{", "}", "#", "`", 'r#"', ".", "λ", "\n", "/--/", ":", "\t", "-"]
+RAW_TEXT = [
+    "x",
+    "ab",
+    "'",
+    "-/",
+    "/-",
+    "--",
+    "«",
+    "»",
+    "{",
+    "}",
+    "\\",
+    "\\\\",
+    "#",
+    "r#",
+    "\n",
+    "\t",
+    "`",
+    "/--/",
+    "\\n",
+]
+ESCAPE_TEXT = [
+    "x",
+    "-/",
+    "/-",
+    "--",
+    '"',
+    "'",
+    "«",
+    "\\",
+    "{",
+    "}",
+    "#",
+    "`",
+    'r#"',
+    ".",
+    "λ",
+    "\n",
+    "/--/",
+    ":",
+    "\t",
+    "-",
+]
 CHARS = [
-    '"', "-", "/", "\\\\", '\\"', "\\'", "\\n", "\\t", "\\r", "\\x41", "\\u03bb", "«", "»", "{", "\n", "a", "λ",
-    "#", "`", " ", "\t", "*", "r", "\r\n", "\r",
+    '"',
+    "-",
+    "/",
+    "\\\\",
+    '\\"',
+    "\\'",
+    "\\n",
+    "\\t",
+    "\\r",
+    "\\x41",
+    "\\u03bb",
+    "«",
+    "»",
+    "{",
+    "\n",
+    "a",
+    "λ",
+    "#",
+    "`",
+    " ",
+    "\t",
+    "*",
+    "r",
+    "\r\n",
+    "\r",
 ]
 MALFORMED_CHARS = ["'", "ab", "\\q", "\\x4", "", "\\u12", "\\"]
 
@@ -268,6 +414,7 @@ class Gen:
 
 # ---------------------------------------------------------------- files built along the lexer's reading
 
+
 def lexer_state(text: str) -> str:
     """Where the lexer says the end of `text` is: in code, or inside which construct."""
     prev = last = None
@@ -305,13 +452,84 @@ def _whitespace_only(text: str) -> bool:
 # What may come next, by the lexer's state. Only complete, valid commands in code;
 # anything at all inside comments; only valid escapes inside strings.
 GUIDED: dict[str, list[str]] = {
-    "code": [" ", "\n", "PROBE", "PROBE", "/-", "/-", "/--", "/-!", "--", '\n#print "', '\n#print "',
-             '\n#print r"', '\n#print r#"', '\n#print r##"', "ESCAPE", "NAME", "CHAR", "NUMBER"],
-    "comment": ["/-", "/-", "-/", "-/", "-/", "/", "-", "--", " ", "\n", '"', "'", "«", "»", "\\", "x", "!",
-                "/--", "/-!", "\t", "\r", "\r\n", "PROBE", 'r#"', '"#', "{", "`", "*"],
+    "code": [
+        " ",
+        "\n",
+        "PROBE",
+        "PROBE",
+        "/-",
+        "/-",
+        "/--",
+        "/-!",
+        "--",
+        '\n#print "',
+        '\n#print "',
+        '\n#print r"',
+        '\n#print r#"',
+        '\n#print r##"',
+        "ESCAPE",
+        "NAME",
+        "CHAR",
+        "NUMBER",
+    ],
+    "comment": [
+        "/-",
+        "/-",
+        "-/",
+        "-/",
+        "-/",
+        "/",
+        "-",
+        "--",
+        " ",
+        "\n",
+        '"',
+        "'",
+        "«",
+        "»",
+        "\\",
+        "x",
+        "!",
+        "/--",
+        "/-!",
+        "\t",
+        "\r",
+        "\r\n",
+        "PROBE",
+        'r#"',
+        '"#',
+        "{",
+        "`",
+        "*",
+    ],
     "line": ["x", "-/", "/-", '"', " ", "!", "\t", "\r", "«", "--", "\n", "\n"],
-    "string": ["x", " ", "'", "-/", "/-", "--", "«", "»", "{", "}", "#", "r#", '\\"', "\\\\", "\\n", "\\t",
-               "\\x41", "\\u03BB", "\\\n  x", "\n", "\t", "\r\n", "PROBE", '"', '"'],
+    "string": [
+        "x",
+        " ",
+        "'",
+        "-/",
+        "/-",
+        "--",
+        "«",
+        "»",
+        "{",
+        "}",
+        "#",
+        "r#",
+        '\\"',
+        "\\\\",
+        "\\n",
+        "\\t",
+        "\\x41",
+        "\\u03BB",
+        "\\\n  x",
+        "\n",
+        "\t",
+        "\r\n",
+        "PROBE",
+        '"',
+        '"',
+    ],
     "raw": ["x", " ", "'", "-/", "/-", "--", "«", "»", "\\", "#", "##", "\n", "\t", "PROBE", 'r#"'],
     "escape": ["x", " ", "-/", "/-", "--", '"', "'", "«", "\\", "{", "#", "\n", "\t", "PROBE", ".", "»", "»"],
 }
@@ -459,10 +677,7 @@ def sample_code_points(seed: int) -> list[str]:
     cps |= {rng.randrange(0x250, 0x10000) for _ in range(700)}
     cps |= {rng.randrange(0x1D400, 0x1D800) for _ in range(60)}
     cps |= {rng.randrange(0x10000, 0x110000) for _ in range(100)}
-    return sorted(
-        chr(c) for c in cps
-        if 0 < c < 0x110000 and not 0xD800 <= c < 0xE000 and chr(c) not in _NOT_TESTABLE
-    )
+    return sorted(chr(c) for c in cps if 0 < c < 0x110000 and not 0xD800 <= c < 0xE000 and chr(c) not in _NOT_TESTABLE)
 
 
 def id_char_file(chars: list[str]) -> tuple[str, list[tuple[str, str, int]]]:
@@ -494,7 +709,7 @@ def test_identifier_characters_agree_with_lean(lean: LeanToolchain) -> None:
     runs = run_lean(lean.lean, [src for src, _ in files], max_errors=1_000_000)
     mismatches = []
     compared = 0
-    for (src, checks), run in zip(files, runs):
+    for (_, checks), run in zip(files, runs, strict=True):
         for c, kind, line in checks:
             declared = bool(run.at_line(line, "information"))
             if kind == "sentinel":
@@ -562,7 +777,7 @@ def check_literals(lean: Path, seed: int, count: int) -> tuple[int, int]:
         files.append((TRACE_HEADER + "\n".join(commands) + "\n", commands))
     runs = run_lean(lean, [src for src, _ in files], max_errors=1_000_000)
     parsed = boundaries = 0
-    for (src, commands), run in zip(files, runs):
+    for (src, commands), run in zip(files, runs, strict=True):
         line = TRACE_HEADER.count("\n") + 1
         after_error = False  # Lean's error recovery may have read into this command
         for command in commands:
@@ -571,7 +786,8 @@ def check_literals(lean: Path, seed: int, count: int) -> tuple[int, int]:
             errors = [m for m in run.errors if line <= m["pos"]["line"] <= last]
             toks = list(lexer.tokenize(command))
             traces = [
-                m for m in run.at_line(line, "information")
+                m
+                for m in run.at_line(line, "information")
                 if m["data"].startswith("[Elab.command]") and m["pos"]["column"] == 0
             ]
             if not all(t.closed for t in toks):  # runs on into the next commands: an error somewhere

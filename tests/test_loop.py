@@ -39,7 +39,9 @@ def server() -> Iterator[ScriptedServer]:
     server.stop()
 
 
-def run(lean: LeanToolchain, server: ScriptedServer, problem: Problem, budget: Budget, seen: list | None = None) -> Result:
+def run(
+    lean: LeanToolchain, server: ScriptedServer, problem: Problem, budget: Budget, seen: list | None = None
+) -> Result:
     async def go() -> Result:
         engine = OpenAIEngine(OpenAIConfig(base_url=server.base_url, model="scripted", max_retries=0, timeout_s=30))
         options = VerifyOptions(workers=2, timeout_s=30, default_header=PRELUDE_HEADER)
@@ -98,7 +100,9 @@ def test_time_limit_stops_the_search(lean: LeanToolchain) -> None:
     slow = ScriptedServer(rules(), latency_s=3.0)
     slow.start()
     try:
-        result = run(lean, slow, Problem(id="p1", formal_statement=STATEMENT), Budget(rounds=4, samples=1, time_limit_s=1.0))
+        result = run(
+            lean, slow, Problem(id="p1", formal_statement=STATEMENT), Budget(rounds=4, samples=1, time_limit_s=1.0)
+        )
     finally:
         slow.stop()
     assert result.status == Status.UNVERIFIED
@@ -130,8 +134,14 @@ def test_informal_problem_is_solved_formalized_and_proved(lean: LeanToolchain) -
     server = ScriptedServer(
         [
             Rule(r"Please reason step by step", ["Two plus two: $2 + 2 = 4$. The answer is $\\boxed{4}$."]),
-            Rule(r"Convert this natural language problem", ["```lean4\ntheorem two_plus_two_is_four : Eq (N.add two two) four := by sorry\n```"]),
-            Rule(r"Complete the following Lean 4 code", ["```lean4\ntheorem two_plus_two_is_four : Eq (N.add two two) four := Eq.refl _\n```"]),
+            Rule(
+                r"Convert this natural language problem",
+                ["```lean4\ntheorem two_plus_two_is_four : Eq (N.add two two) four := by sorry\n```"],
+            ),
+            Rule(
+                r"Complete the following Lean 4 code",
+                ["```lean4\ntheorem two_plus_two_is_four : Eq (N.add two two) four := Eq.refl _\n```"],
+            ),
         ]
     )
     server.start()

@@ -29,6 +29,7 @@ def _mathlib_toolchain() -> LeanToolchain | None:
 
 MATHLIB = _mathlib_toolchain()
 pytestmark = [
+    pytest.mark.slow,
     pytest.mark.mathlib,
     pytest.mark.skipif(MATHLIB is None, reason="needs an elan toolchain with Mathlib built (`mathagent lean setup`)"),
 ]

@@ -14,10 +14,16 @@ from conftest import ROOT
 from mathagent.engines import embedded
 from mathagent.engines.base import EngineError
 
+pytestmark = pytest.mark.slow  # the embedded model and vLLM on the CPU
+
 
 def mathagent(*args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "mathagent", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", "mathagent", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={**os.environ, "COLUMNS": "200"},
     )
 
@@ -44,8 +50,6 @@ def test_embedded_model_answers_two_plus_three(embedded_model: Path) -> None:
     assert result["model"].endswith("SmolLM2-135M-Instruct")
     assert "demonstration model" in proc.stderr  # said plainly, once
     assert proc.stderr.count("demonstration model") == 1
-
-
 
 
 def test_solve_usage_errors() -> None:

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PRELUDE_HEADER, ROOT
 
+from conftest import PRELUDE_HEADER, ROOT
 from mathagent.verify import verifier as verifier_module
 from mathagent.verify.messages import parse_output
 from mathagent.verify.tasks import VerifyTask
@@ -132,13 +132,15 @@ def test_lean_identifier_characters(lean: LeanToolchain, options: VerifyOptions)
         (" Eq.refl _\n@[«implemented_by» two] noncomputable def g : N := two", "banned:elaborator attribute"),
         (" Eq.refl _\nattribute [init] two", "banned:elaborator attribute"),
         (" Eq.refl _\nattribute [command_elab] two", "banned:elaborator attribute"),
-        (" Eq.refl _\nnoncomputable def s := include_str \"x\"", "banned:include_str"),
+        (' Eq.refl _\nnoncomputable def s := include_str "x"', "banned:include_str"),
         (" Eq.refl _\nopen Lean Elab Command", "banned:meta programming"),
         (" Eq.refl _\nset_option warn.sorry false", "banned:set_option warn"),
         (" Eq.refl _\nset_option doc.verso true", "banned:set_option doc"),
     ],
 )
-def test_quoted_and_indirect_spellings_are_banned(lean: LeanToolchain, options: VerifyOptions, proof: str, reason: str) -> None:
+def test_quoted_and_indirect_spellings_are_banned(
+    lean: LeanToolchain, options: VerifyOptions, proof: str, reason: str
+) -> None:
     v = check(lean, options, formal_statement=STATEMENT, proof=proof)
     assert v.verdict == "rejected" and reason in v.reasons, v
     assert v.sandbox == "not run"
@@ -152,15 +154,22 @@ def test_harmless_options_and_quoted_names_are_fine(lean: LeanToolchain, options
 # ---------------------------------------------------------------- 4. whole files: every declaration, from Lean
 
 
-def test_a_namespace_opened_mid_line_is_followed(lean: LeanToolchain, options: VerifyOptions, no_text_audit: None) -> None:
-    hidden = WITH_SORRY + "theorem x : Eq two two := Eq.refl _ namespace A theorem t : Eq two four := sorryAx _ Bool.true end A\n"
+def test_a_namespace_opened_mid_line_is_followed(
+    lean: LeanToolchain, options: VerifyOptions, no_text_audit: None
+) -> None:
+    hidden = (
+        WITH_SORRY
+        + "theorem x : Eq two two := Eq.refl _ namespace A theorem t : Eq two four := sorryAx _ Bool.true end A\n"
+    )
     v = check(lean, options, full_code=hidden)
     assert v.verdict == "rejected" and v.reasons == ["sorry"], v
     # (the file's own `axiom sorryAx` is reported too; what matters is that `A.t` is checked)
     assert "`A.t`" in v.message and "`x`" not in v.message, v
 
 
-def test_private_theorems_are_checked_by_their_own_name(lean: LeanToolchain, options: VerifyOptions, no_text_audit: None) -> None:
+def test_private_theorems_are_checked_by_their_own_name(
+    lean: LeanToolchain, options: VerifyOptions, no_text_audit: None
+) -> None:
     source = WITH_SORRY + (
         "namespace B\ntheorem p : Eq two two := Eq.refl _\nend B\n"
         "namespace A\nprivate theorem p : Eq two four := sorryAx _ Bool.true\nend A\nopen B\n"
@@ -171,7 +180,9 @@ def test_private_theorems_are_checked_by_their_own_name(lean: LeanToolchain, opt
 
 
 @pytest.mark.parametrize("kind", ["noncomputable def", "noncomputable abbrev", "theorem"])
-def test_every_kind_of_declaration_is_checked(lean: LeanToolchain, options: VerifyOptions, no_text_audit: None, kind: str) -> None:
+def test_every_kind_of_declaration_is_checked(
+    lean: LeanToolchain, options: VerifyOptions, no_text_audit: None, kind: str
+) -> None:
     # a synthetic sorry (`Bool.true`) raises no warning: only the axiom check sees it
     v = check(lean, options, full_code=WITH_SORRY + f"{kind} bad : Eq two four := sorryAx _ Bool.true\n")
     assert v.verdict == "rejected" and v.reasons == ["sorry"], v
@@ -227,7 +238,9 @@ def axiom_modules(lean: LeanToolchain, tmp_path_factory: pytest.TempPathFactory)
     fake = canon.replace("axiom propext {a b : Prop} : Iff a b → Eq a b", "axiom propext {a : Prop} : a")
     for name, text in (("Canon", canon), ("Fake", fake)):
         (folder / f"{name}.lean").write_text(text)
-        built = subprocess.run([str(lean.lean), "-o", f"{name}.olean", f"{name}.lean"], cwd=folder, capture_output=True, text=True)
+        built = subprocess.run(
+            [str(lean.lean), "-o", f"{name}.olean", f"{name}.lean"], cwd=folder, capture_output=True, text=True
+        )
         assert built.returncode == 0, built.stdout + built.stderr
     return folder
 
@@ -250,9 +263,10 @@ def test_an_imported_allowed_axiom_must_have_its_real_type(
 # ---------------------------------------------------------------- 6. bounded time on adversarial text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "filler",
-    ["@[", "/-", "«", '"\\', "'\"", "/--/", "a.", "-/", "r#\"", "{", "\r", "\t"],
+    ["@[", "/-", "«", '"\\', "'\"", "/--/", "a.", "-/", 'r#"', "{", "\r", "\t"],
 )
 def test_a_megabyte_of_adversarial_text_is_judged_within_the_time_limit(lean: LeanToolchain, filler: str) -> None:
     options = VerifyOptions(workers=1, timeout_s=5, memory_mb=2048, default_header=PRELUDE_HEADER, pool="cold")
@@ -270,10 +284,13 @@ def test_many_comments_before_the_imports_of_a_whole_file(lean: LeanToolchain, o
 
 
 def test_oversized_submissions_are_rejected_unread(lean: LeanToolchain, options: VerifyOptions) -> None:
-    v = check(lean, dataclasses.replace(options, max_bytes=1000), formal_statement=STATEMENT, proof=" Eq.refl _" + " " * 2000)
+    v = check(
+        lean, dataclasses.replace(options, max_bytes=1000), formal_statement=STATEMENT, proof=" Eq.refl _" + " " * 2000
+    )
     assert v.verdict == "rejected" and v.reasons == ["too_large"] and v.sandbox == "not run"
 
 
+@pytest.mark.slow
 def test_a_slow_audit_does_not_hold_up_other_checks(lean: LeanToolchain) -> None:
     options = VerifyOptions(workers=2, timeout_s=20, memory_mb=2048, default_header=PRELUDE_HEADER, pool="cold")
     big = VerifyTask(id="big", formal_statement=STATEMENT, proof=" Eq.refl _\n" + "@[" * 500_000)
@@ -307,18 +324,36 @@ def test_a_line_separator_in_a_lean_message_is_kept(lean: LeanToolchain, options
 
 
 def test_lean_output_is_split_on_newlines_only() -> None:
-    line = json.dumps({"severity": "error", "pos": {"line": 3, "column": 0}, "data": "a\u2028b\u0085c"}, ensure_ascii=False)
+    line = json.dumps(
+        {"severity": "error", "pos": {"line": 3, "column": 0}, "data": "a\u2028b\u0085c"}, ensure_ascii=False
+    )
     [message] = parse_output(line + "\n").messages
     assert message.text == "a\u2028b\u0085c"
 
 
+@pytest.mark.slow
 def test_cli_json_output_escapes_line_separators(lean: LeanToolchain, tmp_path: Path) -> None:
     rows = tmp_path / "rows.jsonl"
     rows.write_text(json.dumps({"id": "u", "formal_statement": STATEMENT, "proof": " «x\u2028y»"}) + "\n")
     proc = subprocess.run(
-        ["python", "-m", "mathagent", "verify", "-i", str(rows), "--header-file", str(ROOT / "examples" / "prelude_header.lean"),
-         "--json", "--no-cache", "--lean", str(lean.lean)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [
+            "python",
+            "-m",
+            "mathagent",
+            "verify",
+            "-i",
+            str(rows),
+            "--header-file",
+            str(ROOT / "examples" / "prelude_header.lean"),
+            "--json",
+            "--no-cache",
+            "--lean",
+            str(lean.lean),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 1, proc.stderr
     assert "\u2028" not in proc.stdout
@@ -344,7 +379,9 @@ def test_cli_json_output_escapes_line_separators(lean: LeanToolchain, tmp_path: 
     ],
     ids=["prime", "dotted", "open-in", "universe", "comment", "trace", "private", "quoted", "attributes"],
 )
-def test_genuine_proofs_of_every_shape_are_verified(lean: LeanToolchain, options: VerifyOptions, statement: str, proof: str) -> None:
+def test_genuine_proofs_of_every_shape_are_verified(
+    lean: LeanToolchain, options: VerifyOptions, statement: str, proof: str
+) -> None:
     v = check(lean, options, formal_statement=statement, proof=proof)
     assert v.verified, v
     full = check(lean, options, formal_statement=statement, full_code=PRELUDE_HEADER + statement + "\n" + proof + "\n")
@@ -377,7 +414,9 @@ INIT_ATTACKS = {
 
 
 @pytest.mark.parametrize("attack", list(INIT_ATTACKS))
-def test_init_attacks_are_rejected_by_the_text_audit_on_any_lean(lean: LeanToolchain, options: VerifyOptions, attack: str) -> None:
+def test_init_attacks_are_rejected_by_the_text_audit_on_any_lean(
+    lean: LeanToolchain, options: VerifyOptions, attack: str
+) -> None:
     v = check(lean, options, full_code=INIT_ATTACKS[attack])
     assert v.verdict == "rejected" and v.sandbox == "not run", v
     assert v.reasons and all(r.startswith("banned:") for r in v.reasons), v
@@ -399,7 +438,9 @@ def _full_lean() -> LeanToolchain | None:
 FULL_LEAN = _full_lean()
 
 
-@pytest.mark.skipif(FULL_LEAN is None, reason="needs a Lean with Init (an elan toolchain); only the prelude-only Lean is here")
+@pytest.mark.skipif(
+    FULL_LEAN is None, reason="needs a Lean with Init (an elan toolchain); only the prelude-only Lean is here"
+)
 @pytest.mark.parametrize("attack", list(INIT_ATTACKS))
 @pytest.mark.parametrize("pool", ["cold", "warm"])
 def test_init_attacks_are_rejected_by_lean_itself(attack: str, pool: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -419,24 +460,53 @@ def test_time_is_reported_for_early_verdicts(lean: LeanToolchain, options: Verif
 # ---------------------------------------------------------------- the same through the command line
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pool", ["cold", "warm"])
 def test_the_cli_gives_the_same_verdicts(lean: LeanToolchain, tmp_path: Path, pool: str) -> None:
     rows = [
-        {"id": "continued", "formal_statement": STATEMENT,
-         "full_code": PRELUDE_HEADER.rstrip("\n") + " namespace M noncomputable def four : N := two\n" + GENUINE},
+        {
+            "id": "continued",
+            "formal_statement": STATEMENT,
+            "full_code": PRELUDE_HEADER.rstrip("\n") + " namespace M noncomputable def four : N := two\n" + GENUINE,
+        },
         {"id": "genuine_full", "formal_statement": STATEMENT, "full_code": PRELUDE_HEADER + GENUINE},
         {"id": "quoted", "formal_statement": STATEMENT, "proof": " Eq.refl _\nset_option «debug».skipKernelTC true"},
-        {"id": "impostor", "header": FAKE_PROPEXT_HEADER, "formal_statement": "theorem t : Eq two four :=", "proof": " propext"},
+        {
+            "id": "impostor",
+            "header": FAKE_PROPEXT_HEADER,
+            "formal_statement": "theorem t : Eq two four :=",
+            "proof": " propext",
+        },
         {"id": "dotted", "formal_statement": "theorem N.addtt (n : N) : Eq (add n N.z) n :=", "proof": " Eq.refl _"},
         {"id": "doc_trick", "full_code": AXIOM_FREE + DOC_TRICK},
-        {"id": "whole_genuine", "full_code": AXIOM_FREE + "namespace A.B\ntheorem q : Eq two two := Eq.refl _\nend B\nend A\n"},
+        {
+            "id": "whole_genuine",
+            "full_code": AXIOM_FREE + "namespace A.B\ntheorem q : Eq two two := Eq.refl _\nend B\nend A\n",
+        },
     ]
     tasks = tmp_path / "tasks.jsonl"
     tasks.write_text("".join(json.dumps(r) + "\n" for r in rows))
     proc = subprocess.run(
-        ["python", "-m", "mathagent", "verify", "-i", str(tasks), "--header-file", str(ROOT / "examples" / "prelude_header.lean"),
-         "--json", "--no-cache", "--pool", pool, "--lean", str(lean.lean)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        [
+            "python",
+            "-m",
+            "mathagent",
+            "verify",
+            "-i",
+            str(tasks),
+            "--header-file",
+            str(ROOT / "examples" / "prelude_header.lean"),
+            "--json",
+            "--no-cache",
+            "--pool",
+            pool,
+            "--lean",
+            str(lean.lean),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     got = {row["id"]: row for row in map(json.loads, filter(None, proc.stdout.split("\n")))}
     assert proc.returncode == 1, proc.stderr

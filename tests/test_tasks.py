@@ -14,9 +14,11 @@ MINIF2F_ROW = {
     "name": "mathd_algebra_478",
     "split": "test",
     "informal_prefix": "/-- The volume of a cone ... -/\n",
-    "formal_statement": "theorem mathd_algebra_478 (b h v : ℝ) (h₀ : 0 < b ∧ 0 < h ∧ 0 < v) (h₁ : v = 1 / 3 * (b * h))\n    (h₂ : b = 30) (h₃ : h = 13 / 2) : v = 65 := by\n",
+    "formal_statement": "theorem mathd_algebra_478 (b h v : ℝ) (h₀ : 0 < b ∧ 0 < h ∧ 0 < v) (h₁ : v = 1 / 3 "
+    "* (b * h))\n    (h₂ : b = 30) (h₃ : h = 13 / 2) : v = 65 := by\n",
     "goal": "b h v : ℝ\n⊢ v = 65",
-    "header": "import Mathlib\nimport Aesop\n\nset_option maxHeartbeats 400000\n\nopen BigOperators Real Nat Topology Rat\n\n",
+    "header": "import Mathlib\nimport Aesop\n\nset_option maxHeartbeats 400000\n\nopen BigOperators Real "
+    "Nat Topology Rat\n\n",
 }
 
 
@@ -41,7 +43,11 @@ def test_full_code_and_aliases(tmp_path: Path) -> None:
         {"name": "whole", "code": "theorem w : True := trivial"},
     ]
     tasks = list(read_jsonl(write(tmp_path / "t.jsonl", [json.dumps(r).encode() for r in rows])))
-    assert [(t.id, t.mode) for t in tasks if isinstance(t, VerifyTask)] == [("7", "full_code"), ("p", "proof"), ("whole", "file")]
+    assert [(t.id, t.mode) for t in tasks if isinstance(t, VerifyTask)] == [
+        ("7", "full_code"),
+        ("p", "proof"),
+        ("whole", "file"),
+    ]
 
 
 def test_bad_rows_are_reported_and_the_rest_is_read(tmp_path: Path) -> None:
@@ -77,7 +83,9 @@ def test_bad_rows_are_reported_and_the_rest_is_read(tmp_path: Path) -> None:
 
 def test_crlf_lines_and_no_trailing_newline(tmp_path: Path) -> None:
     path = tmp_path / "t.jsonl"
-    path.write_bytes(b'{"id": "a", "code": "theorem a : True := trivial"}\r\n{"id": "b", "code": "theorem b : True := trivial"}')
+    path.write_bytes(
+        b'{"id": "a", "code": "theorem a : True := trivial"}\r\n{"id": "b", "code": "theorem b : True := trivial"}'
+    )
     assert [t.id for t in read_jsonl(path)] == ["a", "b"]
 
 

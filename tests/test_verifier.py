@@ -45,7 +45,10 @@ def test_genuine_proof_is_verified(lean: LeanToolchain, options: VerifyOptions) 
 def test_allowed_axiom_is_reported_and_accepted(lean: LeanToolchain, options: VerifyOptions) -> None:
     # The prelude header declares its own `propext`: only the real one (from
     # outside the file) is allowed by default; naming it explicitly trusts the header's.
-    task = {"formal_statement": "theorem iff_eq {a b : Prop} (f : a → b) (g : b → a) : Eq a b :=", "proof": " propext f g"}
+    task = {
+        "formal_statement": "theorem iff_eq {a b : Prop} (f : a → b) (g : b → a) : Eq a b :=",
+        "proof": " propext f g",
+    }
     v = check(lean, dataclasses.replace(options, allow_axioms=("propext",)), **task)
     assert v.verdict == "verified", v
     assert v.axioms == ["propext"]
@@ -53,7 +56,9 @@ def test_allowed_axiom_is_reported_and_accepted(lean: LeanToolchain, options: Ve
     assert impostor.verdict == "rejected" and impostor.reasons == ["header_axiom"], impostor
 
 
-def test_statement_with_sorry_placeholder_is_completed_by_the_proof(lean: LeanToolchain, options: VerifyOptions) -> None:
+def test_statement_with_sorry_placeholder_is_completed_by_the_proof(
+    lean: LeanToolchain, options: VerifyOptions
+) -> None:
     # `:= sorry` in the statement is replaced by the proof text
     v = check(lean, options, formal_statement=STATEMENT + " sorry", proof=" Eq.refl _")
     assert v.verified, v
@@ -65,8 +70,10 @@ def test_whole_file_submission_with_the_header(lean: LeanToolchain, options: Ver
 
 
 def test_whole_file_without_statement_checks_every_theorem(lean: LeanToolchain, options: VerifyOptions) -> None:
-    source = PRELUDE_HEADER.replace("axiom cheat : False\n", "").replace("axiom sorryAx", "-- no sorryAx").replace(
-        "axiom propext", "-- no propext"
+    source = (
+        PRELUDE_HEADER.replace("axiom cheat : False\n", "")
+        .replace("axiom sorryAx", "-- no sorryAx")
+        .replace("axiom propext", "-- no propext")
     )
     source += "\nnamespace Demo\n" + STATEMENT + " Eq.refl _\nend Demo\ntheorem other : Eq two two := Eq.refl two\n"
     v = check(lean, options, full_code=source)
@@ -107,7 +114,12 @@ def test_unlisted_axiom_is_rejected_unless_allowed(lean: LeanToolchain, options:
 
 
 def test_smuggled_axiom_is_banned_before_lean_runs(lean: LeanToolchain, options: VerifyOptions) -> None:
-    v = check(lean, options, formal_statement="theorem two_four : Eq two four :=", proof=" two_four_ax\naxiom two_four_ax : Eq two four")
+    v = check(
+        lean,
+        options,
+        formal_statement="theorem two_four : Eq two four :=",
+        proof=" two_four_ax\naxiom two_four_ax : Eq two four",
+    )
     assert v.verdict == "rejected" and v.reasons == ["banned:axiom"]
     assert v.sandbox == "not run"
 
@@ -117,7 +129,7 @@ def test_smuggled_axiom_is_banned_before_lean_runs(lean: LeanToolchain, options:
     [
         (" Eq.refl _\n#exit", "banned:#exit"),
         (" Eq.refl _\nset_option debug.skipKernelTC true", "banned:set_option debug"),
-        (" Eq.refl _\nnotation \"x\" => two", "banned:notation"),
+        (' Eq.refl _\nnotation "x" => two', "banned:notation"),
     ],
 )
 def test_banned_commands(lean: LeanToolchain, options: VerifyOptions, proof: str, reason: str) -> None:
@@ -141,12 +153,20 @@ def test_unterminated_comment_cannot_swallow_the_checks(lean: LeanToolchain, opt
         (WHOLE.replace("two_add_two", "two_add_two'"), "statement_changed"),  # renamed
         (WHOLE.replace("(N.add two two) four", "four four"), "statement_changed"),  # weakened
         (PRELUDE_HEADER + "\ntheorem other : Eq two two := Eq.refl two\n", "statement_changed"),  # omitted
-        (PRELUDE_HEADER + "\ntheorem before : Eq two two := Eq.refl two\n" + STATEMENT + " Eq.refl _\n", "statement_changed"),
-        (WHOLE.replace("noncomputable def ten", "noncomputable def ten' : N := two\nnoncomputable def ten"), "header_changed"),
+        (
+            PRELUDE_HEADER + "\ntheorem before : Eq two two := Eq.refl two\n" + STATEMENT + " Eq.refl _\n",
+            "statement_changed",
+        ),
+        (
+            WHOLE.replace("noncomputable def ten", "noncomputable def ten' : N := two\nnoncomputable def ten"),
+            "header_changed",
+        ),
         (STATEMENT + " Eq.refl _\n", "header_changed"),  # no header at all
     ],
 )
-def test_whole_file_may_not_change_the_task(lean: LeanToolchain, options: VerifyOptions, full_code: str, reason: str) -> None:
+def test_whole_file_may_not_change_the_task(
+    lean: LeanToolchain, options: VerifyOptions, full_code: str, reason: str
+) -> None:
     v = check(lean, options, formal_statement=STATEMENT, full_code=full_code)
     assert v.verdict == "rejected" and v.reasons == [reason], v
 
@@ -173,7 +193,9 @@ def test_kernel_check_catches_a_changed_statement_even_if_the_text_audit_were_fo
 def test_missing_theorem_is_caught_by_the_kernel_check(lean: LeanToolchain, options: VerifyOptions) -> None:
     task = VerifyTask(id="t", formal_statement=STATEMENT, proof=" Eq.refl _", header=PRELUDE_HEADER)
     assembled = assemble(task, PRELUDE_HEADER)
-    forged = dataclasses.replace(assembled, text=assembled.text.replace("theorem two_add_two ", "theorem two_add_three "))
+    forged = dataclasses.replace(
+        assembled, text=assembled.text.replace("theorem two_add_two ", "theorem two_add_three ")
+    )
     v = judge("t", forged, asyncio.run(_run(lean, options, forged)), ())
     assert v.reasons == ["theorem_missing"], v
 
@@ -185,7 +207,8 @@ def test_forged_axiom_report_on_the_check_lines_is_detected(lean: LeanToolchain,
     line = assembled.targets[0].axioms_line
 
     def with_message(text: str) -> Verdict:
-        fake = '{"severity":"information","pos":{"line":%d,"column":0},"endPos":null,"data":%s}\n' % (line, json.dumps(text))
+        message = {"severity": "information", "pos": {"line": line, "column": 0}, "endPos": None, "data": text}
+        fake = json.dumps(message) + "\n"
         return judge("t", assembled, dataclasses.replace(outcome, stdout=fake + outcome.stdout), ())
 
     # a second report about the very constant checked (its name is secret): forged
@@ -204,7 +227,8 @@ def test_messages_printed_by_the_proof_are_never_trusted(lean: LeanToolchain, op
     check_line = assembled.targets[0].axioms_line
     kept = [ln for ln in outcome.stdout.splitlines() if json.loads(ln)["pos"]["line"] != check_line]
     assert len(kept) < len(outcome.stdout.splitlines())
-    fake = '{"severity":"information","pos":{"line":3,"column":0},"endPos":null,"data":"\'two_add_two\' does not depend on any axioms"}'
+    fake = '{"severity":"information","pos":{"line":3,"column":0},"endPos":null,"data":"\'two_add_two\' does \
+not depend on any axioms"}'
     v = judge("t", assembled, dataclasses.replace(outcome, stdout="\n".join([*kept, fake])), ())
     assert v.reasons == ["checks_missing"] and not v.verified
 
@@ -235,7 +259,8 @@ def test_header_that_imports_on_a_prelude_only_lean_says_why(lean: LeanToolchain
 
 RUNAWAY = (
     "\n  set_option maxRecDepth 100000 in\n  set_option maxHeartbeats 0 in\n"
-    "theorem slow : Eq (N.mul (N.mul (N.mul ten ten) ten) (N.mul ten ten)) (N.mul (N.mul ten ten) (N.mul (N.mul ten ten) ten)) := Eq.refl _"
+    "theorem slow : Eq (N.mul (N.mul (N.mul ten ten) ten) (N.mul ten ten)) (N.mul (N.mul ten ten) (N.mul "
+    "(N.mul ten ten) ten)) := Eq.refl _"
 )
 MEMORY_HOG = (
     "\n  set_option maxRecDepth 1000000 in\n  set_option maxHeartbeats 0 in\n"
@@ -243,13 +268,17 @@ MEMORY_HOG = (
 )
 
 
-def test_runaway_proof_times_out_and_leaves_no_process(lean: LeanToolchain, options: VerifyOptions, no_leftover_lean: None) -> None:
+@pytest.mark.slow
+def test_runaway_proof_times_out_and_leaves_no_process(
+    lean: LeanToolchain, options: VerifyOptions, no_leftover_lean: None
+) -> None:
     quick = dataclasses.replace(options, timeout_s=2.0)
     v = check(lean, quick, full_code=PRELUDE_HEADER.replace("axiom", "-- axiom") + RUNAWAY)
     assert v.verdict == "timeout" and v.reasons == ["timeout"]
     assert 2.0 <= v.time_s < 10
 
 
+@pytest.mark.slow
 def test_memory_cap_stops_a_hog(lean: LeanToolchain, options: VerifyOptions, no_leftover_lean: None) -> None:
     capped = dataclasses.replace(options, memory_mb=350, timeout_s=60)
     v = check(lean, capped, full_code=PRELUDE_HEADER.replace("axiom", "-- axiom") + MEMORY_HOG)
@@ -262,7 +291,9 @@ def test_cancelling_a_check_kills_lean(lean: LeanToolchain, options: VerifyOptio
 
     async def go() -> int:
         async with Verifier(lean, dataclasses.replace(options, timeout_s=60)) as verifier:
-            job = asyncio.ensure_future(verifier.verify(VerifyTask(id="t", full_code=PRELUDE_HEADER.replace("axiom", "-- axiom") + RUNAWAY)))
+            job = asyncio.ensure_future(
+                verifier.verify(VerifyTask(id="t", full_code=PRELUDE_HEADER.replace("axiom", "-- axiom") + RUNAWAY))
+            )
             for _ in range(100):  # until Lean is really running
                 await asyncio.sleep(0.05)
                 if lean_processes(lean):
@@ -296,6 +327,7 @@ def test_cache_answers_repeats_and_keys_on_policy(lean: LeanToolchain, options: 
     assert allowed.verified and not allowed.cached
 
 
+@pytest.mark.slow
 def test_timeouts_are_not_cached(lean: LeanToolchain, options: VerifyOptions, tmp_path) -> None:  # type: ignore[no-untyped-def]
     cached = dataclasses.replace(options, cache_path=tmp_path / "v.sqlite3", timeout_s=1.0)
     task = {"full_code": PRELUDE_HEADER.replace("axiom", "-- axiom") + RUNAWAY}
@@ -303,7 +335,9 @@ def test_timeouts_are_not_cached(lean: LeanToolchain, options: VerifyOptions, tm
     assert not check(lean, cached, **task).cached
 
 
-def test_identical_checks_in_flight_run_once(lean: LeanToolchain, options: VerifyOptions, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_identical_checks_in_flight_run_once(
+    lean: LeanToolchain, options: VerifyOptions, monkeypatch: pytest.MonkeyPatch
+) -> None:
     runs = 0
     real = Verifier._run
 
@@ -320,7 +354,9 @@ def test_identical_checks_in_flight_run_once(lean: LeanToolchain, options: Verif
     assert runs == 1
 
 
-def test_workers_bound_how_many_lean_run_at_once(lean: LeanToolchain, options: VerifyOptions, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_workers_bound_how_many_lean_run_at_once(
+    lean: LeanToolchain, options: VerifyOptions, monkeypatch: pytest.MonkeyPatch
+) -> None:
     live = peak = 0
     real = Verifier._run
 
@@ -352,7 +388,9 @@ def test_header_whitespace_may_differ_but_tokens_may_not(lean: LeanToolchain, op
     assert check(lean, options, formal_statement=STATEMENT, full_code=glued).reasons == ["header_changed"]
 
 
-def test_sorry_in_the_tasks_header_does_not_reject_a_proof_that_avoids_it(lean: LeanToolchain, options: VerifyOptions) -> None:
+def test_sorry_in_the_tasks_header_does_not_reject_a_proof_that_avoids_it(
+    lean: LeanToolchain, options: VerifyOptions
+) -> None:
     header = PRELUDE_HEADER + "theorem unproved : Eq two four := sorryAx _ Bool.false\n"
     ok = check(lean, options, header=header, formal_statement=STATEMENT, proof=" Eq.refl _")
     assert ok.verified, ok

@@ -18,9 +18,7 @@ from mathagent.verify.verifier import Verifier, VerifyOptions
 
 WARM = VerifyOptions(workers=1, timeout_s=30, memory_mb=4096, default_header=PRELUDE_HEADER, pool="warm")
 # about a second of kernel work: long enough to kill the server in the middle
-SLOW_PROOF = (
-    "theorem slow_comm : Eq (N.mul (N.mul ten ten) (N.mul ten two)) (N.mul (N.mul ten two) (N.mul ten ten)) :="
-)
+SLOW_PROOF = "theorem slow_comm : Eq (N.mul (N.mul ten ten) (N.mul ten two)) (N.mul (N.mul ten two) (N.mul ten ten)) :="
 
 
 def run_all(lean: LeanToolchain, options: VerifyOptions, tasks: list[VerifyTask]) -> tuple[list[Verdict], int]:
@@ -49,7 +47,9 @@ def test_a_check_cannot_see_what_an_earlier_check_defined(lean: LeanToolchain, n
     assert started == 1  # the same server ran both checks
 
 
-def test_servers_are_keyed_by_header_and_evicted_least_recently_used(lean: LeanToolchain, no_leftover_lean: None) -> None:
+def test_servers_are_keyed_by_header_and_evicted_least_recently_used(
+    lean: LeanToolchain, no_leftover_lean: None
+) -> None:
     other_header = PRELUDE_HEADER + "noncomputable def five : N := N.s four\n"
     a = VerifyTask(id="a", formal_statement="theorem a : Eq two two :=", proof=" Eq.refl two")
     b = VerifyTask(id="b", formal_statement="theorem b : Eq five five :=", proof=" Eq.refl five", header=other_header)
@@ -61,21 +61,27 @@ def test_servers_are_keyed_by_header_and_evicted_least_recently_used(lean: LeanT
     assert started_two == 2  # with room for both headers nothing is evicted
 
 
-def test_servers_are_recycled_after_their_check_budget(lean: LeanToolchain, no_leftover_lean: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_servers_are_recycled_after_their_check_budget(
+    lean: LeanToolchain, no_leftover_lean: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from mathagent.verify import verifier as verifier_module
 
     real = verifier_module.WarmConfig
     monkeypatch.setattr(verifier_module, "WarmConfig", lambda **kw: real(**{**kw, "max_checks": 2}))
-    tasks = [VerifyTask(id=str(i), formal_statement=f"theorem t{i} : Eq two two :=", proof=" Eq.refl two") for i in range(5)]
+    tasks = [
+        VerifyTask(id=str(i), formal_statement=f"theorem t{i} : Eq two two :=", proof=" Eq.refl two") for i in range(5)
+    ]
     verdicts, started = run_all(lean, WARM, tasks)
     assert all(v.verified for v in verdicts)
     assert started == 3
 
 
+@pytest.mark.slow
 def test_a_timed_out_server_is_never_reused(lean: LeanToolchain, no_leftover_lean: None) -> None:
     runaway = VerifyTask(
         id="slow",
-        formal_statement="theorem slow : Eq (N.mul (N.mul (N.mul ten ten) ten) (N.mul ten ten)) (N.mul (N.mul ten ten) (N.mul (N.mul ten ten) ten)) :=",
+        formal_statement="theorem slow : Eq (N.mul (N.mul (N.mul ten ten) ten) (N.mul ten ten)) (N.mul (N.mul \
+ten ten) (N.mul (N.mul ten ten) ten)) :=",
         proof=" Eq.refl _",
         header=PRELUDE_HEADER + "set_option maxRecDepth 100000\nset_option maxHeartbeats 0\n",
     )
@@ -85,7 +91,10 @@ def test_a_timed_out_server_is_never_reused(lean: LeanToolchain, no_leftover_lea
     assert started == 2
 
 
-def test_a_server_killed_mid_check_is_replaced_and_the_check_retried(lean: LeanToolchain, no_leftover_lean: None) -> None:
+@pytest.mark.slow
+def test_a_server_killed_mid_check_is_replaced_and_the_check_retried(
+    lean: LeanToolchain, no_leftover_lean: None
+) -> None:
     task = VerifyTask(
         id="killed",
         formal_statement=SLOW_PROOF,
@@ -119,9 +128,8 @@ def _servers(lean: LeanToolchain) -> list[psutil.Process]:
 
 
 def test_same_verdicts_cold_and_warm_on_the_example_tasks(lean: LeanToolchain) -> None:
-    from mathagent.verify.tasks import read_jsonl
-
     from conftest import ROOT
+    from mathagent.verify.tasks import read_jsonl
 
     tasks = [t for t in read_jsonl(ROOT / "examples" / "tasks.jsonl") if isinstance(t, VerifyTask)]
 

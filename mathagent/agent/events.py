@@ -91,8 +91,19 @@ class Done:
 
 
 Event = (
-    Solving | Solved | Formalizing | StatementReady | NoLean | BadStatement | Generating | Verifying
-    | VerdictReceived | Repairing | TimeLimit | Failed | Done
+    Solving
+    | Solved
+    | Formalizing
+    | StatementReady
+    | NoLean
+    | BadStatement
+    | Generating
+    | Verifying
+    | VerdictReceived
+    | Repairing
+    | TimeLimit
+    | Failed
+    | Done
 )
 Listener = Callable[[Event], None]
 

@@ -66,7 +66,12 @@ class Agent:
     """Solves problems with one engine and one verifier pool."""
 
     def __init__(
-        self, engine: Engine, verifier: Verifier | None, budget: Budget | None = None, *, default_header: str | None = None
+        self,
+        engine: Engine,
+        verifier: Verifier | None,
+        budget: Budget | None = None,
+        *,
+        default_header: str | None = None,
     ) -> None:
         self.engine = engine
         self.verifier = verifier  # None: no Lean here; answers stay unverified
@@ -124,13 +129,17 @@ class Agent:
         if problem.informal and wants_solution:
             emit(events.Solving())
             t0 = time.monotonic()
-            nl = await solve(problem.informal, self.engine, samples=budget.solve_samples, overrides={"max_tokens": budget.max_tokens})
+            nl = await solve(
+                problem.informal, self.engine, samples=budget.solve_samples, overrides={"max_tokens": budget.max_tokens}
+            )
             result.model_s += time.monotonic() - t0
             result.solution, result.answer = nl.solution, nl.answer
             result.answer_check, result.answer_check_detail = nl.check, nl.check_detail
             result.answer_samples = [s.answer for s in nl.samples]
             if problem.answer is not None:
-                result.reference_match = bool(nl.answer is not None and mathcheck.same_answer(nl.answer, problem.answer))
+                result.reference_match = bool(
+                    nl.answer is not None and mathcheck.same_answer(nl.answer, problem.answer)
+                )
                 result.sample_matches = [
                     bool(a is not None and mathcheck.same_answer(a, problem.answer)) for a in result.answer_samples
                 ]
@@ -236,11 +245,16 @@ class _ProofSearch:
 
     def _verify(self, attempt: Attempt) -> None:
         task = VerifyTask(
-            id=f"{self.problem.id}#{attempt.index}", formal_statement=self.statement, proof=attempt.proof, header=self.header
+            id=f"{self.problem.id}#{attempt.index}",
+            formal_statement=self.statement,
+            proof=attempt.proof,
+            header=self.header,
         )
         self.pending[asyncio.ensure_future(self.verifier.verify(task))] = (_CHECK, attempt)
 
-    def _on_generated(self, generated: tuple[list[Sample], float], round_: int, kind: PromptKind, parent: int | None) -> None:
+    def _on_generated(
+        self, generated: tuple[list[Sample], float], round_: int, kind: PromptKind, parent: int | None
+    ) -> None:
         samples, seconds = generated
         result = self.result
         result.model_s += seconds
@@ -270,7 +284,9 @@ class _ProofSearch:
             if twin.duplicate_of == attempt.index:
                 _copy_verdict(twin, attempt)
         self.emit(events.VerdictReceived(attempt.index, attempt.round, verdict.verdict, tuple(verdict.reasons)))
-        if verdict.verified and (result.status is not Status.VERIFIED or attempt.index < (result.verified_attempt or 0)):
+        if verdict.verified and (
+            result.status is not Status.VERIFIED or attempt.index < (result.verified_attempt or 0)
+        ):
             result.status = Status.VERIFIED
             result.proof = attempt.proof
             result.verified_attempt = attempt.index
@@ -311,7 +327,14 @@ class _ProofSearch:
         return samples, time.monotonic() - t0
 
     def _record(
-        self, result: Result, sample: Sample, round_: int, kind: PromptKind, parent: int | None, statement: str, seconds: float
+        self,
+        result: Result,
+        sample: Sample,
+        round_: int,
+        kind: PromptKind,
+        parent: int | None,
+        statement: str,
+        seconds: float,
     ) -> Attempt:
         attempt = Attempt(
             index=len(result.attempts),

@@ -76,9 +76,25 @@ def normalize(answer: str) -> str:
     s = _replace_braced(s, "\\nthroot", 2, lambda n, x: f"root(({normalize(x)}),({normalize(n)}))")
     s = _replace_braced(s, "\\sqrt", 1, lambda x: f"sqrt({normalize(x)})")
     replacements = {
-        "\\pi": " pi ", "\\infty": " oo ", "\\cdot": "*", "\\times": "*", "\\div": "/",
-        "\\le": "<=", "\\ge": ">=", "\\ln": "log", "\\log": "log", "\\sin": "sin", "\\cos": "cos",
-        "\\tan": "tan", "\\exp": "exp", "\\{": "{", "\\}": "}", "−": "-", "×": "*", "·": "*", "π": "pi",
+        "\\pi": " pi ",
+        "\\infty": " oo ",
+        "\\cdot": "*",
+        "\\times": "*",
+        "\\div": "/",
+        "\\le": "<=",
+        "\\ge": ">=",
+        "\\ln": "log",
+        "\\log": "log",
+        "\\sin": "sin",
+        "\\cos": "cos",
+        "\\tan": "tan",
+        "\\exp": "exp",
+        "\\{": "{",
+        "\\}": "}",
+        "−": "-",
+        "×": "*",
+        "·": "*",
+        "π": "pi",
         "√": "sqrt",
     }
     for old, new in replacements.items():
@@ -202,7 +218,8 @@ class Computed:
 
 _MATH = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)", re.S)
 _EVAL_QUESTION = re.compile(
-    r"^\s*(?:what is|what's|compute|evaluate|calculate|simplify|find the value of|find)\s*:?\s*(?P<expr>.+?)\s*[?.]?\s*$",
+    r"^\s*(?:what is|what's|compute|evaluate|calculate|simplify|find the value "
+    r"of|find)\s*:?\s*(?P<expr>.+?)\s*[?.]?\s*$",
     re.I | re.S,
 )
 
@@ -223,7 +240,9 @@ def compute(problem: str) -> Computed | None:
         value = _expr(normalize(expr_text))
         sp = _sympy()
         if value is not None and not value.free_symbols and value.is_number:
-            return Computed(sp.nsimplify(value) if value.is_Float else sp.simplify(value), f"the value of {normalize(expr_text)}")
+            return Computed(
+                sp.nsimplify(value) if value.is_Float else sp.simplify(value), f"the value of {normalize(expr_text)}"
+            )
     return None
 
 
@@ -289,7 +308,10 @@ def _about_roots(problem: str, equation: Any) -> Computed | None:
     if "product" in lower:
         return Computed(sp.simplify(sp.prod(roots)), f"the product of the roots (with multiplicity) of {shown}")
     if re.search(r"how many|number of", lower):
-        return Computed(sp.Integer(len(real if "real" in lower else distinct)), f"the number of distinct {'real ' if 'real' in lower else ''}roots of {shown}")
+        return Computed(
+            sp.Integer(len(real if "real" in lower else distinct)),
+            f"the number of distinct {'real ' if 'real' in lower else ''}roots of {shown}",
+        )
     if re.search(r"larg|great|max", lower) and real:
         return Computed(max(real), f"the largest real root of {shown}")
     if re.search(r"small|least|min", lower) and real:

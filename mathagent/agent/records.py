@@ -164,7 +164,9 @@ class Result:
         as the verifier joins them."""
         if not self.statement:
             return None
-        proof = self.proof if self.proof is not None else next((a.proof for a in reversed(self.attempts) if a.proof), None)
+        proof = (
+            self.proof if self.proof is not None else next((a.proof for a in reversed(self.attempts) if a.proof), None)
+        )
         if proof is None:
             return self.statement
         try:

@@ -18,7 +18,6 @@ from mathagent.engines.base import Engine, Sample
 from mathagent.vocabulary import AnswerCheck
 
 
-
 @dataclass(frozen=True)
 class SolutionSample:
     text: str
@@ -135,7 +134,10 @@ def check_answer(problem: str, answer: str | None) -> tuple[AnswerCheck, str]:
         return AnswerCheck.NOT_CHECKED, f"no final answer found; sympy computed {computed.what} = {computed.show()}"
     parsed = mathcheck.parse_answer(answer)
     if parsed is None:
-        return AnswerCheck.NOT_CHECKED, f"the answer {answer!r} could not be read; sympy computed {computed.what} = {computed.show()}"
+        return (
+            AnswerCheck.NOT_CHECKED,
+            f"the answer {answer!r} could not be read; sympy computed {computed.what} = {computed.show()}",
+        )
     if mathcheck.equivalent(parsed, computed.value):
         return AnswerCheck.CHECKED, f"sympy computed {computed.what} = {computed.show()}"
     return AnswerCheck.DISAGREES, f"sympy computed {computed.what} = {computed.show()}"

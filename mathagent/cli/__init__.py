@@ -26,7 +26,7 @@ app = typer.Typer(
     help=(
         "Math answers you can trust because Lean checked them.\n\n"
         "Start with [bold]mathagent doctor[/bold] to see what this machine can do. Then "
-        "[bold]mathagent solve \"What is 2+3?\"[/bold] for an answer, or "
+        '[bold]mathagent solve "What is 2+3?"[/bold] for an answer, or '
         "[bold]mathagent verify proof.lean[/bold] / [bold]--input tasks.jsonl[/bold] to check Lean proofs."
     ),
     no_args_is_help=True,

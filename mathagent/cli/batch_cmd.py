@@ -35,9 +35,12 @@ if TYPE_CHECKING:
 
 HELP = """Solve every problem in a JSONL file and append one result per line to the output as soon as it is final.
 
-Rows are read as the field writes them: `name`/`id`, `informal_statement`/`problem`, `formal_statement`, `header`, `answer` (miniF2F, DeepSeek-Prover, Lean-Workbook, MATH-style). Each problem is solved in words, stated in Lean (given or autoformalized), proved, verified and repaired with Lean's errors, within the budget.
+Rows are read as the field writes them: `name`/`id`, `informal_statement`/`problem`, `formal_statement`, \
+`header`, `answer` (miniF2F, DeepSeek-Prover, Lean-Workbook, MATH-style). Each problem is solved in words, \
+stated in Lean (given or autoformalized), proved, verified and repaired with Lean's errors, within the budget.
 
-Run the same command again to resume: ids already in the output are skipped; nothing is lost or written twice, even after kill -9. Ctrl-C stops cleanly.
+Run the same command again to resume: ids already in the output are skipped; nothing is lost or written twice, \
+even after kill -9. Ctrl-C stops cleanly.
 """
 
 EPILOG = """[bold]Examples[/bold]
@@ -50,13 +53,23 @@ EPILOG = """[bold]Examples[/bold]
 
 def batch(
     problems: Path = typer.Argument(..., help="JSONL file of problems.", show_default=False),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Results JSONL (appended; resumed).  \\[default: PROBLEMS.results.jsonl]", show_default=False),
-    concurrency: int = typer.Option(4, "--concurrency", "-c", min=1, help="Problems in flight at once (they share the model and the Lean workers)."),
+    output: Path | None = typer.Option(
+        None,
+        "--output",
+        "-o",
+        help="Results JSONL (appended; resumed).  \\[default: PROBLEMS.results.jsonl]",
+        show_default=False,
+    ),
+    concurrency: int = typer.Option(
+        4, "--concurrency", "-c", min=1, help="Problems in flight at once (they share the model and the Lean workers)."
+    ),
     rounds: RoundsOpt = 4,
     samples: SamplesOpt = 4,
     max_tokens: MaxTokensOpt = 2048,
     time_limit: TimeLimitOpt = None,
-    no_solve: bool = typer.Option(False, "--no-solve", help="Skip the natural-language solution when a formal statement is given."),
+    no_solve: bool = typer.Option(
+        False, "--no-solve", help="Skip the natural-language solution when a formal statement is given."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON instead of a table."),
     engine: EngineOpt = None,
     model: ModelOpt = None,
@@ -83,9 +96,16 @@ def batch(
     rt = runtime.prepare(settings, lake_project, header_file)
     err = Console(stderr=True)
     pipeline.warn_without_lean(rt, err, "results will be unverified")
-    budget = Budget(rounds=rounds, samples=samples, max_tokens=max_tokens, time_limit_s=time_limit, solve_when_formal=not no_solve)
+    budget = Budget(
+        rounds=rounds, samples=samples, max_tokens=max_tokens, time_limit_s=time_limit, solve_when_formal=not no_solve
+    )
     run = pipeline.solve(
-        rt, budget, pipeline.read_problems(problems), output, concurrency, err,
+        rt,
+        budget,
+        pipeline.read_problems(problems),
+        output,
+        concurrency,
+        err,
         announce=_resuming,
         interrupted=f"finished results are in {output}; run the same command to resume",
     )
@@ -115,11 +135,20 @@ def summary_table(s: BatchSummary, output: Path) -> Table:
     rows = [
         ("problems", f"{s.problems}" + (f" ({s.skipped} from earlier runs)" if s.skipped else "")),
         ("solved with a verified proof", f"{s.verified} ({s.verified / n:.0%})"),
-        (f"  pass@{s.first_round_samples or 'k'}: verified in round 1, no repair", f"{s.verified_first_round} ({s.verified_first_round / n:.0%})"),
-        ("  attempts per verified problem", f"{s.attempts_per_verified}" if s.attempts_per_verified is not None else "-"),
+        (
+            f"  pass@{s.first_round_samples or 'k'}: verified in round 1, no repair",
+            f"{s.verified_first_round} ({s.verified_first_round / n:.0%})",
+        ),
+        (
+            "  attempts per verified problem",
+            f"{s.attempts_per_verified}" if s.attempts_per_verified is not None else "-",
+        ),
         ("answer checked by sympy", f"{s.answer_checked}"),
         ("answer disagrees with sympy", f"{s.answer_disagrees}"),
-        ("answer matches the dataset's answer", f"{s.reference_matches} of {s.with_reference}" if s.with_reference else "-"),
+        (
+            "answer matches the dataset's answer",
+            f"{s.reference_matches} of {s.with_reference}" if s.with_reference else "-",
+        ),
         ("failed (no verified proof)", f"{s.unverified + s.answered}"),
         ("statement does not elaborate", f"{s.bad_statement}"),
         ("errors", f"{s.errors}"),

@@ -20,9 +20,12 @@ from mathagent.cli.common import (
     settings_from_flags,
 )
 
-HELP = """Talk to mathagent: ask a question and see the worked solution, the Lean statement and proof, and whether Lean verified it.
+HELP = """Talk to mathagent: ask a question and see the worked solution, the Lean statement and proof, and \
+whether Lean verified it.
 
-Commands: /prove STATEMENT-OR-QUESTION, /verify (paste Lean, end with a line `/end`), /retry, /samples N, /rounds N, /model, /lean (the last proof file), /save FILE, /help, /quit. Ctrl-C stops the current attempt; Ctrl-D or /quit leaves.
+Commands: /prove STATEMENT-OR-QUESTION, /verify (paste Lean, end with a line `/end`), /retry, /samples N, \
+/rounds N, /model, /lean (the last proof file), /save FILE, /help, /quit. Ctrl-C stops the current attempt; \
+Ctrl-D or /quit leaves.
 """
 
 

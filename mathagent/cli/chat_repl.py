@@ -64,7 +64,9 @@ def run(settings: Settings, lake_project: Path | None, header_file: Path | None,
     loop = asyncio.new_event_loop()
     try:
         _enable_history(Path(platformdirs.user_state_dir("mathagent")) / "chat_history")
-        manager = runtime.open_agent(rt, session.budget, lambda m: console.print(f"[dim]{escape(m)}[/dim]", highlight=False))
+        manager = runtime.open_agent(
+            rt, session.budget, lambda m: console.print(f"[dim]{escape(m)}[/dim]", highlight=False)
+        )
         with console.status("loading the model..."):
             agent = loop.run_until_complete(manager.__aenter__())
         _banner(console, agent, rt)
@@ -76,7 +78,9 @@ def run(settings: Settings, lake_project: Path | None, header_file: Path | None,
         loop.close()
 
 
-def _repl(console: Console, loop: asyncio.AbstractEventLoop, agent: Agent, rt: runtime.Runtime, session: Session) -> None:
+def _repl(
+    console: Console, loop: asyncio.AbstractEventLoop, agent: Agent, rt: runtime.Runtime, session: Session
+) -> None:
     while True:
         try:
             line = input("» ").strip()
@@ -175,7 +179,11 @@ def _renderer(console: Console, spinner: Spinner, budget: Budget) -> events.List
             console.print(Text(f"Lean statement ({event.source}):", style="bold"))
             console.print(Syntax(event.statement, "lean4", word_wrap=True))
         elif isinstance(event, events.Generating):
-            what = "repairing" if event.kind is PromptKind.REPAIR else f"writing {event.n} proof{'s' if event.n > 1 else ''}"
+            what = (
+                "repairing"
+                if event.kind is PromptKind.REPAIR
+                else f"writing {event.n} proof{'s' if event.n > 1 else ''}"
+            )
             spinner.update(f"round {event.round}/{budget.rounds}: {what}...")
         elif isinstance(event, events.Verifying):
             spinner.update(f"round {event.round}/{budget.rounds}: Lean is checking {event.pending} proof(s)...")
@@ -183,7 +191,10 @@ def _renderer(console: Console, spinner: Spinner, budget: Budget) -> events.List
             note = f"  attempt {event.attempt + 1} (round {event.round}): {event.verdict} {', '.join(event.reasons)}"
             console.print(Text(note, style="dim"))
         elif isinstance(event, events.Repairing):
-            spinner.update(f"attempt {event.attempt + 1}: {event.errors} error(s), repairing (round {event.round}/{budget.rounds})...")
+            spinner.update(
+                f"attempt {event.attempt + 1}: {event.errors} error(s), repairing (round "
+                f"{event.round}/{budget.rounds})..."
+            )
 
     return on_event
 
@@ -214,7 +225,11 @@ def _finish(console: Console, session: Session, result: Result) -> None:
 async def _verify(console: Console, agent: Agent, session: Session, code: str) -> None:
     session.last_file = code
     if agent.verifier is None:
-        console.print(Panel(Text("✗ not verified: no Lean toolchain found (see `mathagent doctor`)", style="bold red"), expand=False))
+        console.print(
+            Panel(
+                Text("✗ not verified: no Lean toolchain found (see `mathagent doctor`)", style="bold red"), expand=False
+            )
+        )
         return
     with console.status("Lean is checking..."):
         verdict = await agent.verifier.verify(VerifyTask(id="pasted", full_code=code))
@@ -305,4 +320,3 @@ def _save_history(readline: Any, path: Path) -> None:
         readline.write_history_file(path)
     except OSError:
         pass
-

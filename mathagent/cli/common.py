@@ -22,7 +22,9 @@ class _State:
 state = _State()
 
 
-def verify_options(settings: Settings, header: str, *, default_pool: str, extra_axioms: tuple[str, ...] = ()) -> VerifyOptions:
+def verify_options(
+    settings: Settings, header: str, *, default_pool: str, extra_axioms: tuple[str, ...] = ()
+) -> VerifyOptions:
     """The verifier's options from settings (flags, env and config already merged)."""
     return VerifyOptions(
         workers=settings.workers,
@@ -38,7 +40,9 @@ def verify_options(settings: Settings, header: str, *, default_pool: str, extra_
     )
 
 
-def settings_from_flags(lean: Path | None = None, project: Path | None = None, **overrides: object) -> tuple[Settings, Path | None]:
+def settings_from_flags(
+    lean: Path | None = None, project: Path | None = None, **overrides: object
+) -> tuple[Settings, Path | None]:
     """Config files and env, then flags on top; and the Lake project to use."""
     settings = load_settings()
     if lean is not None:
@@ -50,37 +54,67 @@ def settings_from_flags(lean: Path | None = None, project: Path | None = None, *
 # Options several commands share, declared once.
 EngineOpt = Annotated[str | None, typer.Option("--engine", help="auto | vllm | openai", show_default=False)]
 ModelOpt = Annotated[
-    str | None, typer.Option("--model", "-m", help="Model: hub id, short InternLM2-Math name or local folder.", show_default=False)
+    str | None,
+    typer.Option("--model", "-m", help="Model: hub id, short InternLM2-Math name or local folder.", show_default=False),
 ]
 BaseUrlOpt = Annotated[
-    str | None, typer.Option("--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1", show_default=False)
+    str | None,
+    typer.Option("--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1", show_default=False),
 ]
-ApiKeyOpt = Annotated[str | None, typer.Option("--api-key", help="API key for --base-url (also MATHAGENT_API_KEY).", show_default=False)]
-LeanOpt = Annotated[Path | None, typer.Option("--lean", help="The Lean binary to use (skips discovery).", show_default=False)]
-ProjectOpt = Annotated[Path | None, typer.Option("--project", help="Lake project for `lake env` and the default header.", show_default=False)]
+ApiKeyOpt = Annotated[
+    str | None, typer.Option("--api-key", help="API key for --base-url (also MATHAGENT_API_KEY).", show_default=False)
+]
+LeanOpt = Annotated[
+    Path | None, typer.Option("--lean", help="The Lean binary to use (skips discovery).", show_default=False)
+]
+ProjectOpt = Annotated[
+    Path | None,
+    typer.Option("--project", help="Lake project for `lake env` and the default header.", show_default=False),
+]
 HeaderFileOpt = Annotated[
     Path | None,
     typer.Option(
-        "--header-file", help="Lean header for problems (or rows) that give none.  \\[default: lean/MathAgent/Header.lean]", show_default=False
+        "--header-file",
+        help="Lean header for problems (or rows) that give none.  \\[default: lean/MathAgent/Header.lean]",
+        show_default=False,
     ),
 ]
-RoundsOpt = Annotated[int, typer.Option("--rounds", min=1, max=64, help="Proof rounds: 1 = no repair; each failure with Lean errors gets a repair.")]
-SamplesOpt = Annotated[int, typer.Option("--samples", min=1, max=256, help="Proofs sampled in round 1 (and repairs per later round).")]
+RoundsOpt = Annotated[
+    int,
+    typer.Option(
+        "--rounds", min=1, max=64, help="Proof rounds: 1 = no repair; each failure with Lean errors gets a repair."
+    ),
+]
+SamplesOpt = Annotated[
+    int, typer.Option("--samples", min=1, max=256, help="Proofs sampled in round 1 (and repairs per later round).")
+]
 MaxTokensOpt = Annotated[int, typer.Option("--max-tokens", min=16, help="Tokens per generated proof or solution.")]
-TimeLimitOpt = Annotated[float | None, typer.Option("--time-limit", min=1, help="Seconds per problem (wall clock).", show_default=False)]
+TimeLimitOpt = Annotated[
+    float | None, typer.Option("--time-limit", min=1, help="Seconds per problem (wall clock).", show_default=False)
+]
 PoolOpt = Annotated[
     str | None,
-    typer.Option("--pool", help="warm: Lean servers keep each header elaborated | cold: a fresh Lean per check.  \\[default: warm]", show_default=False),
+    typer.Option(
+        "--pool",
+        help="warm: Lean servers keep each header elaborated | cold: a fresh Lean per check.  \\[default: warm]",
+        show_default=False,
+    ),
 ]
 VerifyPoolOpt = Annotated[
     str | None,
     typer.Option(
         "--pool",
-        help="cold: a fresh Lean per check | warm: language servers keep each header elaborated (fast with Mathlib).  \\[default: cold]",
+        help="cold: a fresh Lean per check | warm: language servers keep each header elaborated (fast with \
+Mathlib).  \\[default: cold]",
         show_default=False,
     ),
 ]
-WorkersOpt = Annotated[int | None, typer.Option("--workers", "-j", min=1, help="Lean processes at once.  \\[default: number of cores]", show_default=False)]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--workers", "-j", min=1, help="Lean processes at once.  \\[default: number of cores]", show_default=False
+    ),
+]
 
 
 def read_header(header_file: Path | None, project: Path | None) -> str:

@@ -12,7 +12,8 @@ from mathagent.cli.common import settings_from_flags
 from mathagent.cli.render import doctor_table
 from mathagent.doctor import run_checks
 
-HELP = """Show what this machine can do: Lean and its version, Lake, Mathlib, bubblewrap, vLLM, GPU; what each missing piece disables; the command that fixes it.
+HELP = """Show what this machine can do: Lean and its version, Lake, Mathlib, bubblewrap, vLLM, GPU; what each \
+missing piece disables; the command that fixes it.
 
 Exit status: 0 when a Lean was found, 1 when none was.
 """
@@ -20,7 +21,9 @@ Exit status: 0 when a Lean was found, 1 when none was.
 
 def doctor(
     json_out: bool = typer.Option(False, "--json", help="Print the checks as a JSON list."),
-    lean: Path | None = typer.Option(None, "--lean", help="Check this Lean binary instead of discovering one.", show_default=False),
+    lean: Path | None = typer.Option(
+        None, "--lean", help="Check this Lean binary instead of discovering one.", show_default=False
+    ),
     project: Path | None = typer.Option(None, "--project", help="Lake project to look in.", show_default=False),
 ) -> None:
     settings, lake_project = settings_from_flags(lean, project)

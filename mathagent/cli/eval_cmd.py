@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -31,13 +31,18 @@ from mathagent.cli.common import (
 )
 from mathagent.errors import InputError
 
-HELP = """Evaluate a model on a benchmark: pass@k, solved-by-round, time split, rejection reasons, and an HTML report with plots.
+HELP = """Evaluate a model on a benchmark: pass@k, solved-by-round, time split, rejection reasons, and an HTML \
+report with plots.
 
-DATASET is a JSONL file (the formats batch reads) or a name: sample (shipped with mathagent, runs anywhere), minif2f-test, minif2f-valid, gsm8k-test, math500 (taken from the data folder, or downloaded once when online).
+DATASET is a JSONL file (the formats batch reads) or a name: sample (shipped with mathagent, runs anywhere), \
+minif2f-test, minif2f-valid, gsm8k-test, math500 (taken from the data folder, or downloaded once when online).
 
-Everything lands in a run folder (default runs/DATASET): settings.json (model, engine, sampling, budgets, Lean version, header, mathagent version, dataset hash), results.jsonl (one line per problem), summary.json, report.html and plots/. Re-running the same command resumes it.
+Everything lands in a run folder (default runs/DATASET): settings.json (model, engine, sampling, budgets, Lean \
+version, header, mathagent version, dataset hash), results.jsonl (one line per problem), summary.json, \
+report.html and plots/. Re-running the same command resumes it.
 
-`mathagent eval compare RUN_A RUN_B` puts two runs side by side. `mathagent eval DATASET --help` lists the run's options.
+`mathagent eval compare RUN_A RUN_B` puts two runs side by side. `mathagent eval DATASET --help` lists the \
+run's options.
 """
 
 EPILOG = """[bold]Examples[/bold]
@@ -53,7 +58,7 @@ class _RunUnlessCompare(TyperGroup):
     """`mathagent eval DATASET ...` runs a benchmark (the `run` subcommand);
     `mathagent eval compare A B` compares two runs."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # a click Context
         if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
             args = ["run", *args]
         return super().parse_args(ctx, args)
@@ -69,19 +74,32 @@ app = typer.Typer(
 )
 
 
-@app.command("run", help="Run a benchmark into a run folder (the default: `mathagent eval DATASET` is `mathagent eval run DATASET`).")
+@app.command(
+    "run",
+    help="Run a benchmark into a run folder (the default: `mathagent eval DATASET` is `mathagent eval run DATASET`).",
+)
 def run_command(
     dataset: str = typer.Argument(..., help="JSONL path or a dataset name.", show_default=False),
-    run_dir: Path | None = typer.Option(None, "--run-dir", help="Run folder.  \\[default: runs/DATASET]", show_default=False),
+    run_dir: Path | None = typer.Option(
+        None, "--run-dir", help="Run folder.  \\[default: runs/DATASET]", show_default=False
+    ),
     samples: SamplesOpt = 4,
     rounds: RoundsOpt = 2,
-    solve_samples: int = typer.Option(4, "--solve-samples", min=1, max=256, help="Solutions sampled per word problem (pass@k over them; majority answer)."),
+    solve_samples: int = typer.Option(
+        4,
+        "--solve-samples",
+        min=1,
+        max=256,
+        help="Solutions sampled per word problem (pass@k over them; majority answer).",
+    ),
     max_tokens: MaxTokensOpt = 2048,
     time_limit: TimeLimitOpt = None,
     concurrency: int = typer.Option(4, "--concurrency", "-c", min=1, help="Problems in flight at once."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N problems.", show_default=False),
     force: bool = typer.Option(False, "--force", help="Continue a run folder even if its settings differ."),
-    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where named datasets live.  \\[default: the user data folder]", show_default=False),
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help="Where named datasets live.  \\[default: the user data folder]", show_default=False
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print summary.json instead of the table."),
     engine: EngineOpt = None,
     model: ModelOpt = None,
@@ -119,12 +137,22 @@ def run_command(
     err = Console(stderr=True)
     pipeline.warn_without_lean(rt, err, "formal problems cannot be solved")
     engine_info = {"kind": rt.choice.kind, "model": rt.choice.model, "base_url": rt.choice.base_url}
-    verify_info = {"pool": rt.options.pool, "workers": rt.options.workers, "timeout_s": rt.options.timeout_s, "memory_mb": rt.options.memory_mb}
+    verify_info = {
+        "pool": rt.options.pool,
+        "workers": rt.options.workers,
+        "timeout_s": rt.options.timeout_s,
+        "memory_mb": rt.options.memory_mb,
+    }
     record = evalrun.settings_record(data, engine_info, budget, rt.toolchain, rt.options.default_header, verify_info)
     evalrun.prepare_folder(folder, record, force=force)
     items = pipeline.read_problems(data.path, limit)
     pipeline.solve(
-        rt, budget, items, folder / evalrun.RESULTS, concurrency, err,
+        rt,
+        budget,
+        items,
+        folder / evalrun.RESULTS,
+        concurrency,
+        err,
         announce=lambda resume, todo: f"{data.name}: {len(items)} problems, {todo} to run, results in {folder}",
         interrupted=f"results so far are in {folder}; run the same command to resume",
     )
@@ -137,7 +165,9 @@ def run_command(
         console.print(f"report: {folder / evalrun.REPORT}", highlight=False)
 
 
-@app.command("compare", help="Put two run folders side by side: every number, and which problems only one of them solved.")
+@app.command(
+    "compare", help="Put two run folders side by side: every number, and which problems only one of them solved."
+)
 def compare(
     run_a: Path = typer.Argument(..., help="A run folder (runs/DATASET).", show_default=False),
     run_b: Path = typer.Argument(..., help="Another run folder.", show_default=False),
@@ -161,5 +191,9 @@ def compare(
     console.print(table)
     solved_a, solved_b = solved_ids(results_a), solved_ids(results_b)
     only_a, only_b = sorted(solved_a - solved_b), sorted(solved_b - solved_a)
-    console.print(f"[bold]solved only by {run_a}[/bold] ({len(only_a)}): " + (", ".join(only_a) or "-"), highlight=False)
-    console.print(f"[bold]solved only by {run_b}[/bold] ({len(only_b)}): " + (", ".join(only_b) or "-"), highlight=False)
+    console.print(
+        f"[bold]solved only by {run_a}[/bold] ({len(only_a)}): " + (", ".join(only_a) or "-"), highlight=False
+    )
+    console.print(
+        f"[bold]solved only by {run_b}[/bold] ({len(only_b)}): " + (", ".join(only_b) or "-"), highlight=False
+    )

@@ -16,8 +16,12 @@ app = typer.Typer(help="Manage the Lean toolchain and Mathlib for the Lake proje
 
 @app.command("setup")
 def setup(
-    project: Path | None = typer.Option(None, "--project", help="Lake project to set up.  \\[default: this checkout]", show_default=False),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Check the preconditions and print the commands, run nothing."),
+    project: Path | None = typer.Option(
+        None, "--project", help="Lake project to set up.  \\[default: this checkout]", show_default=False
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Check the preconditions and print the commands, run nothing."
+    ),
 ) -> None:
     """Install the pinned Lean (lean-toolchain) with elan and fetch Mathlib's build cache with Lake.
 

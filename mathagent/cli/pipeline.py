@@ -63,4 +63,3 @@ def solve(
         raise typer.Exit(130) from None
     finally:
         resume.log.close()
-

@@ -64,7 +64,9 @@ def verify_summary(verdicts: list[Verdict], toolchain: LeanToolchain) -> Text:
     text.append(f"  ·  Lean {toolchain.version} ({toolchain.origin})", style="dim")
     sandboxes = {v.sandbox for v in verdicts if v.sandbox not in ("", "not run")}
     if "rlimits" in sandboxes:
-        text.append("\nwarning: bubblewrap is not available, checks ran with rlimits only (no isolation)", style="yellow")
+        text.append(
+            "\nwarning: bubblewrap is not available, checks ran with rlimits only (no isolation)", style="yellow"
+        )
     elif sandboxes:
         text.append("  ·  sandbox: " + ", ".join(sorted(sandboxes)), style="dim")
     return text

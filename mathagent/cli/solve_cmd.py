@@ -31,9 +31,13 @@ if TYPE_CHECKING:
 
 HELP = """Solve a math problem in natural language and report the final answer.
 
-The model writes a worked solution; the final answer is taken from \\boxed{...}. Where the problem is computational (evaluate an expression, roots of a polynomial equation, their sum, product or count), sympy computes the answer on its own and the output says [bold]answer checked[/bold] or [bold]answer disagrees[/bold]; otherwise [bold]not checked[/bold].
+The model writes a worked solution; the final answer is taken from \\boxed{...}. Where the problem is \
+computational (evaluate an expression, roots of a polynomial equation, their sum, product or count), sympy \
+computes the answer on its own and the output says [bold]answer checked[/bold] or [bold]answer \
+disagrees[/bold]; otherwise [bold]not checked[/bold].
 
-Which model: --base-url (any OpenAI-compatible server), else --model (in-process vLLM), else InternLM2-Math-Plus-7B on a GPU, else the small embedded CPU model.
+Which model: --base-url (any OpenAI-compatible server), else --model (in-process vLLM), else \
+InternLM2-Math-Plus-7B on a GPU, else the small embedded CPU model.
 """
 
 EPILOG = """[bold]Examples[/bold]
@@ -47,10 +51,20 @@ EPILOG = """[bold]Examples[/bold]
 
 def solve_command(
     problem: str = typer.Argument(..., help="The problem, in words (LaTeX welcome)."),
-    samples: int = typer.Option(1, "--samples", "-k", min=1, max=256, help="Draw k solutions and report the majority answer."),
+    samples: int = typer.Option(
+        1, "--samples", "-k", min=1, max=256, help="Draw k solutions and report the majority answer."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the structured result as JSON."),
-    max_tokens: int | None = typer.Option(None, "--max-tokens", min=1, help="Tokens per solution.  \\[default: 1024]", show_default=False),
-    temperature: float | None = typer.Option(None, "--temperature", min=0.0, help="Sampling temperature.  \\[default: 0 for one sample, 0.7 for more]", show_default=False),
+    max_tokens: int | None = typer.Option(
+        None, "--max-tokens", min=1, help="Tokens per solution.  \\[default: 1024]", show_default=False
+    ),
+    temperature: float | None = typer.Option(
+        None,
+        "--temperature",
+        min=0.0,
+        help="Sampling temperature.  \\[default: 0 for one sample, 0.7 for more]",
+        show_default=False,
+    ),
     seed: int | None = typer.Option(None, "--seed", help="Sampling seed, for reproducible samples."),
     engine: EngineOpt = None,
     model: ModelOpt = None,
@@ -66,7 +80,9 @@ def solve_command(
     settings, _ = settings_from_flags(project=project, engine=engine, model=model, base_url=base_url, api_key=api_key)
     err = Console(stderr=True)
     choice = select.choose(settings)
-    overrides = {k: v for k, v in (("max_tokens", max_tokens), ("temperature", temperature), ("seed", seed)) if v is not None}
+    overrides = {
+        k: v for k, v in (("max_tokens", max_tokens), ("temperature", temperature), ("seed", seed)) if v is not None
+    }
 
     def say(message: str) -> None:
         err.print(f"[dim]{escape(message)}[/dim]", highlight=False)
@@ -98,7 +114,6 @@ async def _run(
 
 def _show(console: Console, result: SolveResult) -> None:
     from rich.markdown import Markdown
-
 
     console.print(Markdown(result.solution or "_(the model wrote nothing)_"))
     console.print()

@@ -33,7 +33,11 @@ from mathagent.verify.verifier import Verifier, VerifyOptions
 
 HELP = """Check Lean proofs and say which are [bold]verified[/bold].
 
-A proof is verified only when Lean compiles it with no error, the theorem is exactly the one asked (same name, same statement; for a whole file, every declaration Lean reports), it uses no [italic]sorry[/italic], it depends on no axiom beyond the real propext, Quot.sound and Classical.choice (not ones the file declares itself), it contains no banned command (axiom, #exit, #eval, macros, set_option debug.*, native_decide, ...), and the verifier's own checks, appended after the proof, reported back.
+A proof is verified only when Lean compiles it with no error, the theorem is exactly the one asked (same name, \
+same statement; for a whole file, every declaration Lean reports), it uses no [italic]sorry[/italic], it \
+depends on no axiom beyond the real propext, Quot.sound and Classical.choice (not ones the file declares \
+itself), it contains no banned command (axiom, #exit, #eval, macros, set_option debug.*, native_decide, ...), \
+and the verifier's own checks, appended after the proof, reported back.
 
 Exit status: 0 all verified, 1 some not, 2 usage or set-up error.
 """
@@ -41,27 +45,56 @@ Exit status: 0 all verified, 1 some not, 2 usage or set-up error.
 EPILOG = """[bold]Examples[/bold]
 
   mathagent verify examples/two_plus_two.lean               [dim]# every declaration in the file[/dim]
-  mathagent verify -i examples/tasks.jsonl -o results.jsonl [dim]# rows: id, header, formal_statement, proof | full_code[/dim]
+  mathagent verify -i examples/tasks.jsonl -o results.jsonl [dim]# rows: id, header, formal_statement, proof | \
+full_code[/dim]
   mathagent verify -i tasks.jsonl --json | jq .verdict      [dim]# one JSON object per input[/dim]
 """
 
 
 def verify(
-    files: list[Path] = typer.Argument(None, help="Lean files to check whole: every declaration in each.", show_default=False),
-    input: Path | None = typer.Option(
-        None, "--input", "-i", help="JSONL of tasks (miniF2F / DeepSeek-Prover / Lean-Workbook rows).", show_default=False
+    files: list[Path] = typer.Argument(
+        None, help="Lean files to check whole: every declaration in each.", show_default=False
     ),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Write each result as a JSON line here as soon as it is final."),
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON object per input on stdout instead of a table."),
+    input: Path | None = typer.Option(
+        None,
+        "--input",
+        "-i",
+        help="JSONL of tasks (miniF2F / DeepSeek-Prover / Lean-Workbook rows).",
+        show_default=False,
+    ),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Write each result as a JSON line here as soon as it is final."
+    ),
+    json_out: bool = typer.Option(
+        False, "--json", help="Print one JSON object per input on stdout instead of a table."
+    ),
     workers: WorkersOpt = None,
-    timeout: float | None = typer.Option(None, "--timeout", min=0.1, help="Wall-clock limit per check, in seconds.  \\[default: 60]", show_default=False),
-    memory_mb: int | None = typer.Option(None, "--memory-mb", min=32, help="Memory cap per check, in MB.  \\[default: 8192]", show_default=False),
-    max_bytes: int | None = typer.Option(None, "--max-bytes", min=1, help="Reject larger submissions unread (verdict too_large).  \\[default: 1048576]", show_default=False),
-    allow_axiom: list[str] = typer.Option([], "--allow-axiom", help="Also accept this axiom (repeatable). Trusts the task header's own declaration of it too."),
-    allow_native: bool = typer.Option(False, "--allow-native", help="Allow native_decide (trusts compiled code: axiom Lean.ofReduceBool)."),
+    timeout: float | None = typer.Option(
+        None, "--timeout", min=0.1, help="Wall-clock limit per check, in seconds.  \\[default: 60]", show_default=False
+    ),
+    memory_mb: int | None = typer.Option(
+        None, "--memory-mb", min=32, help="Memory cap per check, in MB.  \\[default: 8192]", show_default=False
+    ),
+    max_bytes: int | None = typer.Option(
+        None,
+        "--max-bytes",
+        min=1,
+        help="Reject larger submissions unread (verdict too_large).  \\[default: 1048576]",
+        show_default=False,
+    ),
+    allow_axiom: list[str] = typer.Option(
+        [],
+        "--allow-axiom",
+        help="Also accept this axiom (repeatable). Trusts the task header's own declaration of it too.",
+    ),
+    allow_native: bool = typer.Option(
+        False, "--allow-native", help="Allow native_decide (trusts compiled code: axiom Lean.ofReduceBool)."
+    ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Run every check even if the same one was done before."),
     pool: VerifyPoolOpt = None,
-    sandbox: str | None = typer.Option(None, "--sandbox", help="auto (bwrap if it works) | bwrap (required) | none (rlimits only).", show_default=False),
+    sandbox: str | None = typer.Option(
+        None, "--sandbox", help="auto (bwrap if it works) | bwrap (required) | none (rlimits only).", show_default=False
+    ),
     header_file: HeaderFileOpt = None,
     lean: LeanOpt = None,
     project: ProjectOpt = None,
@@ -94,7 +127,9 @@ def verify(
             asyncio.run(_verify_all(toolchain, options, items, sink, json_out, console, finished))
         except KeyboardInterrupt:
             kept = f"; they are in {output}" if output else ""
-            Console(stderr=True).print(f"[yellow]interrupted[/yellow]: {len(finished)} of {len(items)} checks finished{kept}")
+            Console(stderr=True).print(
+                f"[yellow]interrupted[/yellow]: {len(finished)} of {len(items)} checks finished{kept}"
+            )
             raise typer.Exit(130) from None
     verdicts = finished
     if not json_out:
@@ -170,5 +205,9 @@ async def _verify_all(
 
 def _bad_row_verdict(row: BadRow) -> Verdict:
     return Verdict(
-        id=row.id, verdict=VerdictKind.ERROR, reasons=[codes.BAD_INPUT], message=f"{row.source}: {row.message}", sandbox="not run"
+        id=row.id,
+        verdict=VerdictKind.ERROR,
+        reasons=[codes.BAD_INPUT],
+        message=f"{row.source}: {row.message}",
+        sandbox="not run",
     )

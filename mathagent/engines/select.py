@@ -39,7 +39,10 @@ def choose(settings: Settings) -> EngineChoice:
     kind = settings.engine
     if kind == "openai" or (kind == "auto" and settings.base_url):
         if not settings.base_url:
-            raise EngineError("engine `openai` needs a server URL", hint="pass --base-url http://HOST:PORT/v1 or set MATHAGENT_BASE_URL")
+            raise EngineError(
+                "engine `openai` needs a server URL",
+                hint="pass --base-url http://HOST:PORT/v1 or set MATHAGENT_BASE_URL",
+            )
         return EngineChoice("openai", settings.model, settings.base_url, "server", False, "a server URL is configured")
     device = "gpu" if nvidia_gpus() else "cpu"
     if settings.model:
@@ -72,7 +75,9 @@ def build(choice: EngineChoice, settings: Settings, say: Callable[[str], None] =
     from mathagent.engines.vllm import INSTALL_HINT, VLLMConfig, VLLMEngine
 
     if not vllm_available():
-        raise EngineError("vLLM is not installed, so no model can run in-process", hint=INSTALL_HINT + "; or use --base-url")
+        raise EngineError(
+            "vLLM is not installed, so no model can run in-process", hint=INSTALL_HINT + "; or use --base-url"
+        )
     family = None
     model = choice.model or DEFAULT_MODEL
     if choice.embedded:

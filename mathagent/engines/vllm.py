@@ -109,7 +109,9 @@ class VLLMEngine:
         """The prompt text: the tokenizer's chat template, else the family's format."""
         tokenizer = self.llm.get_tokenizer()
         if getattr(tokenizer, "chat_template", None):
-            messages = [{"role": m.role, "content": m.content} for m in chat if self.family.system_prompt or m.role != "system"]
+            messages = [
+                {"role": m.role, "content": m.content} for m in chat if self.family.system_prompt or m.role != "system"
+            ]
             return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return self.family.format(chat)
 

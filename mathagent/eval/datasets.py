@@ -49,20 +49,27 @@ def _gsm8k(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _math500(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{"id": r.get("unique_id", f"math500-{i}"), "problem": r["problem"], "answer": r["answer"]} for i, r in enumerate(rows)]
+    return [
+        {"id": r.get("unique_id", f"math500-{i}"), "problem": r["problem"], "answer": r["answer"]}
+        for i, r in enumerate(rows)
+    ]
 
 
 _MINIF2F = "https://raw.githubusercontent.com/deepseek-ai/DeepSeek-Prover-V1.5/main/datasets/minif2f.jsonl"
 SOURCES: dict[str, Source] = {
     "minif2f-test": Source(_MINIF2F, _minif2f("test"), "miniF2F rows: name, formal_statement, header, informal_prefix"),
-    "minif2f-valid": Source(_MINIF2F, _minif2f("valid"), "miniF2F rows: name, formal_statement, header, informal_prefix"),
+    "minif2f-valid": Source(
+        _MINIF2F, _minif2f("valid"), "miniF2F rows: name, formal_statement, header, informal_prefix"
+    ),
     "gsm8k-test": Source(
         "https://raw.githubusercontent.com/openai/grade-school-math/master/grade_school_math/data/test.jsonl",
         _gsm8k,
         "rows: id, problem, answer",
     ),
     "math500": Source(
-        "https://huggingface.co/datasets/HuggingFaceH4/MATH-500/resolve/main/test.jsonl", _math500, "rows: id, problem, answer"
+        "https://huggingface.co/datasets/HuggingFaceH4/MATH-500/resolve/main/test.jsonl",
+        _math500,
+        "rows: id, problem, answer",
     ),
 }
 NAMES = ("sample", *SOURCES)
@@ -87,7 +94,7 @@ def resolve(spec: str, folder: Path | None = None, download: Callable[[str], byt
     if candidate.is_file():
         return _describe(candidate.stem, candidate)
     if spec == "sample":
-        with resources.as_file(resources.files("mathagent.eval").joinpath("data", "sample.jsonl")) as sample:
+        with resources.as_file(resources.files("mathagent.eval").joinpath("data").joinpath("sample.jsonl")) as sample:
             return _describe("sample", Path(sample))
     if spec not in SOURCES:
         raise InputError(

@@ -27,13 +27,23 @@ def terminal_table(m: Metrics, title: str) -> Table:
 def summary_rows(m: Metrics) -> list[tuple[str, str]]:
     rows = [("problems", str(m.problems))]
     if m.formal:
-        rows.append(("formal: solved with a verified proof", f"{m.formal_solved} / {m.formal} ({m.formal_solved / m.formal:.1%})"))
+        rows.append(
+            (
+                "formal: solved with a verified proof",
+                f"{m.formal_solved} / {m.formal} ({m.formal_solved / m.formal:.1%})",
+            )
+        )
         for k, value in m.formal_pass_at_k.items():
             rows.append((f"  pass@{k} (n={m.formal_samples}, round 1)", f"{value:.1%}"))
         for r, solved in m.solved_by_round.items():
             rows.append((f"  solved by round {r}", f"{solved} ({solved / m.formal:.1%})"))
     if m.informal:
-        rows.append(("word problems: majority answer correct", f"{m.informal_solved} / {m.informal} ({m.informal_solved / m.informal:.1%})"))
+        rows.append(
+            (
+                "word problems: majority answer correct",
+                f"{m.informal_solved} / {m.informal} ({m.informal_solved / m.informal:.1%})",
+            )
+        )
         for k, value in m.informal_pass_at_k.items():
             rows.append((f"  pass@{k} (n={m.informal_samples})", f"{value:.1%}"))
     rows += [
@@ -86,7 +96,10 @@ def plots(m: Metrics, folder: Path, title: str = "") -> dict[str, Path]:
 
 
 def _draw_pass_at_k(ax: Any, m: Metrics) -> None:
-    for label, curve in (("formal (verified proof)", m.formal_pass_at_k), ("word problems (answer)", m.informal_pass_at_k)):
+    for label, curve in (
+        ("formal (verified proof)", m.formal_pass_at_k),
+        ("word problems (answer)", m.informal_pass_at_k),
+    ):
         if curve:
             ks = list(curve)
             ax.plot(ks, [100 * curve[k] for k in ks], marker="o", label=label)
@@ -128,8 +141,11 @@ def _draw_reasons(ax: Any, m: Metrics) -> None:
     ax.set_title("why proofs were rejected")
 
 
-def write_html(path: Path, m: Metrics, settings: dict[str, Any], images: dict[str, Path], results: list[Result]) -> None:
+def write_html(
+    path: Path, m: Metrics, settings: dict[str, Any], images: dict[str, Path], results: list[Result]
+) -> None:
     """One self-contained HTML file: the numbers, the plots (inlined), every problem."""
+
     def img(name: str) -> str:
         if name not in images:
             return ""
@@ -138,7 +154,8 @@ def write_html(path: Path, m: Metrics, settings: dict[str, Any], images: dict[st
 
     summary = "".join(f"<tr><th>{html.escape(a)}</th><td>{html.escape(b)}</td></tr>" for a, b in summary_rows(m))
     setting_rows = "".join(
-        f"<tr><th>{html.escape(str(k))}</th><td><code>{html.escape(_short(v))}</code></td></tr>" for k, v in settings.items()
+        f"<tr><th>{html.escape(str(k))}</th><td><code>{html.escape(_short(v))}</code></td></tr>"
+        for k, v in settings.items()
     )
     problems = "".join(
         "<tr><td>{}</td><td class='{}'>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
@@ -151,21 +168,24 @@ def write_html(path: Path, m: Metrics, settings: dict[str, Any], images: dict[st
         )
         for r in results
     )
+    dataset = html.escape(str(settings.get("dataset", "")))
     page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>mathagent eval · {html.escape(str(settings.get("dataset", "")))}</title>
+<html lang="en"><head><meta charset="utf-8"><title>mathagent eval · {dataset}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }}
-table {{ border-collapse: collapse; margin: 1rem 0; }} th, td {{ padding: .25rem .75rem; border-bottom: 1px solid #ddd; text-align: left; }}
+table {{ border-collapse: collapse; margin: 1rem 0; }} th, td {{ padding: .25rem .75rem; border-bottom: 1px \
+solid #ddd; text-align: left; }}
 .plots {{ display: flex; flex-wrap: wrap; gap: 1rem; }} .plots img {{ width: 520px; border: 1px solid #eee; }}
 .verified {{ color: #1a7f37; font-weight: bold; }} .error {{ color: #a40e26; }} code {{ font-size: .85em; }}
 </style></head><body>
-<h1>mathagent eval: {html.escape(str(settings.get("dataset", "")))}</h1>
+<h1>mathagent eval: {dataset}</h1>
 <p>Formal problems count as solved only with a proof Lean verified (statement checked, no sorry, standard axioms);
 word problems by the majority answer's equivalence to the reference (sympy).</p>
 <h2>Summary</h2><table>{summary}</table>
-<h2>Plots</h2><div class="plots">{''.join(img(n) for n in PLOTS)}</div>
+<h2>Plots</h2><div class="plots">{"".join(img(n) for n in PLOTS)}</div>
 <h2>Settings</h2><table>{setting_rows}</table>
-<h2>Problems</h2><table><tr><th>id</th><th>status</th><th>answer</th><th>answer = reference</th><th>proof attempts</th></tr>{problems}</table>
+<h2>Problems</h2><table><tr><th>id</th><th>status</th><th>answer</th><th>answer = reference</th><th>proof \
+attempts</th></tr>{problems}</table>
 </body></html>
 """
     path.write_text(page, encoding="utf-8")

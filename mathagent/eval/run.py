@@ -91,7 +91,8 @@ def finish(run_dir: Path) -> Metrics:
     settings = json.loads((run_dir / SETTINGS).read_text(encoding="utf-8")) if (run_dir / SETTINGS).is_file() else {}
     settings["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     (run_dir / SUMMARY).write_text(json.dumps(m.to_dict(), indent=2) + "\n", encoding="utf-8")
-    title = f"mathagent eval · {settings.get('dataset', run_dir.name)} · {settings.get('model') or settings.get('base_url') or ''}"
+    model = settings.get("model") or settings.get("base_url") or ""
+    title = f"mathagent eval · {settings.get('dataset', run_dir.name)} · {model}"
     images = report.plots(m, run_dir / "plots", title)
     report.write_html(run_dir / REPORT, m, settings, images, results)
     return m

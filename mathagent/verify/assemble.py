@@ -284,7 +284,9 @@ def split_full_code(full_code: str, header: str, statement: Statement) -> tuple[
     want = [header[t.start : t.end] for t in code_tokens(header)]
     if not want:
         if not starts_with_statement(full_code, statement):
-            raise Rejection(codes.STATEMENT_CHANGED, f"the submitted file does not state `{statement.name}` exactly as asked")
+            raise Rejection(
+                codes.STATEMENT_CHANGED, f"the submitted file does not state `{statement.name}` exactly as asked"
+            )
         return full_code, 1
     got = [full_code[t.start : t.end] for t in code[: len(want)]]
     if got != want:
@@ -293,7 +295,9 @@ def split_full_code(full_code: str, header: str, statement: Statement) -> tuple[
     line_end = full_code.find("\n", header_end)
     cut = len(full_code) if line_end == -1 else line_end + 1
     if want and not _only_line_comment(full_code, header_end, cut):
-        raise Rejection(codes.HEADER_CHANGED, "the header's last line goes on after the header: start the proof on a new line")
+        raise Rejection(
+            codes.HEADER_CHANGED, "the header's last line goes on after the header: start the proof on a new line"
+        )
     body = full_code[cut:]
     if not starts_with_statement(body, statement):
         raise Rejection(
@@ -331,4 +335,3 @@ def _statement_tokens(text: str, head: str) -> list[str]:
 def _spelling(text: str, tok: Token) -> str:
     word = text[tok.start : tok.end]
     return "theorem" if tok.is_word("lemma") else word
-

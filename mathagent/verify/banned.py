@@ -80,15 +80,48 @@ _BANNED_OPTIONS = {
 
 # Attributes that attach unchecked code or register code that Lean will run.
 _BANNED_ATTRIBUTES = {
-    "implemented_by", "extern", "csimp", "init", "builtin_init", "export", "command_elab", "term_elab",
-    "tactic", "macro", "delab", "app_unexpander", "app_delab", "env_linter", "norm_num", "positivity",
-    "simproc", "aesop", "command_parser", "term_parser", "tactic_parser", "never_extract",
+    "implemented_by",
+    "extern",
+    "csimp",
+    "init",
+    "builtin_init",
+    "export",
+    "command_elab",
+    "term_elab",
+    "tactic",
+    "macro",
+    "delab",
+    "app_unexpander",
+    "app_delab",
+    "env_linter",
+    "norm_num",
+    "positivity",
+    "simproc",
+    "aesop",
+    "command_parser",
+    "term_parser",
+    "tactic_parser",
+    "never_extract",
 }
 
 # Namespaces whose code is the elaborator, kernel or compiler themselves.
 _META_NAMESPACES = {
-    "Elab", "Meta", "Environment", "Kernel", "Compiler", "Parser", "PrettyPrinter", "Server", "IR",
-    "Macro", "MacroM", "Syntax", "Tactic", "Command", "CoreM", "Core",
+    "Elab",
+    "Meta",
+    "Environment",
+    "Kernel",
+    "Compiler",
+    "Parser",
+    "PrettyPrinter",
+    "Server",
+    "IR",
+    "Macro",
+    "MacroM",
+    "Syntax",
+    "Tactic",
+    "Command",
+    "CoreM",
+    "Core",
 }
 
 
@@ -154,7 +187,9 @@ def _scan(tokens: Iterable[Token], source: str, allow_native: bool, whole_file: 
         previous = tok
 
 
-def _ident_rules(tok: Token, previous: Token | None, in_attribute: bool, allow_native: bool) -> Iterable[tuple[int, str]]:
+def _ident_rules(
+    tok: Token, previous: Token | None, in_attribute: bool, allow_native: bool
+) -> Iterable[tuple[int, str]]:
     parts = tok.parts[1:] if tok.parts[:1] == ("_root_",) else tok.parts
     if not tok.escaped and len(parts) == 1:
         word = parts[0]

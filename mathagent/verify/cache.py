@@ -20,7 +20,14 @@ from mathagent.verify.verdict import Verdict, VerdictKind
 # The modules whose code decides a verdict: any change to them invalidates
 # every cached verdict, so an upgrade never serves a verdict it would not give.
 _LOGIC_MODULES = (
-    "assemble.py", "banned.py", "declarations.py", "judge.py", "leantext.py", "lexer.py", "messages.py", "verdict.py",
+    "assemble.py",
+    "banned.py",
+    "declarations.py",
+    "judge.py",
+    "leantext.py",
+    "lexer.py",
+    "messages.py",
+    "verdict.py",
     "verifier.py",
 )
 
@@ -52,7 +59,8 @@ class VerdictCache:
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(
-                "CREATE TABLE IF NOT EXISTS verdicts (key TEXT PRIMARY KEY, verdict TEXT NOT NULL, created REAL NOT NULL)"
+                "CREATE TABLE IF NOT EXISTS verdicts (key TEXT PRIMARY KEY, verdict TEXT NOT NULL, created "
+                "REAL NOT NULL)"
             )
             self._db = db
         return self._db

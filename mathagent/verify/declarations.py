@@ -53,8 +53,11 @@ def from_ilean(data: dict[str, Any]) -> list[Declaration] | None:
     if isinstance(decls, dict):
         entries = list(decls.items())
     elif isinstance(data.get("references"), dict):
-        entries = [(name, ref.get("definition")) for key, ref in data["references"].items()
-                   if isinstance(ref, dict) and ref.get("definition") and (name := _constant_key(key)) is not None]
+        entries = [
+            (name, ref.get("definition"))
+            for key, ref in data["references"].items()
+            if isinstance(ref, dict) and ref.get("definition") and (name := _constant_key(key)) is not None
+        ]
     else:
         return None
     found = []

@@ -150,14 +150,21 @@ def _axiom_findings(
         if name == "sorryAx":
             findings.append((codes.SORRY, f"the proof uses `sorry`{used_by}"))
         elif name not in policy.allowed:
-            findings.append((f"{codes.AXIOM_PREFIX}{name}", f"depends on the axiom `{name}`, which is not allowed{used_by}"))
+            findings.append(
+                (f"{codes.AXIOM_PREFIX}{name}", f"depends on the axiom `{name}`, which is not allowed{used_by}")
+            )
         elif where in (SUBMISSION, CHECK):
-            findings.append((codes.FAKE_AXIOM, f"the submission declares its own `{name}`; only the real axiom is allowed"))
+            findings.append(
+                (codes.FAKE_AXIOM, f"the submission declares its own `{name}`; only the real axiom is allowed")
+            )
         elif where == HEADER and name not in policy.trusted:
-            findings.append((
-                codes.HEADER_AXIOM,
-                f"the task's header declares its own `{name}`; allow it explicitly (--allow-axiom {name}) if you trust it",
-            ))
+            findings.append(
+                (
+                    codes.HEADER_AXIOM,
+                    f"the task's header declares its own `{name}`; allow it explicitly (--allow-axiom "
+                    f"{name}) if you trust it",
+                )
+            )
         elif where is None and name in canonical and name not in policy.trusted:
             if any(m.severity == "error" for m in by_line.get(canonical[name], [])):
                 findings.append((codes.FAKE_AXIOM, f"`{name}` does not have the type of the real axiom"))
@@ -189,7 +196,9 @@ def _read_checks(target: Target, by_line: dict[int, list[LeanMessage]]) -> tuple
     if type_errors:
         return [(codes.STATEMENT_CHANGED, f"`{target.name}` does not have the statement asked for")], []
     messages = by_line.get(target.axioms_line, [])
-    reports = [r for m in messages if m.severity == "information" and (r := report_axioms(m.text, target.reported)) is not None]
+    reports = [
+        r for m in messages if m.severity == "information" and (r := report_axioms(m.text, target.reported)) is not None
+    ]
     if len(reports) > 1:
         return [(codes.FORGED_OUTPUT, "more than one message claims to be the verifier's axiom check")], []
     if any(m.severity == "error" for m in messages):

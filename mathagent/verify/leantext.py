@@ -114,7 +114,11 @@ def _command_prefix(text: str, decl_start: int) -> str:
     keeps it. Doc comments, attributes and visibility do not, and are dropped."""
     end = 0
     for tok in tokenize(text[:decl_start]):
-        if tok.kind is Kind.DOC or _is(text, tok, "@[") or (tok.kind is Kind.IDENT and not tok.escaped and tok.parts[0] in _MODIFIERS):
+        if (
+            tok.kind is Kind.DOC
+            or _is(text, tok, "@[")
+            or (tok.kind is Kind.IDENT and not tok.escaped and tok.parts[0] in _MODIFIERS)
+        ):
             break
         if tok.kind is not Kind.COMMENT:
             end = tok.end

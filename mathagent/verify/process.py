@@ -80,7 +80,9 @@ async def run_process(
     )
 
 
-async def watch(task: asyncio.Future[Any], tree: ProcessTree, *, deadline: float, memory_mb: int | None) -> tuple[bool, bool]:
+async def watch(
+    task: asyncio.Future[Any], tree: ProcessTree, *, deadline: float, memory_mb: int | None
+) -> tuple[bool, bool]:
     """Wait for `task` until it is done, the deadline passes or `tree` grows
     past `memory_mb`; (timed_out, memory_exceeded). Never cancels `task`."""
     while not task.done():

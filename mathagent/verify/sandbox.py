@@ -106,7 +106,8 @@ def _bwrap_args(read_only: list[Path], env: dict[str, str], outputs: Path | None
         "--die-with-parent",
         "--new-session",
         "--clearenv",
-        "--cap-drop", "ALL",
+        "--cap-drop",
+        "ALL",
     ]
     for d in _SYSTEM_DIRS:
         p = Path(d)

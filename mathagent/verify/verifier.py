@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
@@ -161,7 +161,7 @@ class Verifier:
             self._cache.put(key, verdict)
         return verdict
 
-    async def verify_many(self, tasks: Iterable[VerifyTask]) -> AsyncIterator[tuple[int, Verdict]]:
+    async def verify_many(self, tasks: Iterable[VerifyTask]) -> AsyncGenerator[tuple[int, Verdict], None]:
         """Check all tasks concurrently; yield (index in `tasks`, verdict) as
         soon as each is ready. Leaving the loop early cancels the rest."""
 
@@ -231,7 +231,9 @@ class Verifier:
             verdict = replace(verdict, message=f"{verdict.message}. Note: {_PRELUDE_HINT}")
         return verdict
 
-    async def _run(self, assembled: Assembled, deadline: float, second_run: _DeclarationChecks | None = None) -> RunOutcome:
+    async def _run(
+        self, assembled: Assembled, deadline: float, second_run: _DeclarationChecks | None = None
+    ) -> RunOutcome:
         if self.options.pool == "warm":
             if self._warm is None:
                 self._warm = WarmPool(self.toolchain, self._warm_config())
@@ -286,7 +288,9 @@ class Verifier:
             declarations=tuple(declarations) if declarations is not None else None,
         )
 
-    def _early(self, task: VerifyTask, kind: VerdictKind, reasons: str | list[str], message: str, started: float) -> Verdict:
+    def _early(
+        self, task: VerifyTask, kind: VerdictKind, reasons: str | list[str], message: str, started: float
+    ) -> Verdict:
         return Verdict(
             id=task.id,
             verdict=kind,

@@ -181,13 +181,18 @@ class LeanServer:
         self._version += 1
         version = self._version
         if version == 1:
-            self._notify("textDocument/didOpen", {"textDocument": {"uri": _URI, "languageId": "lean4", "version": 1, "text": text}})
+            self._notify(
+                "textDocument/didOpen",
+                {"textDocument": {"uri": _URI, "languageId": "lean4", "version": 1, "text": text}},
+            )
         else:
             self._notify(
                 "textDocument/didChange",
                 {"textDocument": {"uri": _URI, "version": version}, "contentChanges": [{"text": text}]},
             )
-        done = asyncio.ensure_future(self._request("textDocument/waitForDiagnostics", {"uri": _URI, "version": version}))
+        done = asyncio.ensure_future(
+            self._request("textDocument/waitForDiagnostics", {"uri": _URI, "version": version})
+        )
         try:
             timed_out, memory_exceeded = await watch(
                 done, self._tree, deadline=deadline, memory_mb=self.config.memory_mb
@@ -200,8 +205,14 @@ class LeanServer:
         elapsed = time.monotonic() - started
         if timed_out or memory_exceeded:
             return RunOutcome(
-                stdout="", stderr="", returncode=None, time_s=elapsed, sandbox=self.kind,
-                timed_out=timed_out, memory_exceeded=memory_exceeded, memory_mb=self.config.memory_mb,
+                stdout="",
+                stderr="",
+                returncode=None,
+                time_s=elapsed,
+                sandbox=self.kind,
+                timed_out=timed_out,
+                memory_exceeded=memory_exceeded,
+                memory_mb=self.config.memory_mb,
             )
         if version not in self._diagnostics or version not in self._declarations:
             await asyncio.sleep(0.05)  # a notification racing the response; anything missing only ever rejects
@@ -213,7 +224,11 @@ class LeanServer:
         self._declarations = {v: d for v, d in self._declarations.items() if v > version}
         has_error = '"severity": "error"' in stdout
         return RunOutcome(
-            stdout=stdout, stderr="", returncode=1 if has_error else 0, time_s=elapsed, sandbox=self.kind,
+            stdout=stdout,
+            stderr="",
+            returncode=1 if has_error else 0,
+            time_s=elapsed,
+            sandbox=self.kind,
             declarations=declarations,
         )
 
@@ -405,7 +420,9 @@ class WarmPool:
                     server = self._take(key) or await self._spawn(key)
                 except WorkerCrashed as exc:
                     if attempt == 2:
-                        return RunOutcome(stdout="", stderr=str(exc), returncode=-1, time_s=0.0, sandbox=self.config.sandbox_kind)
+                        return RunOutcome(
+                            stdout="", stderr=str(exc), returncode=-1, time_s=0.0, sandbox=self.config.sandbox_kind
+                        )
                     continue
                 self._busy.add(server)
                 try:
@@ -415,7 +432,9 @@ class WarmPool:
                     stderr = server.stderr_tail()
                     await server.close()
                     if attempt == 2:
-                        return RunOutcome(stdout="", stderr=f"{exc}; {stderr}", returncode=-1, time_s=0.0, sandbox=server.kind)
+                        return RunOutcome(
+                            stdout="", stderr=f"{exc}; {stderr}", returncode=-1, time_s=0.0, sandbox=server.kind
+                        )
                     continue
                 except BaseException:
                     self._busy.discard(server)
