@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mathagent.agent import events
 from mathagent.agent.loop import Agent
 from mathagent.agent.records import Problem, ProblemError, Result
 from mathagent.eval.metrics import Metrics, summarize
@@ -144,6 +145,7 @@ async def run_batch(
     *,
     concurrency: int = 4,
     on_result: Callable[[Result], None] = lambda r: None,
+    on_event: events.Listener = events.ignore,
 ) -> BatchRun:
     """Solve every item not already in `resume.done`, `concurrency` at a time,
     appending each result to its log as soon as it is final."""
@@ -179,7 +181,7 @@ async def run_batch(
             if isinstance(item, ProblemError):
                 publish(error_result(item))
             else:
-                publish(await agent.run(item))
+                publish(await agent.run(item, on_event))
 
     workers = [asyncio.ensure_future(work()) for _ in range(max(1, concurrency))]
     producer = asyncio.ensure_future(produce())

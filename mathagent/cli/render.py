@@ -19,6 +19,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from mathagent.agent import events
+from mathagent.agent.records import Result
 from mathagent.doctor import Check
 from mathagent.verify.toolchain import LeanToolchain
 from mathagent.verify.verdict import Verdict
@@ -99,16 +101,43 @@ def progress_bar(console: Console, *, total: int, enabled: bool) -> Iterator[Cal
         yield advance
 
 
+class BatchProgress:
+    """What the batch progress bar listens to: finished results, and the
+    loop's events (each proof Lean has checked)."""
+
+    def __init__(self, progress: Progress, console: Console) -> None:
+        self._progress, self._console = progress, console
+        self._bar = progress.add_task("batch", total=None, verified=0, checked=0, rate="")
+        self._statuses: Counter[str] = Counter()
+        self._checked = 0
+
+    def start(self, total: int) -> None:
+        self._progress.update(self._bar, total=total)
+
+    def result(self, result: Result) -> None:
+        self._statuses[result.status] += 1
+        elapsed = self._progress.tasks[0].elapsed or 0.0
+        rate = f"{sum(self._statuses.values()) / elapsed * 60:.1f}/min" if elapsed > 0 else ""
+        self._progress.update(self._bar, advance=1, verified=self._statuses[Status.VERIFIED], rate=rate)
+        if not self._console.is_terminal:
+            self._console.print(f"{escape(result.id)}: {result.status}", highlight=False)
+
+    def event(self, event: events.Event) -> None:
+        if isinstance(event, events.VerdictReceived):
+            self._checked += 1
+            self._progress.update(self._bar, checked=self._checked)
+
+
 @contextmanager
-def batch_progress(console: Console, *, total: int) -> Iterator[Callable[[str, str], None]]:
-    """Progress of a batch (done, verified, rate, ETA); yields `advance(problem_id, status)`.
+def batch_progress(console: Console, *, total: int) -> Iterator[BatchProgress]:
+    """Progress of a batch (done, verified, proofs checked, rate, ETA).
     Without a terminal it prints one line per finished problem instead."""
-    counts: Counter[str] = Counter()
     progress = Progress(
         TextColumn("[bold]solving"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("[green]{task.fields[verified]} verified[/green] · {task.fields[rate]}"),
+        TextColumn("[green]{task.fields[verified]} verified[/green] · {task.fields[checked]} proofs checked"),
+        TextColumn("{task.fields[rate]}"),
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),
@@ -116,17 +145,9 @@ def batch_progress(console: Console, *, total: int) -> Iterator[Callable[[str, s
         disable=not console.is_terminal,
     )
     with progress:
-        bar = progress.add_task("batch", total=total, verified=0, rate="")
-
-        def advance(problem_id: str, status: str) -> None:
-            counts[status] += 1
-            elapsed = progress.tasks[0].elapsed or 0.0
-            rate = f"{sum(counts.values()) / elapsed * 60:.1f}/min" if elapsed > 0 else ""
-            progress.update(bar, advance=1, verified=counts[Status.VERIFIED], rate=rate)
-            if not console.is_terminal:
-                console.print(f"{escape(problem_id)}: {status}", highlight=False)
-
-        yield advance
+        tracker = BatchProgress(progress, console)
+        tracker.start(total)
+        yield tracker
 
 
 def doctor_table(checks: list[Check]) -> Table:

@@ -71,7 +71,7 @@ async def run_with_progress(
 ) -> BatchRun:
     """Solve the items with a live progress bar (done, verified, rate, ETA) on `err`."""
     async with open_agent(rt, budget, lambda m: err.print(f"[dim]{escape(m)}[/dim]", highlight=False)) as agent:
-        with batch_progress(err, total=todo) as advance:
+        with batch_progress(err, total=todo) as progress:
             return await run_batch(
-                items, agent, resume, concurrency=concurrency, on_result=lambda r: advance(r.id, r.status)
+                items, agent, resume, concurrency=concurrency, on_result=progress.result, on_event=progress.event
             )
