@@ -182,3 +182,27 @@ def test_named_datasets_come_from_the_data_folder_or_say_where_to_put_them(tmp_p
 def test_gsm8k_rows_are_converted() -> None:
     rows = _gsm8k([{"question": "Q?", "answer": "Some steps.\n#### 1,200"}])
     assert rows == [{"id": "gsm8k-test-0", "problem": "Q?", "answer": "1200"}]
+
+
+def test_rescore_rejudges_a_finished_run_in_place(tmp_path: Path, server: ScriptedServer, lean: LeanToolchain) -> None:
+    run_dir = tmp_path / "run"
+    assert run_sample(server, run_dir).returncode == 0
+    results = run_dir / "results.jsonl"
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    word = [r for r in rows if r.get("reference_answer") is not None]
+    assert word and all(r["sample_texts"] and r["reference_parsed"] for r in word)
+    honest = json.loads((run_dir / "summary.json").read_text())
+    # an older checker's verdicts, and a row from before sample texts were kept
+    for r in word:
+        r["reference_match"], r["sample_matches"] = False, [False] * len(r["sample_matches"])
+    word[0]["sample_texts"] = []
+    results.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    proc = mathagent("eval", "rescore", str(run_dir), "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rescored = json.loads(proc.stdout)
+    assert rescored["informal_solved"] == honest["informal_solved"]
+    assert rescored["informal_pass_at_k"] == honest["informal_pass_at_k"]
+    assert json.loads((run_dir / "summary.json").read_text()) == rescored
+    missing = mathagent("eval", "rescore", str(tmp_path / "nowhere"))
+    assert missing.returncode == 2 and "not an eval run folder" in missing.stderr

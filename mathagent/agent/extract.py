@@ -1,4 +1,4 @@
-"""Pull answers and Lean code out of what a math model actually writes."""
+"""Pull Lean code out of what a math model actually writes (final answers: see `answers`)."""
 
 from __future__ import annotations
 
@@ -7,60 +7,7 @@ import re
 from mathagent.verify.leantext import parse_statement
 from mathagent.verify.lexer import mask
 
-_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _FENCE = re.compile(r"```[ \t]*(?P<lang>[\w+-]*)[^\n]*\n(?P<body>.*?)(?:```|\Z)", re.S)
-_ANSWER_WORDS = re.compile(r"(?:final answer|the answer|answer)\s*(?:is\b)?\s*[:=]?[ \t]*", re.I)
-
-
-def last_boxed(text: str) -> str | None:
-    """Content of the last `\\boxed{...}` (nested braces allowed), or None."""
-    found = None
-    for match in _BOXED.finditer(text):
-        depth, i = 1, match.end()
-        while i < len(text) and depth:
-            if text[i] == "{":
-                depth += 1
-            elif text[i] == "}":
-                depth -= 1
-            i += 1
-        if depth == 0 and text[match.end() : i - 1].strip():  # an empty \boxed{} is no answer
-            found = text[match.end() : i - 1].strip()
-    return found
-
-
-_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:/\d+)?")
-
-
-def final_answer(text: str) -> str | None:
-    """The model's final answer: the last `\\boxed{}`, else a closing
-    "the answer is ..." line, else the last number of the text (the usual
-    GSM8K-style fallback), else None."""
-    boxed = last_boxed(text)
-    if boxed is not None:
-        return boxed
-    said = list(_ANSWER_WORDS.finditer(text))
-    if said:
-        answer = _answer_after(text, said[-1].end())
-        if answer:
-            return answer
-    numbers = _NUMBER.findall(text.replace(",", ""))
-    return numbers[-1] if numbers else None
-
-
-def _answer_after(text: str, start: int) -> str | None:
-    """The answer written after "the answer is": a $...$ formula, else the rest
-    of the sentence; on the next line when the phrase ends its own line."""
-    rest = text[start:]
-    line = rest.split("\n", 1)[0]
-    if not re.search(r"\w", line):
-        following = [ln for ln in rest.splitlines() if ln.strip()]
-        line = following[0] if following else ""
-    line = line.strip()
-    math = re.match(r"\$+([^$]+)\$+", line)
-    if math:
-        return math.group(1).strip()
-    sentence = re.split(r"\.(?:\s|$)", line, maxsplit=1)[0]
-    return sentence.strip().rstrip(".").strip() or None
 
 
 def last_lean_block(text: str) -> str | None:
@@ -81,7 +28,7 @@ def last_lean_block(text: str) -> str | None:
 
 
 def _looks_like_lean(code: str) -> bool:
-    return re.search(r"(?m)^\s*(?:theorem|lemma|example|import|open)\b|:=\s*by\b", code) is not None
+    return re.search(r"(?m)^[ \t]*(?:theorem|lemma|example|import|open)\b|:=[ \t\n]*by\b", code) is not None
 
 
 def proof_after_statement(code: str, formal_statement: str) -> str:

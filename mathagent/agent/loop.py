@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mathagent import prompts
-from mathagent.agent import events, mathcheck
+from mathagent.agent import answers, events
 from mathagent.agent.extract import (
     last_lean_block,
     proof_after_statement,
@@ -136,13 +136,16 @@ class Agent:
             result.solution, result.answer = nl.solution, nl.answer
             result.answer_check, result.answer_check_detail = nl.check, nl.check_detail
             result.answer_samples = [s.answer for s in nl.samples]
+            result.sample_texts = [s.text for s in nl.samples]
             if problem.answer is not None:
-                result.reference_match = bool(
-                    nl.answer is not None and mathcheck.same_answer(nl.answer, problem.answer)
+                reference = problem.answer
+                # the winning answer (its best sample), then every sample: as the field scores them
+                judged = await asyncio.to_thread(
+                    lambda: [answers.judge(reference, text) for text in [nl.solution, *result.sample_texts]]
                 )
-                result.sample_matches = [
-                    bool(a is not None and mathcheck.same_answer(a, problem.answer)) for a in result.answer_samples
-                ]
+                result.reference_match = bool(judged[0].match)  # not comparable counts as wrong, as scorers count it
+                result.reference_parsed = judged[0].gold
+                result.sample_matches = [bool(j.match) for j in judged[1:]]
             result.prompt_tokens += nl.prompt_tokens
             result.completion_tokens += nl.completion_tokens
             emit(events.Solved(nl.solution, nl.answer, nl.check, nl.check_detail))
@@ -382,7 +385,7 @@ def statement_from_output(text: str) -> str | None:
     """A theorem statement, up to its `:=`, from an autoformalization output."""
     code = last_lean_block(text) or text
     masked = mask(code)
-    decl = re.search(r"(?m)^\s*(?:theorem|lemma)\s+\S+", masked)
+    decl = re.search(r"(?m)^[ \t]*(?:theorem|lemma)\s+\S+", masked)
     if decl is None:
         return None
     end = statement_end(masked, decl.end())

@@ -1,11 +1,10 @@
 """sympy as an independent second opinion on computational answers.
 
-Two jobs: read an answer the way models write it (LaTeX or plain, numbers,
-fractions, radicals, sets of roots, intervals) and decide whether two answers
-are the same; and, for problems that are plainly computational (evaluate an
-expression, solve a polynomial equation and report its roots, their sum,
-product or count), compute the answer independently. Anything else is "not
-checked": a guess is never reported as a check.
+For problems that are plainly computational (evaluate an expression, solve a
+polynomial equation and report its roots, their sum, product or count),
+compute the answer independently; `answers` (math-verify) then compares it
+with the model's. Anything else is "not checked": a guess is never reported
+as a check. Reading and comparing answers is `answers`' job, not this one's.
 """
 
 from __future__ import annotations
@@ -104,48 +103,6 @@ def normalize(answer: str) -> str:
     return re.sub(r"\s+", " ", s).strip().rstrip(".")
 
 
-_MATH_WORDS = {"pi", "oo", "sqrt", "root", "log", "sin", "cos", "tan", "exp"}
-
-
-def parse_answer(answer: str) -> Any:
-    """A sympy value for an answer: a number/expression, a FiniteSet, an
-    Interval, or None when it cannot be read."""
-    sp = _sympy()
-    text = normalize(answer)
-    text = re.sub(r"^[a-zA-Z]\s*=\s*(?=[^=])", "", text)  # "x = 5" -> "5"
-    unit = re.fullmatch(r"(-?[\d./]+)((?:\s+[a-zA-Z]{2,})+)", text)  # "3.5 meters" -> "3.5"
-    if unit and not set(unit.group(2).split()) & _MATH_WORDS:
-        text = unit.group(1)
-    interval = re.fullmatch(r"([\[(])\s*([^,\[\]()]+|[^,]+)\s*,\s*([^,]+?)\s*([\])])", text)
-    if interval:
-        left, right = _expr(interval.group(2)), _expr(interval.group(3))
-        square = "[" in (interval.group(1), interval.group(4)) or "]" in (interval.group(1), interval.group(4))
-        infinite = any(v is not None and v.is_infinite for v in (left, right))
-        if left is not None and right is not None and (square or infinite):
-            return sp.Interval(left, right, interval.group(1) == "(", interval.group(4) == ")")
-    parts = _split_top_level(text[1:-1] if text[:1] + text[-1:] == "()" else text)
-    parts = [re.sub(r"^[a-zA-Z]\s*=\s*", "", p) for p in parts if p]
-    if len(parts) > 1:
-        values = [_expr(p) for p in parts]
-        if all(v is not None for v in values):
-            return sp.FiniteSet(*values)
-        return None
-    return _expr(text)
-
-
-def _split_top_level(text: str) -> list[str]:
-    """Split a list of answers on `,`, `;`, "or", "and" outside brackets."""
-    parts, depth, start = [], 0, 0
-    for i, c in enumerate(text):
-        depth += {"(": 1, "[": 1, ")": -1, "]": -1}.get(c, 0)
-        if depth == 0 and c in ",;":
-            parts.append(text[start:i])
-            start = i + 1
-    parts.append(text[start:])
-    words = [re.split(r"\s+(?:or|and)\s+", p) for p in parts]
-    return [w.strip() for group in words for w in group if w.strip()]
-
-
 def _expr(text: str) -> Any:
     sp = _sympy()
     from sympy.parsing.sympy_parser import (
@@ -163,42 +120,6 @@ def _expr(text: str) -> Any:
     return value if isinstance(value, sp.Basic) else None
 
 
-def equivalent(a: Any, b: Any) -> bool:
-    """Are two sympy answers the same value (sets element-wise, numbers up to 1e-9)?"""
-    sp = _sympy()
-    if isinstance(a, sp.FiniteSet) or isinstance(b, sp.FiniteSet):
-        sa = a if isinstance(a, sp.FiniteSet) else sp.FiniteSet(a)
-        sb = b if isinstance(b, sp.FiniteSet) else sp.FiniteSet(b)
-        if len(sa) != len(sb):
-            return False
-        remaining = list(sb)
-        for x in sa:
-            match = next((y for y in remaining if equivalent(x, y)), None)
-            if match is None:
-                return False
-            remaining.remove(match)
-        return True
-    if isinstance(a, sp.Interval) or isinstance(b, sp.Interval):
-        return bool(a == b)
-    try:
-        diff = sp.simplify(a - b)
-        if diff == 0:
-            return True
-        value = complex(sp.N(diff, 30))
-        scale = max(1.0, abs(complex(sp.N(b, 30))))
-        return abs(value) <= 1e-9 * scale
-    except (TypeError, ValueError, AttributeError):
-        return False
-
-
-def same_answer(a: str, b: str) -> bool | None:
-    """Do two answer strings agree? None when either cannot be read."""
-    pa, pb = parse_answer(a), parse_answer(b)
-    if pa is None or pb is None:
-        return None
-    return equivalent(pa, pb)
-
-
 # ---------------------------------------------------------------- computing answers
 
 
@@ -214,6 +135,10 @@ class Computed:
         if isinstance(self.value, sp.FiniteSet):
             return "{" + ", ".join(str(v) for v in sorted(self.value, key=sp.default_sort_key)) + "}"
         return str(self.value)
+
+    def latex(self) -> str:
+        """The value as LaTeX, as a reference answer for `answers`."""
+        return str(_sympy().latex(self.value))
 
 
 _MATH = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)", re.S)

@@ -120,9 +120,11 @@ class Result:
     answer_check: AnswerCheck | None = None
     answer_check_detail: str = ""
     reference_answer: str | None = None
+    reference_parsed: str | None = None  # the dataset's answer as the checker read it
     reference_match: bool | None = None  # the answer equals the dataset's answer (None: nothing to compare)
-    answer_samples: list[str | None] = field(default_factory=list)  # each sampled solution's answer
+    answer_samples: list[str | None] = field(default_factory=list)  # each sampled solution's final answer
     sample_matches: list[bool] = field(default_factory=list)  # each sample's answer vs the dataset's
+    sample_texts: list[str] = field(default_factory=list)  # each sampled solution as written (to rescore)
     statement: str | None = None
     statement_source: StatementSource | None = None
     header: str | None = None

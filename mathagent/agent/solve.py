@@ -1,19 +1,20 @@
 """Natural-language solving: sample solutions, vote on the answer, ask sympy.
 
-The result says plainly how far the answer can be trusted: "answer checked"
-only when sympy computed the same value on its own, "answer disagrees" when
-it computed another, "not checked" otherwise.
+Answers are read and compared with `answers` (math-verify). The result says
+plainly how far the answer can be trusted: "answer checked" only when sympy
+computed the same value on its own, "answer disagrees" when it computed
+another, "not checked" otherwise.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from mathagent import prompts
-from mathagent.agent import mathcheck
-from mathagent.agent.extract import final_answer
+from mathagent.agent import answers, mathcheck
 from mathagent.engines.base import Engine, Sample
 from mathagent.vocabulary import AnswerCheck
 
@@ -67,11 +68,9 @@ async def solve(
         overrides.setdefault("temperature", 0.0)  # one answer: take the most likely
     params = replace(template.default_sampling(**overrides), n=samples)
     [outputs] = await engine.generate([template.render(problem=problem)], params)
-    records = [_record(s) for s in outputs]
-    votes = vote([r.answer for r in records])
+    # answer reading runs in checker processes: off the event loop
+    records, votes, best, (check, detail) = await asyncio.to_thread(_judge_samples, problem, outputs)
     winner = votes[0][0] if votes else None
-    best = _best(records, winner)
-    check, detail = check_answer(problem, winner)
     return SolveResult(
         problem=problem,
         solution=best.text if best else "",
@@ -87,57 +86,66 @@ async def solve(
     )
 
 
-def _record(sample: Sample) -> SolutionSample:
+def _judge_samples(
+    problem: str, outputs: list[Sample]
+) -> tuple[list[SolutionSample], list[tuple[str, int]], SolutionSample | None, tuple[AnswerCheck, str]]:
+    """Each sample's answer, the vote, the best sample of the winning answer, sympy's check."""
+    records = [_record(s, answers.extract(s.text)) for s in outputs]
+    given = [r.answer for r in records]
+    homes = answers.groups(given)
+    votes = vote_from_groups(given, homes)
+    top = top_group(homes)
+    pool = [r for r, h in zip(records, homes, strict=True) if top is not None and h == top] or records
+    best = max(pool, key=lambda r: r.mean_logprob if r.mean_logprob is not None else float("-inf")) if pool else None
+    return records, votes, best, check_answer(problem, votes[0][0] if votes else None)
+
+
+def top_group(homes: list[int | None]) -> int | None:
+    """The group with the most votes (ties: the one seen first)."""
+    counts: dict[int, int] = {}
+    for home in homes:
+        if home is not None:
+            counts[home] = counts.get(home, 0) + 1
+    return max(counts, key=lambda h: (counts[h], -h)) if counts else None
+
+
+def _record(sample: Sample, answer: str | None) -> SolutionSample:
     return SolutionSample(
         text=sample.text.strip(),
-        answer=final_answer(sample.text),
+        answer=answer,
         finish_reason=sample.finish_reason,
         completion_tokens=sample.completion_tokens,
         mean_logprob=sample.mean_logprob,
     )
 
 
-def vote(answers: list[str | None]) -> list[tuple[str, int]]:
-    """Group equivalent answers (sympy, else same text) and count them."""
-    groups: list[tuple[str, int]] = []
-    for answer in answers:
-        if answer is None:
-            continue
-        for i, (representative, count) in enumerate(groups):
-            if _same(answer, representative):
-                groups[i] = (representative, count + 1)
-                break
-        else:
-            groups.append((answer, 1))
-    return sorted(groups, key=lambda g: -g[1])
+def vote(answer_list: list[str | None]) -> list[tuple[str, int]]:
+    """Group equivalent answers and count them, most votes first."""
+    return vote_from_groups(answer_list, answers.groups(answer_list))
 
 
-def _same(a: str, b: str) -> bool:
-    if " ".join(a.split()) == " ".join(b.split()):
-        return True
-    return bool(mathcheck.same_answer(a, b))
-
-
-def _best(records: list[SolutionSample], answer: str | None) -> SolutionSample | None:
-    pool = [r for r in records if answer is not None and r.answer is not None and _same(r.answer, answer)] or records
-    if not pool:
-        return None
-    return max(pool, key=lambda r: r.mean_logprob if r.mean_logprob is not None else float("-inf"))
+def vote_from_groups(answer_list: list[str | None], homes: list[int | None]) -> list[tuple[str, int]]:
+    """(representative answer, votes) per group, most votes first (ties: first seen)."""
+    counts: dict[int, int] = {}
+    for home in homes:
+        if home is not None:
+            counts[home] = counts.get(home, 0) + 1
+    return [(answer_list[h] or "", counts[h]) for h in sorted(counts, key=lambda h: (-counts[h], h))]
 
 
 def check_answer(problem: str, answer: str | None) -> tuple[AnswerCheck, str]:
-    """(status, detail) of sympy's independent check of `answer`."""
+    """(status, detail) of sympy's independent check of `answer`, compared
+    through the same equivalence as every other answer."""
     computed = mathcheck.compute(problem)
     if computed is None:
         return AnswerCheck.NOT_CHECKED, "sympy cannot compute this problem on its own"
     if answer is None:
         return AnswerCheck.NOT_CHECKED, f"no final answer found; sympy computed {computed.what} = {computed.show()}"
-    parsed = mathcheck.parse_answer(answer)
-    if parsed is None:
+    agrees = answers.same(computed.latex(), answer)
+    if agrees is None:
         return (
             AnswerCheck.NOT_CHECKED,
-            f"the answer {answer!r} could not be read; sympy computed {computed.what} = {computed.show()}",
+            f"the answer {answer!r} could not be compared; sympy computed {computed.what} = {computed.show()}",
         )
-    if mathcheck.equivalent(parsed, computed.value):
-        return AnswerCheck.CHECKED, f"sympy computed {computed.what} = {computed.show()}"
-    return AnswerCheck.DISAGREES, f"sympy computed {computed.what} = {computed.show()}"
+    status = AnswerCheck.CHECKED if agrees else AnswerCheck.DISAGREES
+    return status, f"sympy computed {computed.what} = {computed.show()}"

@@ -41,7 +41,8 @@ Everything lands in a run folder (default runs/DATASET): settings.json (model, e
 version, header, mathagent version, dataset hash), results.jsonl (one line per problem), summary.json, \
 report.html and plots/. Re-running the same command resumes it.
 
-`mathagent eval compare RUN_A RUN_B` puts two runs side by side. `mathagent eval DATASET --help` lists the \
+`mathagent eval compare RUN_A RUN_B` puts two runs side by side; `mathagent eval rescore RUN` judges a run's answers \
+again with the current checker. `mathagent eval DATASET --help` lists the \
 run's options.
 """
 
@@ -56,7 +57,7 @@ EPILOG = """[bold]Examples[/bold]
 
 class _RunUnlessCompare(TyperGroup):
     """`mathagent eval DATASET ...` runs a benchmark (the `run` subcommand);
-    `mathagent eval compare A B` compares two runs."""
+    `compare` and `rescore` are subcommands of their own."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # a click Context
         if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
@@ -197,3 +198,25 @@ def compare(
     console.print(
         f"[bold]solved only by {run_b}[/bold] ({len(only_b)}): " + (", ".join(only_b) or "-"), highlight=False
     )
+
+
+@app.command(
+    "rescore",
+    help="Judge a finished run's answers again with the current answer checker and rewrite its summary and report "
+    "(old runs upgrade without generating anything again).",
+)
+def rescore(
+    run: Path = typer.Argument(..., help="A run folder (runs/DATASET).", show_default=False),
+    json_out: bool = typer.Option(False, "--json", help="Print summary.json instead of the table."),
+) -> None:
+    from mathagent.eval import report
+    from mathagent.eval import run as evalrun
+
+    changed = evalrun.rescore(run)
+    m = evalrun.finish(run)
+    if json_out:
+        typer.echo(json.dumps(m.to_dict(), indent=2))
+        return
+    console = Console()
+    console.print(report.terminal_table(m, f"{run} · rescored"))
+    console.print(f"{changed} result(s) changed; report: {run / evalrun.REPORT}", highlight=False)

@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from mathagent import __version__
+from mathagent.agent import answers
 from mathagent.agent.loop import Budget
 from mathagent.agent.records import Result
+from mathagent.agent.solve import top_group, vote_from_groups
 from mathagent.errors import InputError
 from mathagent.eval import report
 from mathagent.eval.datasets import Dataset
 from mathagent.eval.metrics import Metrics, summarize
+from mathagent.jsonl import dumps
 from mathagent.verify.toolchain import LeanToolchain
 
 RESULTS = "results.jsonl"
@@ -82,6 +86,46 @@ def load_results(run_dir: Path) -> list[Result]:
         except (ValueError, TypeError, AttributeError):
             continue  # a torn last line (the next resume cuts it off), or not a result
     return results
+
+
+def rescore(run_dir: Path) -> int:
+    """Judge every word problem of a finished run again with the current answer
+    checker, rewriting its results in place; the number of results changed.
+
+    Runs that recorded each sample's text are re-read from it; older ones are
+    judged on the answers they recorded."""
+    path = run_dir / RESULTS
+    results = load_results(run_dir)
+    changed = 0
+    for result in results:
+        if result.reference_answer is None or result.formal:
+            continue
+        before = (result.answer, result.reference_match, list(result.sample_matches))
+        _rejudge(result, result.reference_answer)
+        changed += before != (result.answer, result.reference_match, result.sample_matches)
+    tmp = path.with_name(path.name + ".rescore")
+    tmp.write_text("".join(dumps(r.to_dict()) + "\n" for r in results), encoding="utf-8")
+    os.replace(tmp, path)
+    return changed
+
+
+def _rejudge(result: Result, reference: str) -> None:
+    if result.sample_texts:
+        texts = result.sample_texts
+        extracted = [answers.extract(t) for t in texts]
+        homes = answers.groups(extracted)
+        votes = vote_from_groups(extracted, homes)
+        top = top_group(homes)
+        result.answer = votes[0][0] if votes else None
+        result.answer_samples = extracted
+        winner_text = texts[top] if top is not None else (result.solution or "")
+    else:  # recorded before sample texts were kept: judge the recorded answers
+        texts = [f"\\boxed{{{a}}}" if a is not None else "" for a in result.answer_samples]
+        winner_text = result.solution or (f"\\boxed{{{result.answer}}}" if result.answer is not None else "")
+    judged = [answers.judge(reference, text) for text in [winner_text, *texts]]
+    result.reference_match = bool(judged[0].match)
+    result.reference_parsed = judged[0].gold
+    result.sample_matches = [bool(j.match) for j in judged[1:]]
 
 
 def finish(run_dir: Path) -> Metrics:
