@@ -36,6 +36,7 @@ CATEGORIES = (
     "expressions",
     "gsm8k",
     "multiple_choice",
+    "lean_restated",
     "no_answer",
 )
 

@@ -91,6 +91,11 @@ _SENTENCE_END = re.compile(r"[.!?。]\s*$|[)\]}$]\s*$")
 _NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?")
 _RELATION_LIST = re.compile(r"\b[a-z]\s*=\s*-?[\w./^{}]+(?:\s*(?:,|or|and)\s*[a-z]\s*=\s*-?[\w./^{}]+)+")
 _DECIMAL_COMMA = re.compile(r"-?\d+,\d{2}")  # 1000,99: two digits after a comma are never a thousands group
+_CODE_BLOCK = re.compile(r"```.*?(?:```|\Z)", re.S)
+_LEAN_DECLARATION = re.compile(r"\b(?:theorem|lemma|example)\b")
+_LEAN_ASCRIPTION = re.compile(r"\(\s*([^():]+?)\s*:\s*[ℕℤℚℝℂ]\s*\)")
+_LEAN_SQRT = re.compile(r"(?:Real\.sqrt|√)\s*(\([^()]*\)|[\w.]+)")
+_LEAN_OPENERS, _LEAN_CLOSERS = "([{⟨", ")]}⟩"
 _TOTAL_WORDS = re.compile(r"\b(?:in total|total|altogether|in all|overall)\b", re.I)
 
 
@@ -145,12 +150,47 @@ def _plain_answer(tail: str) -> str | None:
     return _NUMBER.findall(last)[-1].replace(",", "")
 
 
+def _lean_conclusion(code: str) -> str | None:
+    """The value a restated Lean theorem ends on: `theorem t (h : ...) : x = 3 := ...` gives `3`."""
+    found = list(_LEAN_DECLARATION.finditer(code))
+    if not found:
+        return None
+    start = found[-1].end()
+    end = code.find(":=", start)
+    statement = code[start : end if end >= 0 else len(code)]
+    depth, colon = 0, -1
+    for i, char in enumerate(statement):  # the conclusion follows the last colon outside the binders
+        if char in _LEAN_OPENERS:
+            depth += 1
+        elif char in _LEAN_CLOSERS:
+            depth = max(0, depth - 1)
+        elif char == ":" and depth == 0:
+            colon = i
+    conclusion = statement[colon + 1 :]
+    equals = [
+        i for i, char in enumerate(conclusion) if char == "=" and conclusion[i - 1 : i] not in ("<", ">", "!", "=")
+    ]
+    if colon < 0 or not equals:
+        return None
+    value = _LEAN_ASCRIPTION.sub(r"(\1)", conclusion[equals[-1] + 1 :].strip())
+    value = _LEAN_SQRT.sub(lambda m: "\\sqrt{" + m.group(1).removeprefix("(").removesuffix(")") + "}", value)
+    return value.replace("Real.pi", "\\pi").replace("π", "\\pi").replace("*", "\\cdot ")
+
+
 def parse_output(output: str) -> list[Any]:
     """The final answer of a model's output, parsed ([] when there is none)."""
     tail = output[-OUTPUT_TAIL_CHARS:]
     cut = _NEXT_QUESTION.search(tail)
     if cut and cut.start() > 0:
         tail = tail[: cut.start()]  # a base model went on to write the next few-shot question
+    blocks = [m.group() for m in _CODE_BLOCK.finditer(tail)]
+    if blocks:  # a Lean restatement after the solution: the prose answers first, else the theorem
+        found = _parse_text(_CODE_BLOCK.sub("\n", tail))
+        return found or _parse_plain(_lean_conclusion(blocks[-1]))
+    return _parse_text(tail)
+
+
+def _parse_text(tail: str) -> list[Any]:
     tail = _rewrite(tail)
     hashes = tail.rfind("####")
     if hashes >= 0:  # GSM8K's own answer line, which models trained on it write too
