@@ -3,17 +3,27 @@
 Precedence, highest first: command-line flags, environment variables
 (`MATHAGENT_*`), `./mathagent.toml`, then `mathagent.toml` in the user config
 folder. Nothing is read at import time.
+
+Every value is checked in one place, the fields of `Settings` (type, range,
+and the words an error uses for them). Each source is checked on its own, so
+that the one-line `ConfigError` names where the bad value came from: the file
+and key, the environment variable, or the setting a flag sets.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import sys
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit
 
 import platformdirs
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from mathagent.errors import ConfigError
 
@@ -23,40 +33,102 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 CONFIG_NAME = "mathagent.toml"
-ENGINES = ("auto", "vllm", "openai")
+EngineKind = Literal["auto", "torch", "vllm", "openai"]
+ENGINES: tuple[str, ...] = get_args(EngineKind)
+MAX_WORKERS = 1024  # each worker is a Lean process; more than this is a typo, not a machine
+MAX_SECONDS = 86400.0  # one day: longer is a typo (and a negative or zero limit fails every check)
+MIN_MEMORY_MB = 256  # a prelude-only Lean needs about 100 MB to start; Mathlib needs gigabytes
+
+# A dotted Lean name as `#print axioms` writes it: parts are identifiers (not starting with a digit) or «quoted»
+_LEAN_NAME = re.compile(r"(?:«[^»]+»|[^\W\d][\w'!?]*)(?:\.(?:«[^»]+»|[^\W\d][\w'!?]*|\d+))*")
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Everything a command needs to know about where things are and limits."""
+def _lean_name(value: str) -> str:
+    if not _LEAN_NAME.fullmatch(value):
+        raise ValueError("not a Lean name")
+    return value
 
-    lean: Path | None = None  # explicit Lean binary
-    lean_origin: str = ""  # where `lean` came from, for messages
-    project: Path | None = None  # the Lake project to take `lake env` and the header from
-    workers: int = field(default_factory=lambda: usable_cores())
-    timeout_s: float = 60.0
-    memory_mb: int = 8192
-    max_bytes: int = 1024 * 1024
-    allow_axioms: tuple[str, ...] = ()
-    allow_native: bool = False
-    use_cache: bool = True
-    sandbox: str = "auto"  # auto | bwrap | none
-    pool: str | None = None  # cold | warm; None: each command's default
-    cache_dir: Path = field(default_factory=lambda: Path(platformdirs.user_cache_dir("mathagent")))
-    config_files: tuple[Path, ...] = ()
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in value):
+        raise ValueError("not an http(s) URL")
+    return value
+
+
+def _seconds(default: float) -> Any:
+    # typed Any, like Field itself, so that type checkers still see a default on the field
+    return Field(
+        default=default, gt=0, le=MAX_SECONDS, description=f"a number of seconds above 0 and at most {MAX_SECONDS:g}"
+    )
+
+
+_COUNT = "an integer >= 1"
+_FLAG = "true or false"
+
+
+class Settings(BaseModel):
+    """Everything a command needs to know about where things are and limits.
+
+    Immutable; `with_overrides` returns a checked copy. The `description` of a
+    field is the allowed range as error messages state it.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    lean: Path | None = Field(default=None, description="a path")  # explicit Lean binary
+    lean_origin: str = Field(default="", description="a string")  # where `lean` came from, for messages
+    # the Lake project to take `lake env` and the header from
+    project: Path | None = Field(default=None, description="a path")
+    workers: int = Field(
+        default_factory=lambda: min(usable_cores(), MAX_WORKERS),
+        ge=1,
+        le=MAX_WORKERS,
+        description=f"an integer from 1 to {MAX_WORKERS}",
+    )
+    timeout_s: float = _seconds(60.0)
+    memory_mb: int = Field(
+        default=8192, ge=MIN_MEMORY_MB, description=f"a whole number of megabytes >= {MIN_MEMORY_MB}"
+    )
+    max_bytes: int = Field(default=1024 * 1024, ge=1, description=_COUNT)
+    allow_axioms: tuple[Annotated[str, AfterValidator(_lean_name)], ...] = Field(
+        default=(), description='a list of Lean names, e.g. ["Classical.choice"]'
+    )
+    allow_native: bool = Field(default=False, description=_FLAG)
+    use_cache: bool = Field(default=True, description=_FLAG)
+    sandbox: Literal["auto", "bwrap", "none"] = Field(default="auto", description="one of auto, bwrap, none")
+    # None: each command's default (verify cold, the others warm)
+    pool: Literal["cold", "warm"] | None = Field(default=None, description="one of cold, warm")
+    cache_dir: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_cache_dir("mathagent")), description="a path"
+    )
+    config_files: tuple[Path, ...] = Field(default=(), description="a list of paths")
     # the model
-    engine: str = "auto"  # auto | vllm | openai
-    model: str | None = None  # hub id, short InternLM2-Math name, or local folder
-    base_url: str | None = None  # OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1
-    api_key: str | None = None
-    tensor_parallel_size: int = 1
-    max_model_len: int | None = None
-    engine_timeout_s: float = 300.0
-    concurrency: int = 16
+    engine: EngineKind = Field(default="auto", description=f"one of {', '.join(ENGINES)}")
+    # hub id, short InternLM2-Math name, or local folder
+    model: str | None = Field(default=None, min_length=1, description="a model name or folder (a non-empty string)")
+    base_url: Annotated[str, AfterValidator(_http_url)] | None = Field(
+        default=None, description="an http(s) URL, e.g. http://127.0.0.1:8000/v1"
+    )
+    api_key: str | None = Field(default=None, description="a string")
+    tensor_parallel_size: int = Field(default=1, ge=1, description=_COUNT)
+    max_model_len: int | None = Field(default=None, ge=1, description=_COUNT)
+    engine_timeout_s: float = _seconds(300.0)
+    concurrency: int = Field(default=16, ge=1, description=_COUNT)
 
     def with_overrides(self, **changes: Any) -> Settings:
-        """A copy with the given fields replaced; `None` values are ignored."""
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+        """A checked copy with the given fields replaced; `None` values are ignored."""
+        given = {k: v for k, v in changes.items() if v is not None}
+        return _checked(self, given, where="", name=lambda attr: attr, strict=False)
+
+
+def allowed(field: str, value: object) -> str | None:
+    """None if `value` may go in Settings field `field`, else its allowed range in words (for checking flags)."""
+    try:
+        Settings().with_overrides(**{field: value})
+    except ConfigError:
+        return Settings.model_fields[field].description
+    return None
 
 
 def usable_cores() -> int:
@@ -71,107 +143,200 @@ def user_config_dir() -> Path:
     return Path(platformdirs.user_config_dir("mathagent"))
 
 
-def load_settings(cwd: Path | None = None, env: dict[str, str] | None = None) -> Settings:
+def load_settings(cwd: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Settings from config files and environment (flags are applied by the caller)."""
     cwd = cwd or Path.cwd()
-    env = dict(os.environ) if env is None else env
+    env = os.environ if env is None else env
     settings = Settings()
     files = [p for p in (user_config_dir() / CONFIG_NAME, cwd / CONFIG_NAME) if p.is_file()]
     for path in files:  # later files win: the working directory beats the user folder
         settings = _apply_file(settings, path)
-    settings = replace(settings, config_files=tuple(files))
+    settings = settings.with_overrides(config_files=tuple(files))
     return _apply_env(settings, env)
 
 
+# ------------------------------------------------------------------ mathagent.toml
+
+# Each table of mathagent.toml: its keys and the Settings field each one sets.
+# A new table ([serve], [cluster]) is one entry here plus its fields on Settings.
+FILE_TABLES: dict[str, dict[str, str]] = {
+    "lean": {"path": "lean", "project": "project"},
+    "verify": {
+        "workers": "workers",
+        "timeout": "timeout_s",
+        "memory_mb": "memory_mb",
+        "max_bytes": "max_bytes",
+        "allow_axioms": "allow_axioms",
+        "allow_native": "allow_native",
+        "cache": "use_cache",
+        "sandbox": "sandbox",
+        "pool": "pool",
+    },
+    "engine": {
+        "kind": "engine",
+        "model": "model",
+        "base_url": "base_url",
+        "api_key": "api_key",
+        "tensor_parallel_size": "tensor_parallel_size",
+        "max_model_len": "max_model_len",
+        "timeout": "engine_timeout_s",
+        "concurrency": "concurrency",
+    },
+}
+_PATHS = ("lean", "project")  # fields that are paths: relative ones are relative to the file's folder
+
+
 def _apply_file(settings: Settings, path: Path) -> Settings:
+    where = f"config file {path}: "
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-    lean = data.get("lean", {})
-    verify = data.get("verify", {})
-    if not isinstance(lean, dict) or not isinstance(verify, dict):
-        raise ConfigError(f"config file {path}: `[lean]` and `[verify]` must be tables")
     changes: dict[str, Any] = {}
-    base = path.parent
-    if "path" in lean:
-        changes["lean"] = _path(base, lean["path"], path, "lean.path")
+    keys: dict[str, str] = {}  # field -> "table.key", for messages
+    written: dict[str, object] = {}  # field -> the value as the file has it, for messages
+    for table, values in data.items():
+        if table not in FILE_TABLES:
+            raise ConfigError(where + _unknown_table(table, values))
+        if not isinstance(values, dict):
+            raise ConfigError(f"{where}{table} must be a table ([{table}]), not a value")
+        for key, value in values.items():
+            known = FILE_TABLES[table]
+            if key not in known:
+                raise ConfigError(where + _unknown_key(table, key))
+            attr = known[key]
+            keys[attr] = f"{table}.{key}"
+            written[attr] = value
+            changes[attr] = _from_toml(attr, value, path.parent)
+    if "lean" in changes:
         changes["lean_origin"] = f"config file {path}"
-    if "project" in lean:
-        changes["project"] = _path(base, lean["project"], path, "lean.project")
-    for key, attr, kind in (
-        ("workers", "workers", int),
-        ("timeout", "timeout_s", float),
-        ("memory_mb", "memory_mb", int),
-        ("max_bytes", "max_bytes", int),
-        ("allow_native", "allow_native", bool),
-        ("cache", "use_cache", bool),
-        ("sandbox", "sandbox", str),
-        ("pool", "pool", str),
-    ):
-        if key in verify:
-            changes[attr] = _typed(verify[key], kind, path, f"verify.{key}")
-    if changes.get("sandbox", "auto") not in ("auto", "bwrap", "none"):
-        raise ConfigError(f"config file {path}: `verify.sandbox` must be auto, bwrap or none")
-    if changes.get("pool", "cold") not in ("cold", "warm"):
-        raise ConfigError(f"config file {path}: `verify.pool` must be cold or warm")
-    engine = data.get("engine", {})
-    if not isinstance(engine, dict):
-        raise ConfigError(f"config file {path}: `[engine]` must be a table")
-    for key, attr, kind in (
-        ("kind", "engine", str),
-        ("model", "model", str),
-        ("base_url", "base_url", str),
-        ("api_key", "api_key", str),
-        ("tensor_parallel_size", "tensor_parallel_size", int),
-        ("max_model_len", "max_model_len", int),
-        ("timeout", "engine_timeout_s", float),
-        ("concurrency", "concurrency", int),
-    ):
-        if key in engine:
-            changes[attr] = _typed(engine[key], kind, path, f"engine.{key}")
-    if changes.get("engine", "auto") not in ENGINES:
-        raise ConfigError(f"config file {path}: `engine.kind` must be one of {', '.join(ENGINES)}")
-    if "allow_axioms" in verify:
-        axioms = verify["allow_axioms"]
-        if not isinstance(axioms, list) or not all(isinstance(a, str) for a in axioms):
-            raise ConfigError(f"config file {path}: `verify.allow_axioms` must be a list of names")
-        changes["allow_axioms"] = tuple(axioms)
-    return replace(settings, **changes)
+    # strict: TOML has types, so "5" for a number or 1 for true is a mistake, not a spelling
+    return _checked(settings, changes, where=where, name=lambda attr: keys.get(attr, attr), strict=True, shown=written)
 
 
-def _apply_env(settings: Settings, env: dict[str, str]) -> Settings:
-    changes: dict[str, Any] = {}
-    if env.get("MATHAGENT_LEAN"):
-        changes["lean"] = Path(env["MATHAGENT_LEAN"]).expanduser()
-        changes["lean_origin"] = "MATHAGENT_LEAN"
-    if env.get("MATHAGENT_PROJECT"):
-        changes["project"] = Path(env["MATHAGENT_PROJECT"]).expanduser()
-    for var, attr in (("MATHAGENT_ENGINE", "engine"), ("MATHAGENT_MODEL", "model"), ("MATHAGENT_BASE_URL", "base_url")):
-        if env.get(var):
-            changes[attr] = env[var]
-    if changes.get("engine", "auto") not in ENGINES:
-        raise ConfigError(f"MATHAGENT_ENGINE must be one of {', '.join(ENGINES)}")
-    api_key = env.get("MATHAGENT_API_KEY") or env.get("OPENAI_API_KEY")
-    if api_key:
-        changes["api_key"] = api_key
-    if env.get("MATHAGENT_CACHE_DIR"):
-        changes["cache_dir"] = Path(env["MATHAGENT_CACHE_DIR"]).expanduser()
-    return replace(settings, **changes)
-
-
-def _path(base: Path, value: object, source: Path, key: str) -> Path:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"config file {source}: `{key}` must be a path")
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else base / path
-
-
-def _typed(value: object, kind: type, source: Path, key: str) -> Any:
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-        raise ConfigError(f"config file {source}: `{key}` must be {kind.__name__}, got {value!r}")
+def _from_toml(attr: str, value: object, base: Path) -> object:
+    """A TOML value in the Python type its field takes; anything else is left for the check to reject."""
+    if attr in _PATHS and isinstance(value, str) and value:
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else base / path
+    if isinstance(value, list):
+        return tuple(value)
     return value
+
+
+def _unknown_table(table: str, value: object) -> str:
+    tables = ", ".join(f"[{t}]" for t in FILE_TABLES)
+    if not isinstance(value, dict):
+        return f"unknown key {table} (settings go in the tables {tables})"
+    return f"unknown table [{table}]{_did_you_mean(table, FILE_TABLES, '[{}]')} (known tables: {tables})"
+
+
+def _unknown_key(table: str, key: str) -> str:
+    known = FILE_TABLES[table]
+    return (
+        f"unknown key {table}.{key}{_did_you_mean(key, known, table + '.{}')} "
+        f"(known keys in [{table}]: {', '.join(known)})"
+    )
+
+
+def _did_you_mean(word: str, choices: Mapping[str, object], form: str) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f"; did you mean {form.format(close[0])}?" if close else ""
+
+
+# ------------------------------------------------------------------ environment
+
+
+class _Environment(BaseSettings):
+    """The `MATHAGENT_*` variables as text: pydantic-settings finds them, `Settings` checks them."""
+
+    model_config = SettingsConfigDict(env_prefix="MATHAGENT_", extra="ignore")
+
+    lean: str | None = None
+    project: str | None = None
+    cache_dir: str | None = None
+    workers: str | None = None
+    timeout_s: str | None = Field(default=None, validation_alias="MATHAGENT_TIMEOUT")
+    memory_mb: str | None = None
+    sandbox: str | None = None
+    engine: str | None = None
+    model: str | None = None
+    base_url: str | None = None
+    api_key: str | None = Field(default=None, validation_alias=AliasChoices("MATHAGENT_API_KEY", "OPENAI_API_KEY"))
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # only what `_read_env` passes in: `load_settings(env=...)` must not see os.environ
+        return (init_settings,)
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping instead of os.environ."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        # case-insensitive like the default source; an empty variable counts as unset
+        return {k.lower(): v for k, v in self._environ.items() if v}
+
+
+def _env_name(attr: str) -> str:
+    alias = _Environment.model_fields[attr].validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return alias if isinstance(alias, str) else f"MATHAGENT_{attr.upper()}"
+
+
+def _apply_env(settings: Settings, env: Mapping[str, str]) -> Settings:
+    found = _Environment(**_MappingEnvSource(_Environment, env)())
+    changes: dict[str, Any] = found.model_dump(exclude_none=True)
+    for attr in ("lean", "project", "cache_dir"):
+        if attr in changes:
+            changes[attr] = Path(changes[attr]).expanduser()
+    if "lean" in changes:
+        changes["lean_origin"] = "MATHAGENT_LEAN"
+    # lax: environment values are text, so "4" is the number 4
+    return _checked(settings, changes, where="", name=_env_name, strict=False)
+
+
+# ------------------------------------------------------------------ checking
+
+
+def _checked(
+    settings: Settings,
+    changes: dict[str, Any],
+    *,
+    where: str,
+    name: Callable[[str], str],
+    strict: bool,
+    shown: Mapping[str, object] | None = None,
+) -> Settings:
+    """`settings` with `changes`, all fields checked; a bad change is a one-line ConfigError naming its source.
+
+    `shown` holds values as the user wrote them, where that differs from `changes`.
+    """
+    try:
+        return Settings.model_validate({**dict(settings), **changes}, strict=strict)
+    except ValidationError as exc:
+        raise ConfigError(where + _one_line(exc, {**changes, **(shown or {})}, name)) from exc
+
+
+def _one_line(exc: ValidationError, changes: Mapping[str, Any], name: Callable[[str], str]) -> str:
+    """pydantic's report (many lines, its own words) as one line in ours, about the first problem."""
+    error = exc.errors()[0]
+    attr = str(error["loc"][0]) if error["loc"] else ""
+    if error["type"] == "extra_forbidden":
+        return f"unknown setting {attr}"
+    rule = Settings.model_fields[attr].description if attr in Settings.model_fields else error["msg"]
+    return f"{name(attr)} must be {rule} (got {changes.get(attr, error['input'])!r})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -13,12 +14,14 @@ from mathagent.cli import (
     chat,
     doctor_cmd,
     eval_cmd,
+    help_format,
     lean_cmd,
     model_cmd,
     solve_cmd,
     verify_cmd,
 )
 from mathagent.cli.common import state
+from mathagent.engines import enginelog
 from mathagent.errors import MathAgentError
 
 app = typer.Typer(
@@ -27,7 +30,8 @@ app = typer.Typer(
         "Math answers you can trust because Lean checked them.\n\n"
         "Start with [bold]mathagent doctor[/bold] to see what this machine can do. Then "
         '[bold]mathagent solve "What is 2+3?"[/bold] for an answer, or '
-        "[bold]mathagent verify proof.lean[/bold] / [bold]--input tasks.jsonl[/bold] to check Lean proofs."
+        "[bold]mathagent verify FILE.lean[/bold] / [bold]--input TASKS.jsonl[/bold] to check Lean proofs "
+        "(examples/ in the repository has some to try)."
     ),
     no_args_is_help=True,
     rich_markup_mode="rich",
@@ -52,21 +56,32 @@ app.add_typer(model_cmd.app, name="model")
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors."),
+    verbose: bool = typer.Option(
+        False,
+        "--verbose",
+        "-v",
+        help="Show the model engine's own logs (vLLM, torch) on the terminal; otherwise they go to "
+        "logs/engine.log in the cache folder.",
+    ),
 ) -> None:
     state.debug = debug
+    if verbose:
+        os.environ[enginelog.VERBOSE_ENV] = "1"  # read where engines start, in this process and its children
 
 
 def main() -> None:
     """Console-script entry point: run the app, turning known errors into messages."""
+    help_format.tidy()
     try:
         app()
     except MathAgentError as exc:
         if state.debug:
             raise
         err = Console(stderr=True)
-        err.print(f"[bold red]error:[/bold red] {escape(exc.message)}", highlight=False)
+        # soft_wrap: one message is one line, even piped (rich would break it at 80 columns)
+        err.print(f"[bold red]error:[/bold red] {escape(exc.message)}", highlight=False, soft_wrap=True)
         if exc.hint:
-            err.print(f"[dim]fix:[/dim] {escape(exc.hint)}", highlight=False)
+            err.print(f"[dim]fix:[/dim] {escape(exc.hint)}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         Console(stderr=True).print("[yellow]interrupted[/yellow]")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from mathagent.config import Settings, load_settings
+from mathagent.config import ENGINES, MAX_WORKERS, Settings, allowed, load_settings, usable_cores
 from mathagent.errors import InputError
 from mathagent.project import default_header, find_project
 from mathagent.verify.verifier import VerifyOptions
@@ -51,15 +52,38 @@ def settings_from_flags(
     return settings, find_project(Path.cwd(), settings.project)
 
 
+def settings_rule(field: str) -> Callable[[Any], Any]:
+    """A typer callback holding a flag to the range its Settings field allows in files and env too."""
+
+    def check(value: Any) -> Any:
+        if value is not None and (rule := allowed(field, value)) is not None:
+            raise typer.BadParameter(f"must be {rule} (got {value!r})")
+        return value
+
+    return check
+
+
 # Options several commands share, declared once.
-EngineOpt = Annotated[str | None, typer.Option("--engine", help="auto | vllm | openai", show_default=False)]
+EngineOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        help="auto | torch (a small model on the CPU, starts in seconds) | vllm | openai (a server at --base-url)",
+        show_default=False,
+    ),
+]
 ModelOpt = Annotated[
     str | None,
     typer.Option("--model", "-m", help="Model: hub id, short InternLM2-Math name or local folder.", show_default=False),
 ]
 BaseUrlOpt = Annotated[
     str | None,
-    typer.Option("--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1", show_default=False),
+    typer.Option(
+        "--base-url",
+        help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1",
+        show_default=False,
+        callback=settings_rule("base_url"),
+    ),
 ]
 ApiKeyOpt = Annotated[
     str | None, typer.Option("--api-key", help="API key for --base-url (also MATHAGENT_API_KEY).", show_default=False)
@@ -112,19 +136,45 @@ Mathlib).  \\[default: cold]",
 WorkersOpt = Annotated[
     int | None,
     typer.Option(
-        "--workers", "-j", min=1, help="Lean processes at once.  \\[default: number of cores]", show_default=False
+        "--workers",
+        "-j",
+        min=1,
+        max=MAX_WORKERS,
+        help=f"Lean processes at once.  \\[default: all usable cores ({usable_cores()})]",
+        show_default=False,
     ),
 ]
+
+
+def need_file(path: Path, *, kind: str, hint: str, directory_hint: str | None = None) -> None:
+    """Raise InputError unless `path` is a file, saying whether it is missing or
+    a directory; `kind` names the file expected ("a JSONL file of tasks")."""
+    if path.is_file():
+        return
+    if path.is_dir():
+        raise InputError(f"{path} is a directory, not {kind}", hint=directory_hint or hint)
+    if path.exists():
+        raise InputError(f"{path} is not a regular file, not {kind}", hint=hint)
+    raise InputError(f"no such file: {path}", hint=hint)
 
 
 def read_header(header_file: Path | None, project: Path | None) -> str:
     """The header text from `--header-file`, else the Lake project's default."""
     if header_file is None:
         return default_header(project)
+    hint = "--header-file takes a Lean file holding the header, e.g. examples/prelude_header.lean"
+    need_file(header_file, kind="a Lean header file", hint=hint)
     try:
-        return header_file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read header file {header_file}: {exc}") from exc
+        data = header_file.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read header file {header_file}: {exc.strerror or exc}", hint=hint) from exc
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"header file {header_file} is not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start})",
+            hint=hint,
+        ) from exc
 
 
 def check_pool(pool: str | None) -> None:
@@ -133,5 +183,5 @@ def check_pool(pool: str | None) -> None:
 
 
 def check_engine(engine: str | None) -> None:
-    if engine is not None and engine not in ("auto", "vllm", "openai"):
-        raise typer.BadParameter("must be auto, vllm or openai", param_hint="--engine")
+    if engine is not None and engine not in ENGINES:
+        raise typer.BadParameter(f"must be one of {', '.join(ENGINES)} (got {engine!r})", param_hint="--engine")
