@@ -10,7 +10,7 @@ import socket
 import subprocess
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mathagent.errors import SetupError
@@ -27,13 +27,27 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Missing:
+    """A precondition setup needs and does not have, and how to get it."""
+
+    what: str
+    fix: str
+
+
+@dataclass(frozen=True)
 class Plan:
     project: Path
     steps: list[Step]
+    missing: list[Missing] = field(default_factory=list)  # only on a dry run: a real one raises instead
 
 
-def plan(project: Path | None) -> Plan:
-    """The commands setup will run, after checking it can run them."""
+def plan(project: Path | None, *, dry_run: bool = False) -> Plan:
+    """The commands setup will run, after checking it can run them.
+
+    Raises SetupError at the first missing precondition (elan, network), so
+    nothing is half done; a dry run instead checks them all and returns them
+    in `missing`, with the commands it would run.
+    """
     if project is None or not (project / "lakefile.lean").is_file():
         raise SetupError(
             "no Lake project to set up (no lakefile.lean here or above)",
@@ -43,23 +57,31 @@ def plan(project: Path | None) -> Plan:
     if not pin_file.is_file():
         raise SetupError(f"{pin_file} is missing: it names the Lean release to install")
     pin = pin_file.read_text(encoding="utf-8").strip()
+    missing: list[Missing] = []
+
+    def lacking(what: str, fix: str) -> None:
+        if not dry_run:
+            raise SetupError(what, hint=fix)
+        missing.append(Missing(what, fix))
+
     elan = find_tool("elan")
     if elan is None:
-        raise SetupError("elan (the Lean toolchain manager) is not installed", hint=f"install it with: {ELAN_INSTALL}")
+        lacking("elan (the Lean toolchain manager) is not installed", f"install it with: {ELAN_INSTALL}")
     unreachable = [f"{host}:{port}" for host, port in _HOSTS if not reachable(host, port)]
     if unreachable:
-        raise SetupError(
+        lacking(
             f"no network: cannot reach {', '.join(unreachable)}; setup downloads Lean {pin} and Mathlib's build cache",
-            hint="run it on a machine with internet access, or point mathagent at an existing Lean with --lean PATH",
+            "run it on a machine with internet access, or point mathagent at an existing Lean with --lean PATH",
         )
-    lake = find_tool("lake") or elan.parent / "lake"
+    lake = find_tool("lake") or (elan.parent / "lake" if elan else Path("lake"))
     return Plan(
         project=project,
         steps=[
-            Step(f"install {pin}", [str(elan), "toolchain", "install", pin]),
+            Step(f"install {pin}", [str(elan or "elan"), "toolchain", "install", pin]),
             Step("download Mathlib's build cache", [str(lake), "exe", "cache", "get"]),
             Step("build the header module", [str(lake), "build", "MathAgent"]),
         ],
+        missing=missing,
     )
 
 

@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from mathagent.cli.common import settings_from_flags
 from mathagent.engines import embedded, select
+from mathagent.errors import MathAgentError
 
 app = typer.Typer(help="Show which model mathagent uses; prepare the embedded CPU model.", no_args_is_help=True)
 
@@ -20,7 +21,25 @@ def pull() -> None:
     so the first `mathagent solve` on a CPU does not wait for it."""
     settings, _ = settings_from_flags()
     console = Console(stderr=True)
-    folder = embedded.prepare(settings.cache_dir, lambda m: console.print(f"[dim]{escape(m)}[/dim]"))
+    if embedded.is_ready(settings.cache_dir):
+        folder = embedded.model_dir(settings.cache_dir)
+        console.print(
+            f"{embedded.MODEL_NAME} is already there, in {escape(str(folder))}: nothing to download", highlight=False
+        )
+    else:
+        folder = embedded.prepare(settings.cache_dir, lambda m: console.print(f"[dim]{escape(m)}[/dim]"))
+        console.print(f"[green]ready:[/green] {embedded.MODEL_NAME}, in {escape(str(folder))}", highlight=False)
+    try:
+        choice = select.choose(settings)
+    except MathAgentError:
+        choice = None
+    if choice is not None and not choice.embedded:
+        # `pull` prepares the embedded model only; say so when solve would use another one
+        console.print(
+            f"[dim]note: solve here uses {escape(choice.describe())} ({escape(choice.why)}), not the embedded "
+            "model; vLLM downloads a hub model itself on first use, into the Hugging Face cache[/dim]",
+            highlight=False,
+        )
     typer.echo(str(folder))
 
 

@@ -11,6 +11,7 @@ from typing import IO
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from mathagent.cli.common import (
     HeaderFileOpt,
@@ -19,17 +20,20 @@ from mathagent.cli.common import (
     VerifyPoolOpt,
     WorkersOpt,
     check_pool,
+    need_file,
     read_header,
     settings_from_flags,
+    settings_rule,
     verify_options,
 )
 from mathagent.cli.render import progress_bar, verdict_table, verify_summary
+from mathagent.config import MAX_SECONDS, MIN_MEMORY_MB
 from mathagent.errors import InputError
 from mathagent.verify import verdict as codes
 from mathagent.verify.tasks import BadRow, VerifyTask, read_jsonl, read_lean_file
 from mathagent.verify.toolchain import LeanToolchain, find_lean
 from mathagent.verify.verdict import Verdict, VerdictKind
-from mathagent.verify.verifier import Verifier, VerifyOptions
+from mathagent.verify.verifier import PRELUDE_HINT, Verifier, VerifyOptions
 
 HELP = """Check Lean proofs and say which are [bold]verified[/bold].
 
@@ -44,10 +48,12 @@ Exit status: 0 all verified, 1 some not, 2 usage or set-up error.
 
 EPILOG = """[bold]Examples[/bold]
 
-  mathagent verify examples/two_plus_two.lean               [dim]# every declaration in the file[/dim]
-  mathagent verify -i examples/tasks.jsonl -o results.jsonl [dim]# rows: id, header, formal_statement, proof | \
-full_code[/dim]
-  mathagent verify -i tasks.jsonl --json | jq .verdict      [dim]# one JSON object per input[/dim]
+  mathagent verify examples/two_plus_two.lean   [dim]# every declaration in the file[/dim]
+  mathagent verify -i examples/tasks.jsonl --header-file examples/prelude_header.lean -o runs/results.jsonl
+  mathagent verify -i examples/tasks.jsonl --header-file examples/prelude_header.lean --json | jq .verdict
+
+[dim]--input rows: id, header, formal_statement, proof | full_code. A row without a header gets --header-file \
+(default: the Lake project's, which needs Mathlib; examples/prelude_header.lean works on any Lean).[/dim]
 """
 
 
@@ -70,10 +76,18 @@ def verify(
     ),
     workers: WorkersOpt = None,
     timeout: float | None = typer.Option(
-        None, "--timeout", min=0.1, help="Wall-clock limit per check, in seconds.  \\[default: 60]", show_default=False
+        None,
+        "--timeout",
+        help=f"Wall-clock limit per check, in seconds, above 0 and at most {MAX_SECONDS:g}.  \\[default: 60]",
+        show_default=False,
+        callback=settings_rule("timeout_s"),
     ),
     memory_mb: int | None = typer.Option(
-        None, "--memory-mb", min=32, help="Memory cap per check, in MB.  \\[default: 8192]", show_default=False
+        None,
+        "--memory-mb",
+        min=MIN_MEMORY_MB,
+        help="Memory cap per check, in MB.  \\[default: 8192]",
+        show_default=False,
     ),
     max_bytes: int | None = typer.Option(
         None,
@@ -135,21 +149,35 @@ def verify(
     if not json_out:
         console.print(verdict_table(verdicts))
         console.print(verify_summary(verdicts, toolchain))
+        if any(PRELUDE_HINT in v.message for v in verdicts):
+            # the table shows Lean's first error; the reason behind it is in each verdict's message
+            console.print(f"[yellow]note:[/yellow] {escape(PRELUDE_HINT)}", highlight=False)
     raise typer.Exit(0 if verdicts and all(v.verified for v in verdicts) else 1)
 
 
 def _read_inputs(files: list[Path], jsonl: Path | None) -> list[VerifyTask | BadRow]:
-    missing = [f for f in files if not f.is_file()]
-    if missing:
-        raise InputError(
-            f"no such file: {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
-            hint="check the path; FILES are .lean files, a JSONL of tasks goes to --input",
-        )
-    if jsonl is not None and not jsonl.is_file():
-        raise InputError(f"no such file: {jsonl}", hint="--input takes a JSONL file of tasks")
+    not_files = [f for f in files if not f.is_file()]
+    if not_files:
+        first, more = not_files[0], len(not_files) - 1
+        others = f" (and {more} more: {'they are' if more > 1 else 'it is'} not a file either)"
+        try:
+            need_file(
+                first,
+                kind="a Lean file",
+                hint="check the path; FILES are .lean files, a JSONL of tasks goes to --input",
+                directory_hint=f"FILES are .lean files; to check every one in it: mathagent verify {first}/*.lean",
+            )
+        except InputError as exc:
+            raise InputError(exc.message + (others if more else ""), hint=exc.hint) from None
+    input_hint = "--input takes a JSONL file of tasks, one per line (see examples/tasks.jsonl)"
+    if jsonl is not None:
+        need_file(jsonl, kind="a JSONL file of tasks", hint=input_hint)
     items: list[VerifyTask | BadRow] = [read_lean_file(f) for f in files]
     if jsonl is not None:
-        items.extend(read_jsonl(jsonl))
+        rows = list(read_jsonl(jsonl))
+        if not rows:
+            raise InputError(f"{jsonl} has no rows: the file is empty", hint=input_hint)
+        items.extend(rows)
     return items
 
 
@@ -159,6 +187,7 @@ def _open_output(path: Path | None) -> Iterator[IO[str] | None]:
         yield None
         return
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         handle = path.open("w", encoding="utf-8")
     except OSError as exc:
         raise InputError(f"cannot write {path}: {exc.strerror or exc}") from exc

