@@ -202,6 +202,15 @@ def _engine(settings: Settings) -> Check:
             "install vLLM (see above) or pass --base-url",
             details,
         )
+    if choice.kind == "torch" and not select.torch_available():
+        return Check(
+            "model",
+            False,
+            f"would use {choice.describe()}, but PyTorch or tokenizers is missing",
+            "`mathagent solve`",
+            "pip install 'mathagent[cpu]' or pass --base-url",
+            details,
+        )
     if choice.embedded:
         ready = embedded.is_ready(settings.cache_dir)
         note = "prepared" if ready else "fetched and converted on first use (about 1 minute)"

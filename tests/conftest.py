@@ -62,7 +62,7 @@ def no_leftover_lean(lean: LeanToolchain) -> Iterator[None]:
 # ---------------------------------------------------------------- model engines
 
 
-def build_tiny_model(folder: Path) -> Path:
+def build_tiny_model(folder: Path, max_positions: int = 8192) -> Path:
     """A tiny random Llama and a BPE tokenizer with a ChatML template, offline, in seconds."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -96,7 +96,7 @@ def build_tiny_model(folder: Path) -> Path:
         num_hidden_layers=2,
         num_attention_heads=2,
         num_key_value_heads=1,
-        max_position_embeddings=512,
+        max_position_embeddings=max_positions,
         bos_token_id=fast.bos_token_id,
         eos_token_id=fast.eos_token_id,
     )
@@ -106,6 +106,14 @@ def build_tiny_model(folder: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pytest.importorskip("vllm", reason="needs vLLM (pip install -e '.[test]')")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny random Llama, for engines that need only torch and transformers."""
+    pytest.importorskip("transformers", reason="needs transformers (pip install -e '.[test]')")
     return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_llama: Path) -> Path:
+    """The tiny random Llama, for the vLLM engine."""
+    pytest.importorskip("vllm", reason="needs vLLM (pip install -e '.[test]')")
+    return tiny_llama

@@ -87,3 +87,40 @@ def test_internlm2_format_and_names() -> None:
     assert family_of("internlm/internlm2-math-plus-7b") is INTERNLM2
     assert resolve_model("internlm2-math-plus-1_8b") == "internlm/internlm2-math-plus-1_8b"
     assert resolve_model("/models/mine") == "/models/mine"
+
+
+def test_cancelled_request_is_aborted_and_the_engine_keeps_serving(engine: VLLMEngine) -> None:
+    # Ctrl-C in chat cancels the task awaiting generate: vLLM must drop the request, not die
+    async def cancel_then_ask() -> tuple[list, int]:
+        long = asyncio.ensure_future(engine.generate([CHAT], Sampling(temperature=1.0, max_tokens=200, n=2)))
+        await asyncio.sleep(0.05)
+        long.cancel()
+        await asyncio.gather(long, return_exceptions=True)
+        after = await engine.generate([CHAT], Sampling(temperature=0.0, max_tokens=6))
+        return after, engine.llm.llm_engine.get_num_unfinished_requests()
+
+    after, unfinished = asyncio.run(cancel_then_ask())
+    assert after[0][0].completion_tokens >= 1
+    assert unfinished == 0  # the cancelled request was aborted inside vLLM, not left decoding
+
+
+def test_cpu_engine_runs_in_this_process_so_ctrl_c_reaches_only_mathagent(engine: VLLMEngine) -> None:
+    # A terminal's Ctrl-C signals the whole process group; vLLM's own engine processes would die of
+    # it. On a CPU (and in chat) the engine core runs in this process: no process for Ctrl-C to kill.
+    import os
+    import signal
+
+    import psutil
+
+    assert engine.config.in_process
+    assert psutil.Process().children(recursive=True) == []
+    seen: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: seen.append(signum))
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        ask = engine.generate([CHAT], Sampling(temperature=0.0, max_tokens=4))
+        [[sample]] = asyncio.run(asyncio.wait_for(ask, timeout=60))  # a dead engine must fail, not hang
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert seen == [signal.SIGINT]
+    assert sample.completion_tokens >= 1

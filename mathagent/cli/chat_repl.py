@@ -65,7 +65,7 @@ def run(settings: Settings, lake_project: Path | None, header_file: Path | None,
     try:
         _enable_history(Path(platformdirs.user_state_dir("mathagent")) / "chat_history")
         manager = runtime.open_agent(
-            rt, session.budget, lambda m: console.print(f"[dim]{escape(m)}[/dim]", highlight=False)
+            rt, session.budget, lambda m: console.print(f"[dim]{escape(m)}[/dim]", highlight=False), interactive=True
         )
         with console.status("loading the model..."):
             agent = loop.run_until_complete(manager.__aenter__())
@@ -73,7 +73,9 @@ def run(settings: Settings, lake_project: Path | None, header_file: Path | None,
         try:
             _repl(console, loop, agent, rt, session)
         finally:
-            loop.run_until_complete(manager.__aexit__(None, None, None))
+            with console.status("closing: stopping Lean and the model..."):
+                loop.run_until_complete(manager.__aexit__(None, None, None))
+            console.print("[dim]bye[/dim]")
     finally:
         loop.close()
 
@@ -218,7 +220,7 @@ def _finish(console: Console, session: Session, result: Result) -> None:
     elif result.status is Status.ERROR:
         console.print(Panel(Text(f"! error: {result.error}", style="bold magenta"), expand=False))
     else:
-        why = result.error or f"no proof passed Lean within {result.rounds} round(s), {len(result.attempts)} attempt(s)"
+        why = result.note or f"no proof passed Lean within {result.rounds} round(s), {len(result.attempts)} attempt(s)"
         console.print(Panel(Text(f"✗ not verified: {why}", style="bold red"), expand=False))
 
 

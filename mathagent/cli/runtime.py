@@ -46,9 +46,13 @@ def prepare(settings: Settings, project: Path | None, header_file: Path | None) 
 
 
 @asynccontextmanager
-async def open_agent(runtime: Runtime, budget: Budget, say: Callable[[str], None]) -> AsyncIterator[Agent]:
+async def open_agent(
+    runtime: Runtime, budget: Budget, say: Callable[[str], None], *, interactive: bool = False
+) -> AsyncIterator[Agent]:
     """Load the model and open the Lean pool; close both afterwards."""
-    engine = await asyncio.to_thread(select.build, runtime.choice, runtime.settings, say)
+    engine = await asyncio.to_thread(
+        lambda: select.build(runtime.choice, runtime.settings, say, interactive=interactive)
+    )
     if isinstance(engine, OpenAIEngine):
         await engine.model()  # reach the server now: a wrong URL fails here, named, not mid-run
     verifier = Verifier(runtime.toolchain, runtime.options) if runtime.toolchain is not None else None

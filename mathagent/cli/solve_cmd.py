@@ -105,7 +105,7 @@ async def _run(
     from mathagent.agent.solve import solve
     from mathagent.engines import select
 
-    engine: Engine = await asyncio.to_thread(select.build, choice, settings, say)
+    engine: Engine = await asyncio.to_thread(lambda: select.build(choice, settings, say, interactive=True))
     try:
         return await solve(problem, engine, samples=samples, overrides=overrides)
     finally:
