@@ -36,20 +36,26 @@ class BatchSummary:
     unverified: int = 0
     answered: int = 0
     bad_statement: int = 0
-    errors: int = 0
+    errors: int = 0  # results with an `error` (status `error`)
+    formal: int = 0  # problems with a statement to prove
     verified_first_round: int = 0  # pass@k without repair, k = first_round_samples
     first_round_samples: int = 0
     attempts_per_verified: float | None = None
-    model_s: float = 0.0
+    model_s: float = 0.0  # summed over every result (they overlap)
     lean_s: float = 0.0
-    wall_s: float = 0.0
+    problem_s: float = 0.0  # each result's own wall time, summed (they overlap)
+    wall_s: float = 0.0  # the real wall time of this run, which solved `ran` of the problems
+    ran: int = 0  # problems solved by this run (the others were in the output already)
     completion_tokens: int = 0
     skipped: int = 0  # already in the output before this run
     duplicates: int = 0  # ids seen twice in the input (the first one counts)
     error_messages: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # why results that are not errors went no further
 
     @classmethod
-    def of(cls, m: Metrics, *, skipped: int = 0, duplicates: int = 0) -> BatchSummary:
+    def of(
+        cls, m: Metrics, *, wall_s: float = 0.0, ran: int = 0, skipped: int = 0, duplicates: int = 0
+    ) -> BatchSummary:
         return cls(
             problems=m.problems,
             verified=m.verified,
@@ -61,16 +67,20 @@ class BatchSummary:
             answered=m.answered,
             bad_statement=m.bad_statement,
             errors=m.errors,
+            formal=m.formal,
             verified_first_round=m.verified_first_round,
             first_round_samples=m.formal_samples,
             attempts_per_verified=m.attempts_per_solved,
             model_s=round(m.model_s, 1),
             lean_s=round(m.lean_s, 1),
-            wall_s=round(m.wall_s, 1),
+            problem_s=round(m.wall_s, 1),
+            wall_s=round(wall_s, 1),
+            ran=ran,
             completion_tokens=m.completion_tokens,
             skipped=skipped,
             duplicates=duplicates,
             error_messages=list(m.error_messages),
+            notes=list(m.notes),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -84,9 +94,13 @@ class BatchRun:
     results: list[Result]
     skipped: int = 0  # finished by an earlier run
     duplicates: int = 0  # ids seen twice in the input
+    ran: int = 0  # results this run added
 
-    def summary(self) -> BatchSummary:
-        return BatchSummary.of(summarize(self.results), skipped=self.skipped, duplicates=self.duplicates)
+    def summary(self, wall_s: float = 0.0) -> BatchSummary:
+        """The numbers of every result; `wall_s`: how long this run took (it solved `ran` of them)."""
+        return BatchSummary.of(
+            summarize(self.results), wall_s=wall_s, ran=self.ran, skipped=self.skipped, duplicates=self.duplicates
+        )
 
 
 @dataclass
@@ -155,8 +169,9 @@ async def run_batch(
     written: list[Result] = list(resume.done.values())
 
     def publish(result: Result) -> None:
-        resume.log.append(result.to_dict())
-        written.append(result)
+        row = result.to_dict()
+        resume.log.append(row)
+        written.append(Result.from_dict(row))  # the summary counts what the file holds
         on_result(result)
 
     async def produce() -> None:
@@ -191,4 +206,4 @@ async def run_batch(
         for task in (producer, *workers):
             task.cancel()
         await asyncio.gather(producer, *workers, return_exceptions=True)
-    return BatchRun(written, skipped=skipped, duplicates=duplicates)
+    return BatchRun(written, skipped=skipped, duplicates=duplicates, ran=len(written) - len(resume.done))

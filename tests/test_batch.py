@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -84,17 +85,35 @@ def _lean_ready(lean: LeanToolchain) -> None:
 
 def test_bad_rows_get_error_rows_and_the_rest_runs(tmp_path: Path, server: ScriptedServer) -> None:
     problems = write_problems(
-        tmp_path / "p.jsonl", 3, extra=['{"name": "typed", "formal_statement": 7}', "{not json", '{"name": "empty"}']
+        tmp_path / "p.jsonl",
+        3,
+        extra=[
+            '{"name": "typed", "formal_statement": 7}',
+            "{not json",
+            '{"name": "empty"}',
+            '{"name": "word", "problem": "What is 2 + 2?", "answer": "4"}',
+        ],
     )
     out = tmp_path / "out.jsonl"
+    started = time.monotonic()
     proc = subprocess.run(
         [*batch_argv(problems, out, server.base_url), "--json"], capture_output=True, text=True, timeout=300, cwd=ROOT
     )
+    elapsed = time.monotonic() - started
     assert proc.returncode == 1, proc.stderr  # error rows make the exit status 1
     summary = json.loads(proc.stdout)
-    assert (summary["problems"], summary["verified"], summary["errors"]) == (6, 3, 3)
-    assert summary["answer_checked"] == 3 and summary["attempts_per_verified"] == 2.0
+    assert (summary["problems"], summary["verified"], summary["errors"]) == (7, 3, 3)
+    assert summary["answer_checked"] == 4 and summary["attempts_per_verified"] == 2.0
+    # the wall time is this run's, not the problems' times added up; the sum is there too, named as such
+    assert 0 < summary["wall_s"] <= elapsed and summary["ran"] == 7
+    assert summary["problem_s"] == pytest.approx(round(sum(r["wall_s"] for r in rows(out)), 1), abs=0.11)
+    # one `error` per error counted; the word problem no proof was tried for says why in its note
+    assert sum(1 for r in rows(out) if r["error"]) == summary["errors"]
     by_id = {r["id"]: r for r in rows(out)}
+    assert by_id["word"]["status"] == "answered" and by_id["word"]["error"] is None
+    assert "no formal statement" in by_id["word"]["note"] and summary["notes"] == [f"1x {by_id['word']['note']}"]
+    # without a terminal, a line per finished problem, with the ETA from the first one on
+    assert re.search(r"^.+: \w+  \[1/7 · \d+s · ETA .+\]$", proc.stderr, re.M), proc.stderr
     assert by_id["typed"]["error"].endswith("field `formal_statement` must be a string, got int")
     assert "invalid JSON" in by_id["p.jsonl:5"]["error"]
     assert "missing field" in by_id["empty"]["error"]
@@ -122,6 +141,9 @@ def test_resume_after_kill_9_loses_and_duplicates_nothing(tmp_path: Path, server
     again = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert again.returncode == 0, again.stderr
     assert "resuming" in again.stderr
+    # the summary: one proof asked for per problem is pass@1; the wall time covers this run's problems only
+    assert "pass@1: verified in round 1" in again.stdout and "pass@k" not in again.stdout
+    assert f"(this run: {8 - len(first)} of 8 problems)" in again.stdout
     final = rows(out)
     assert sorted(r["id"] for r in final) == [f"p{i}" for i in range(8)]
     assert final[: len(first)] == first  # what was written stays as it was

@@ -106,14 +106,14 @@ def test_time_limit_stops_the_search(lean: LeanToolchain) -> None:
     finally:
         slow.stop()
     assert result.status == Status.UNVERIFIED
-    assert "time limit" in (result.error or "")
+    assert "time limit" in (result.note or "")
     assert result.wall_s < 3.0
 
 
 def test_bad_statement_is_caught_before_any_proof(lean: LeanToolchain, server: ScriptedServer) -> None:
     result = run(lean, server, Problem(id="p1", formal_statement="theorem t : Eq (N.add two) four :="), Budget())
     assert result.status == Status.BAD_STATEMENT
-    assert "does not elaborate" in (result.error or "")
+    assert "does not elaborate" in (result.note or "")
     assert result.attempts == [] and server.requests == []
 
 

@@ -87,6 +87,7 @@ def test_one_summary_serves_batch_and_eval() -> None:
     assert (batch.verified, batch.first_round_samples, batch.attempts_per_verified) == (2, 2, 2.0)
     assert (batch.answer_checked, batch.reference_matches, batch.with_reference) == (1, 1, 1)
     assert batch.model_s == round(1.25 * 3, 1) and batch.skipped == 1
+    assert (batch.problem_s, batch.wall_s, batch.formal) == (6.0, 0.0, 4)  # summed per-problem time; no run timed
     assert set(m.to_dict()) == {
         "problems",
         "formal",
@@ -107,6 +108,22 @@ def test_one_summary_serves_batch_and_eval() -> None:
         "verdicts",
         "reasons",
     }  # summary.json keeps its keys
+
+
+def test_only_error_results_have_an_error_and_the_summary_counts_exactly_those() -> None:
+    # the loop explains a word problem it could not take further in `error`; rows from before `note` did too
+    explained = Result(id="word", status=Status.ANSWERED, answer="5", error="no Lean with Mathlib here")
+    row = explained.to_dict()
+    assert row["error"] is None and row["note"] == "no Lean with Mathlib here"
+    old_row = {"id": "old", "status": "unverified", "error": "time limit of 5 s reached"}
+    assert (Result.from_dict(old_row).error, Result.from_dict(old_row).note) == (None, "time limit of 5 s reached")
+    failed = Result(id="broken", status=Status.ERROR, error="model down", error_kind=ErrorKind.MODEL)
+    assert Result.from_dict(failed.to_dict()) == failed
+    rows = [Result.from_dict(r).to_dict() for r in (explained.to_dict(), old_row, failed.to_dict())]  # as written back
+    m = summarize(Result.from_dict(r) for r in rows)
+    assert m.errors == sum(1 for r in rows if r.get("error")) == 1
+    assert m.error_messages == ["1x model down"]
+    assert m.notes == ["1x no Lean with Mathlib here", "1x time limit of 5 s reached"]
 
 
 def test_the_lean_file_joins_header_statement_and_proof_as_the_verifier_does() -> None:

@@ -112,7 +112,7 @@ class Agent:
         try:
             await asyncio.wait_for(self._run(problem, header, result, emit, budget), budget.time_limit_s)
         except asyncio.TimeoutError:
-            result.error = f"time limit of {budget.time_limit_s:g} s reached"
+            result.note = f"time limit of {budget.time_limit_s:g} s reached"
             emit(events.TimeLimit())
         except EngineError as exc:
             result.status = Status.ERROR
@@ -153,8 +153,8 @@ class Agent:
         result.statement_source = StatementSource.GIVEN if statement else None
         if statement is None and problem.informal and self.lean_unavailable(header):
             result.status = Status.ANSWERED if result.answer is not None else Status.UNVERIFIED
-            result.error = self.lean_unavailable(header)
-            emit(events.NoLean(result.error))
+            result.note = self.lean_unavailable(header)
+            emit(events.NoLean(result.note))
             return
         if statement is None and problem.informal:
             emit(events.Formalizing())
@@ -162,19 +162,19 @@ class Agent:
             result.statement_source = StatementSource.AUTOFORMALIZED if statement else None
         if statement is None:
             result.status = Status.ANSWERED if result.answer is not None else Status.UNVERIFIED
-            result.error = "no formal statement: the problem has none and autoformalization produced none"
+            result.note = "no formal statement: the problem has none and autoformalization produced none"
             return
         result.statement = statement
         emit(events.StatementReady(statement, result.statement_source))
         missing = self.lean_unavailable(header)
         if self.verifier is None or missing:
-            result.error = missing
+            result.note = missing
             emit(events.NoLean(missing))
             return
         check = await self.verifier.check_statement(statement, header)
         if not check.ok:
             result.status = Status.BAD_STATEMENT
-            result.error = check.message
+            result.note = check.message
             emit(events.BadStatement(check.message))
             return
         await _ProofSearch(self, self.verifier, problem, statement, header, result, emit, budget).run()

@@ -138,9 +138,10 @@ class Result:
     wall_s: float = 0.0
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    error: str | None = None
+    error: str | None = None  # what failed, on `error` results only
     error_kind: ErrorKind | None = None  # a model error is retried when a batch resumes
     source: str = ""
+    note: str | None = None  # why a result that is not an error went no further (no Lean here, the time limit, ...)
 
     @property
     def verified(self) -> bool:
@@ -184,12 +185,14 @@ class Result:
         return self.header.rstrip("\n") + "\n\n" + body
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The result's JSON line. Only an `error` result has an `error`: text
+        there on any other result explains its status, and is written as its `note`."""
+        return _settle(asdict(self))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Result:
         """A result from its JSON line (`to_dict` inverted; unknown keys are ignored)."""
-        values = _known(cls, data)
+        values = _settle(_known(cls, data))
         values["id"] = str(values.get("id", ""))
         values["status"] = Status(values.get("status", Status.ERROR))
         values["answer_check"] = _enum(AnswerCheck, values.get("answer_check"))
@@ -197,6 +200,15 @@ class Result:
         values["error_kind"] = _enum(ErrorKind, values.get("error_kind"))
         values["attempts"] = [Attempt.from_dict(a) for a in values.get("attempts") or []]
         return cls(**values)
+
+
+def _settle(values: dict[str, Any]) -> dict[str, Any]:
+    """Move an explanation out of `error` into `note` unless the status is `error`
+    (how results were written before `note` existed, and how the loop fills them in)."""
+    if values.get("status", Status.ERROR) != Status.ERROR and values.get("error") is not None:
+        values["note"] = values.get("note") or values["error"]
+        values["error"] = None
+    return values
 
 
 def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from mathagent.cli.common import (
@@ -26,9 +28,10 @@ from mathagent.cli.common import (
     WorkersOpt,
     check_engine,
     check_pool,
+    need_file,
     settings_from_flags,
 )
-from mathagent.errors import InputError
+from mathagent.cli.render import wall_time
 
 if TYPE_CHECKING:
     from mathagent.batch import BatchSummary, Resume
@@ -45,9 +48,9 @@ even after kill -9. Ctrl-C stops cleanly.
 
 EPILOG = """[bold]Examples[/bold]
 
-  mathagent batch minif2f_test.jsonl -o results.jsonl --samples 8 --rounds 2
-  mathagent batch problems.jsonl -o out.jsonl --base-url http://127.0.0.1:8000/v1 --concurrency 16
-  mathagent batch problems.jsonl -o out.jsonl --json | jq .verified
+  mathagent batch examples/problems.jsonl -o runs/problems.jsonl --header-file examples/prelude_header.lean
+  mathagent batch examples/problems.jsonl -o runs/served.jsonl --base-url http://127.0.0.1:8000/v1 -c 16
+  mathagent batch examples/problems.jsonl -o runs/k8.jsonl --samples 8 --rounds 2 --json | jq .verified
 """
 
 
@@ -81,14 +84,18 @@ def batch(
     project: ProjectOpt = None,
     header_file: HeaderFileOpt = None,
 ) -> None:
+    started = time.monotonic()
     # imported here, not at the top: other commands should not pay for them
     from mathagent.agent.loop import Budget
     from mathagent.cli import pipeline, runtime
 
     check_engine(engine)
     check_pool(pool)
-    if not problems.is_file():
-        raise InputError(f"no such file: {problems}", hint="give a JSONL file of problems")
+    need_file(
+        problems,
+        kind="a JSONL file of problems",
+        hint="give a JSONL file of problems, one per line (see examples/problems.jsonl)",
+    )
     output = output or problems.with_name(problems.stem + ".results.jsonl")
     settings, lake_project = settings_from_flags(
         lean, project, engine=engine, model=model, base_url=base_url, api_key=api_key, workers=workers, pool=pool
@@ -109,14 +116,14 @@ def batch(
         announce=_resuming,
         interrupted=f"finished results are in {output}; run the same command to resume",
     )
-    summary = run.summary()
+    summary = run.summary(wall_s=time.monotonic() - started)
     if json_out:
         typer.echo(json.dumps({**summary.to_dict(), "output": str(output)}, indent=2))
     else:
         console = Console()
-        console.print(summary_table(summary, output))
-        if summary.error_messages:
-            console.print(error_lines(summary), highlight=False)
+        console.print(summary_table(summary, output, samples=samples))
+        if summary.notes or summary.error_messages:
+            console.print(note_lines(summary), highlight=False)
     raise typer.Exit(0 if summary.errors == 0 else 1)
 
 
@@ -127,17 +134,22 @@ def _resuming(resume: Resume, todo: int) -> str | None:
     return f"resuming: {len(resume.done)} results already in {resume.log.path}, {todo} to go{again}"
 
 
-def summary_table(s: BatchSummary, output: Path) -> Table:
+def summary_table(s: BatchSummary, output: Path, *, samples: int) -> Table:
+    """The summary for people; `samples`: the proofs asked for per problem in
+    round 1 (the k of pass@k when no result says otherwise)."""
     table = Table(title=f"batch summary · {output}", show_header=False, title_style="bold")
     table.add_column(style="bold")
     table.add_column(justify="right")
     n = max(1, s.problems)
+    k = s.first_round_samples or samples
     rows = [
         ("problems", f"{s.problems}" + (f" ({s.skipped} from earlier runs)" if s.skipped else "")),
         ("solved with a verified proof", f"{s.verified} ({s.verified / n:.0%})"),
         (
-            f"  pass@{s.first_round_samples or 'k'}: verified in round 1, no repair",
-            f"{s.verified_first_round} ({s.verified_first_round / n:.0%})",
+            f"  pass@{k}: verified in round 1, no repair",
+            f"{s.verified_first_round} of {s.formal} formal ({s.verified_first_round / s.formal:.0%})"
+            if s.formal
+            else "- (no formal problems)",
         ),
         (
             "  attempts per verified problem",
@@ -152,7 +164,11 @@ def summary_table(s: BatchSummary, output: Path) -> Table:
         ("failed (no verified proof)", f"{s.unverified + s.answered}"),
         ("statement does not elaborate", f"{s.bad_statement}"),
         ("errors", f"{s.errors}"),
-        ("time: model / Lean / wall (summed)", f"{s.model_s:.1f}s / {s.lean_s:.1f}s / {s.wall_s:.1f}s"),
+        ("wall time", wall_time(s)),
+        (
+            "model / Lean / problem time (summed)",
+            f"{s.model_s:.1f}s / {s.lean_s:.1f}s / {s.problem_s:.1f}s",
+        ),
         ("generated tokens", f"{s.completion_tokens}"),
     ]
     if s.duplicates:
@@ -162,5 +178,7 @@ def summary_table(s: BatchSummary, output: Path) -> Table:
     return table
 
 
-def error_lines(s: BatchSummary) -> str:
-    return "\n".join(f"[red]error[/red] {m}" for m in s.error_messages)
+def note_lines(s: BatchSummary) -> str:
+    """The commonest notes (why results went no further) and errors, with counts."""
+    notes = [f"[dim]note[/dim] {escape(m)}" for m in s.notes]
+    return "\n".join([*notes, *(f"[red]error[/red] {escape(m)}" for m in s.error_messages)])

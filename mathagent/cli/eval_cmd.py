@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
@@ -112,9 +114,11 @@ def run_command(
     project: ProjectOpt = None,
     header_file: HeaderFileOpt = None,
 ) -> None:
+    started = time.monotonic()
     # imported here, not at the top: other commands should not pay for them
     from mathagent.agent.loop import Budget
     from mathagent.cli import pipeline, runtime
+    from mathagent.cli.render import wall_time
     from mathagent.eval import datasets, report
     from mathagent.eval import run as evalrun
 
@@ -147,7 +151,7 @@ def run_command(
     record = evalrun.settings_record(data, engine_info, budget, rt.toolchain, rt.options.default_header, verify_info)
     evalrun.prepare_folder(folder, record, force=force)
     items = pipeline.read_problems(data.path, limit)
-    pipeline.solve(
+    run = pipeline.solve(
         rt,
         budget,
         items,
@@ -162,7 +166,10 @@ def run_command(
         typer.echo(json.dumps(m.to_dict(), indent=2))
     else:
         console = Console()
-        console.print(report.terminal_table(m, f"{data.name} · {rt.choice.model or 'model'}"))
+        wall = ("wall time", wall_time(run.summary(wall_s=time.monotonic() - started)))
+        console.print(report.terminal_table(m, f"{data.name} · {rt.choice.model or 'model'}", extra=[wall]))
+        for note in m.notes:
+            console.print(f"[dim]note[/dim] {escape(note)}", highlight=False)
         console.print(f"report: {folder / evalrun.REPORT}", highlight=False)
 
 

@@ -20,12 +20,19 @@ from mathagent.agent.loop import Budget
 from mathagent.agent.records import Problem, ProblemError, problem_from_row
 from mathagent.batch import BatchRun, Resume, open_results
 from mathagent.cli import runtime
+from mathagent.errors import InputError
 from mathagent.jsonl import read_rows
 
 
 def read_problems(path: Path, limit: int | None = None) -> list[Problem | ProblemError]:
     """The problems of a JSONL file, bad rows included (they become error results)."""
-    return [problem_from_row(row) for row in read_rows(path)][:limit]
+    rows = list(read_rows(path))
+    if not rows:
+        raise InputError(
+            f"{path} has no rows: the file is empty",
+            hint="give a JSONL file of problems, one per line (see examples/problems.jsonl)",
+        )
+    return [problem_from_row(row) for row in rows][:limit]
 
 
 def warn_without_lean(rt: runtime.Runtime, err: Console, consequence: str) -> None:

@@ -5,13 +5,17 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.markup import escape
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -26,6 +30,9 @@ from mathagent.verify.toolchain import LeanToolchain
 from mathagent.verify.verdict import Verdict
 from mathagent.vocabulary import Status, VerdictKind
 
+if TYPE_CHECKING:
+    from mathagent.batch import BatchSummary
+
 _STYLE = {
     VerdictKind.VERIFIED: ("✓ verified", "bold green"),
     VerdictKind.REJECTED: ("✗ rejected", "bold red"),
@@ -39,9 +46,43 @@ def verdict_label(verdict: Verdict) -> Text:
     return Text(label, style=style)
 
 
+def _pieces(text: str, marks: str) -> list[str]:
+    """`text` cut after each of `marks` (a mark stays with the piece before it)."""
+    pieces, start = [], 0
+    for end, char in enumerate(text, start=1):
+        if char in marks:
+            pieces.append(text[start:end])
+            start = end
+    return [*pieces, text[start:]] if start < len(text) else pieces
+
+
+class _WrappedId:
+    """An id in a table cell that wraps after `/` (then `_ . - :`), not inside
+    a word: rich wraps only at spaces, and would cut `examples/two_plus_two.lean`
+    anywhere. A piece wider than the column still folds."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        words = [w for part in _pieces(self.text, "/") for w in _pieces(part, "_.-:")]
+        return Measurement(max((cell_len(w) for w in words), default=0), cell_len(self.text))
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = max(1, options.max_width)
+        lines: list[str] = []
+        for part in _pieces(self.text, "/"):
+            for piece in [part] if cell_len(part) <= width else _pieces(part, "_.-:"):
+                if lines and cell_len(lines[-1]) + cell_len(piece) <= width:
+                    lines[-1] += piece
+                else:
+                    lines.append(piece)
+        yield Text("\n".join(lines), overflow="fold")
+
+
 def verdict_table(verdicts: list[Verdict]) -> Table:
     table = Table(show_lines=False, header_style="bold")
-    table.add_column("id", overflow="fold")
+    table.add_column("id")
     table.add_column("verdict", no_wrap=True)
     table.add_column("reasons", overflow="fold")
     table.add_column("time", justify="right", no_wrap=True)
@@ -55,7 +96,7 @@ def verdict_table(verdicts: list[Verdict]) -> Table:
         else:
             note = v.message
         time = "cached" if v.cached else f"{v.time_s:.2f}s"
-        table.add_row(v.id, verdict_label(v), ", ".join(v.reasons), time, note)
+        table.add_row(_WrappedId(v.id), verdict_label(v), ", ".join(v.reasons), time, note)
     return table
 
 
@@ -101,13 +142,46 @@ def progress_bar(console: Console, *, total: int, enabled: bool) -> Iterator[Cal
         yield advance
 
 
+def eta_seconds(done: float, total: float | None, done_at: float, now: float) -> float | None:
+    """Seconds left at the rate observed so far: `done` problems finished in
+    the `done_at` seconds before the last of them, counting down since (`now`,
+    seconds since the start). None until the first problem is done."""
+    if total is None or done <= 0 or done_at <= 0:
+        return None
+    return max(0.0, (total - done) * done_at / done - (now - done_at))
+
+
+def eta_text(done: float, total: float | None, done_at: float, now: float) -> str:
+    """`ETA 0:01:23`; `ETA estimating…` before the first result; `ETA soon`
+    once the countdown has run out and the last problems are still going."""
+    if total is not None and done >= total:
+        return "done"
+    left = eta_seconds(done, total, done_at, now)
+    if left is None:
+        return "ETA estimating…"
+    if left < 1:
+        return "ETA soon"
+    minutes, seconds = divmod(int(left), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"ETA {hours:d}:{minutes:02d}:{seconds:02d}"
+
+
+class EtaColumn(ProgressColumn):
+    """The batch's time left, from the observed rate (rich's own estimate only
+    looks at the last 30 s, so with problems minutes apart it says -:--:--)."""
+
+    def render(self, task: Task) -> Text:
+        now = task.elapsed or 0.0
+        return Text(eta_text(task.completed, task.total, task.fields.get("done_at", 0.0), now), style="cyan")
+
+
 class BatchProgress:
     """What the batch progress bar listens to: finished results, and the
     loop's events (each proof Lean has checked)."""
 
     def __init__(self, progress: Progress, console: Console) -> None:
         self._progress, self._console = progress, console
-        self._bar = progress.add_task("batch", total=None, verified=0, checked=0, rate="")
+        self._bar = progress.add_task("batch", total=None, verified=0, checked=0, rate="", done_at=0.0)
         self._statuses: Counter[str] = Counter()
         self._checked = 0
 
@@ -116,11 +190,20 @@ class BatchProgress:
 
     def result(self, result: Result) -> None:
         self._statuses[result.status] += 1
-        elapsed = self._progress.tasks[0].elapsed or 0.0
-        rate = f"{sum(self._statuses.values()) / elapsed * 60:.1f}/min" if elapsed > 0 else ""
-        self._progress.update(self._bar, advance=1, verified=self._statuses[Status.VERIFIED], rate=rate)
+        task = self._progress.tasks[0]
+        elapsed = task.elapsed or 0.0
+        done = sum(self._statuses.values())
+        rate = f"{done / elapsed * 60:.1f}/min" if elapsed > 0 else ""
+        self._progress.update(
+            self._bar, advance=1, verified=self._statuses[Status.VERIFIED], rate=rate, done_at=elapsed
+        )
         if not self._console.is_terminal:
-            self._console.print(f"{escape(result.id)}: {result.status}", highlight=False)
+            eta = eta_text(done, task.total, elapsed, elapsed)
+            self._console.print(
+                f"{result.id}: {result.status}  [{done}/{task.total or '?'} · {elapsed:.0f}s · {eta}]",
+                highlight=False,
+                markup=False,
+            )
 
     def event(self, event: events.Event) -> None:
         if isinstance(event, events.VerdictReceived):
@@ -131,7 +214,8 @@ class BatchProgress:
 @contextmanager
 def batch_progress(console: Console, *, total: int) -> Iterator[BatchProgress]:
     """Progress of a batch (done, verified, proofs checked, rate, ETA).
-    Without a terminal it prints one line per finished problem instead."""
+    Without a terminal it prints one line per finished problem instead
+    (`id: status  [done/total · elapsed · ETA]`)."""
     progress = Progress(
         TextColumn("[bold]solving"),
         BarColumn(),
@@ -139,8 +223,7 @@ def batch_progress(console: Console, *, total: int) -> Iterator[BatchProgress]:
         TextColumn("[green]{task.fields[verified]} verified[/green] · {task.fields[checked]} proofs checked"),
         TextColumn("{task.fields[rate]}"),
         TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
+        EtaColumn(),
         console=console,
         disable=not console.is_terminal,
     )
@@ -148,6 +231,16 @@ def batch_progress(console: Console, *, total: int) -> Iterator[BatchProgress]:
         tracker = BatchProgress(progress, console)
         tracker.start(total)
         yield tracker
+
+
+def wall_time(s: BatchSummary) -> str:
+    """The run's real wall time and what it covers: a resumed run timed only
+    the problems it ran, not those earlier runs left in the output."""
+    if not s.ran:
+        return f"{s.wall_s:.1f}s (nothing left to run)"
+    if s.ran < s.problems:
+        return f"{s.wall_s:.1f}s (this run: {s.ran} of {s.problems} problems)"
+    return f"{s.wall_s:.1f}s (this run: {s.ran} problem{'s' if s.ran != 1 else ''})"
 
 
 def doctor_table(checks: list[Check]) -> Table:

@@ -49,7 +49,7 @@ class Metrics:
     informal: int = 0  # natural-language problems with a reference answer
     formal_solved: int = 0
     informal_solved: int = 0  # majority answer equals the reference
-    errors: int = 0
+    errors: int = 0  # results with an `error` (status `error`)
     formal_samples: int = 0  # n per formal problem (round-1 proofs)
     informal_samples: int = 0  # n per natural-language problem
     formal_pass_at_k: dict[int, float] = field(default_factory=dict)
@@ -57,9 +57,9 @@ class Metrics:
     solved_by_round: dict[int, int] = field(default_factory=dict)  # round -> formal problems verified by then
     attempts_per_solved: float | None = None
     tokens_per_solved: float | None = None
-    model_s: float = 0.0  # summed over problems, unrounded
+    model_s: float = 0.0  # summed over problems, unrounded (problems overlap: not a wall time)
     lean_s: float = 0.0
-    wall_s: float = 0.0
+    wall_s: float = 0.0  # each problem's own wall time, summed (they overlap)
     verdicts: dict[str, int] = field(default_factory=dict)  # over every proof attempt
     reasons: dict[str, int] = field(default_factory=dict)  # over every rejected attempt
     # by status and answer check
@@ -74,6 +74,7 @@ class Metrics:
     with_reference: int = 0
     completion_tokens: int = 0
     error_messages: list[str] = field(default_factory=list)  # the commonest, with counts
+    notes: list[str] = field(default_factory=list)  # the commonest notes (results that are not errors)
 
     def to_dict(self) -> dict[str, Any]:
         """The evaluation's summary (summary.json, `eval --json`)."""
@@ -109,6 +110,7 @@ def summarize(results: Iterable[Result]) -> Metrics:
     verdicts: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     messages: Counter[str] = Counter()
+    notes: Counter[str] = Counter()
     max_round = 1
     for r in results:
         m.problems += 1
@@ -130,6 +132,8 @@ def summarize(results: Iterable[Result]) -> Metrics:
             m.answered += 1
         elif r.status is Status.BAD_STATEMENT:
             m.bad_statement += 1
+        if r.note:
+            notes[r.note[:160]] += 1
         if r.reference_match is not None:
             m.with_reference += 1
             m.reference_matches += bool(r.reference_match)
@@ -167,6 +171,7 @@ def summarize(results: Iterable[Result]) -> Metrics:
     m.verdicts = dict(verdicts.most_common())
     m.reasons = dict(reasons.most_common())
     m.error_messages = [f"{n}x {msg}" for msg, n in messages.most_common(5)]
+    m.notes = [f"{n}x {msg}" for msg, n in notes.most_common(5)]
     return m
 
 
