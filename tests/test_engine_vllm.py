@@ -113,7 +113,9 @@ def test_cpu_engine_runs_in_this_process_so_ctrl_c_reaches_only_mathagent(engine
     import psutil
 
     assert engine.config.in_process
-    assert psutil.Process().children(recursive=True) == []
+    # other tests of this session may have left answer-checker workers (mathagent's own, long-lived)
+    children = [p for p in psutil.Process().children(recursive=True) if "answer_worker" not in " ".join(p.cmdline())]
+    assert children == []
     seen: list[int] = []
     previous = signal.signal(signal.SIGINT, lambda signum, frame: seen.append(signum))
     try:
