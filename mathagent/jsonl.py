@@ -15,9 +15,10 @@ from mathagent.errors import InputError
 
 def dumps(value: Any, *, indent: int | None = None) -> str:
     """JSON text that stays on its line for every reader: readable UTF-8, but
-    U+2028/U+2029 escaped (JavaScript and `str.splitlines` break lines there)."""
+    U+0085, U+2028 and U+2029 escaped (JavaScript and `str.splitlines` break
+    lines there; json escapes the other line breaks, being control characters)."""
     text = json.dumps(value, ensure_ascii=False, indent=indent)
-    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return text.replace("\u0085", "\\u0085").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
 @dataclass(frozen=True)

@@ -132,3 +132,13 @@ def test_the_lean_file_joins_header_statement_and_proof_as_the_verifier_does() -
     )
     assert result.theorem_text() == "theorem t : True := by\n  trivial"
     assert result.lean_file() == "prelude\n\ntheorem t : True := by\n  trivial"
+
+
+def test_result_lines_stay_whole_for_every_line_splitter() -> None:
+    # a model can write any character; a JSONL row must survive str.splitlines (NEL, LS, PS) and JavaScript
+    from mathagent.jsonl import dumps
+
+    text = "a\u0085b\u2028c\u2029d\x1ce\rf\x0bg\x0ch\x7fi"
+    line = dumps({"id": "x", "solution": text})
+    assert line.splitlines() == [line]
+    assert json.loads(line)["solution"] == text

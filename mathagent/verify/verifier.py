@@ -16,6 +16,7 @@ come from the cache.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
 import time
 from collections.abc import AsyncGenerator, Iterable
@@ -37,6 +38,7 @@ from mathagent.verify.assemble import (
 )
 from mathagent.verify.banned import BannedUse, find_banned
 from mathagent.verify.cache import VerdictCache, cache_key
+from mathagent.verify.completion import as_completed
 from mathagent.verify.declarations import read_ilean
 from mathagent.verify.judge import DEFAULT_AXIOMS, AxiomPolicy, RunOutcome, judge
 from mathagent.verify.leantext import imports_modules
@@ -121,8 +123,13 @@ class Verifier:
     def warm_pool(self) -> WarmPool | None:
         return self._warm
 
-    async def verify(self, task: VerifyTask) -> Verdict:
-        """Check one task. Never raises for a bad proof: that is a verdict."""
+    async def verify(self, task: VerifyTask, *, timeout_s: float | None = None) -> Verdict:
+        """Check one task. Never raises for a bad proof: that is a verdict.
+
+        `timeout_s` replaces the options' time limit for this check (a
+        service's per-request limit); keep it within the options' limit, which
+        also sets the CPU-time backstop."""
+        timeout = self.options.timeout_s if timeout_s is None else timeout_s
         header = self.options.default_header if task.header is None else task.header
         key = cache_key(
             self.toolchain.version_line,
@@ -140,14 +147,21 @@ class Verifier:
             hit = self._cache.get(key)
             if hit is not None:
                 return self._explained(replace(hit, id=task.id, cached=True))
-        shared = self._in_flight.get(key)
+        flight = key if timeout == self.options.timeout_s else f"{key}:{timeout!r}"  # another limit: another check
+        shared = self._in_flight.get(flight)
         if shared is not None:
-            verdict = await asyncio.shield(shared)
+            try:
+                verdict = await asyncio.shield(shared)
+            except asyncio.CancelledError:
+                if not shared.cancelled() or _being_cancelled():
+                    raise
+                # the caller whose check this waited on was cancelled, not this one: run it anew
+                return await self.verify(task, timeout_s=timeout_s)
             return replace(verdict, id=task.id)
         future: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
-        self._in_flight[key] = future
+        self._in_flight[flight] = future
         try:
-            verdict = await self._check(task, header)
+            verdict = await self._check(task, header, timeout)
         except asyncio.CancelledError:
             future.cancel()
             raise
@@ -156,7 +170,7 @@ class Verifier:
             future.exception()  # mark retrieved: waiters re-raise it themselves
             raise
         finally:
-            self._in_flight.pop(key, None)
+            self._in_flight.pop(flight, None)
         future.set_result(verdict)
         if self._cache is not None:
             self._cache.put(key, verdict)
@@ -165,21 +179,9 @@ class Verifier:
     async def verify_many(self, tasks: Iterable[VerifyTask]) -> AsyncGenerator[tuple[int, Verdict], None]:
         """Check all tasks concurrently; yield (index in `tasks`, verdict) as
         soon as each is ready. Leaving the loop early cancels the rest."""
-
-        async def one(index: int, task: VerifyTask) -> tuple[int, Verdict]:
-            return index, await self.verify(task)
-
-        pending = {asyncio.ensure_future(one(i, t)) for i, t in enumerate(tasks)}
-        try:
-            while pending:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for finished in done:
-                    yield finished.result()
-        finally:
-            for p in pending:
-                p.cancel()
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
+        async with contextlib.aclosing(as_completed(self.verify, tasks)) as results:
+            async for item in results:
+                yield item  # closing this generator closes `results` at once, which cancels the rest
 
     async def check_statement(self, formal_statement: str, header: str | None = None) -> StatementCheck:
         """Does the statement elaborate under the header? Lean's errors if not.
@@ -206,23 +208,24 @@ class Verifier:
             return StatementCheck(ok=False, message=f"the statement does not elaborate: {first}", diagnostics=errors)
         return StatementCheck(ok=True, message="the statement elaborates")
 
-    async def _check(self, task: VerifyTask, header: str) -> Verdict:
+    async def _check(self, task: VerifyTask, header: str, timeout_s: float) -> Verdict:
         started = time.monotonic()
-        deadline = started + self.options.timeout_s
         size = _submitted_bytes(task)
         if size > self.options.max_bytes:
             message = f"the submission is {size} bytes, over the limit of {self.options.max_bytes} (--max-bytes)"
             return self._early(task, VerdictKind.REJECTED, codes.TOO_LARGE, message, started)
         # The audit is plain Python over untrusted text: off the event loop, so
         # it never holds up other checks, and within this check's time limit.
-        prepared = await asyncio.to_thread(_prepare, task, header, self.options.allow_native)
+        prepared, audit_s = await asyncio.to_thread(_timed_prepare, task, header, self.options.allow_native)
         if isinstance(prepared, tuple):
             kind, reasons, message = prepared
             return self._early(task, kind, reasons, message, started)
-        if time.monotonic() >= deadline:
+        if audit_s >= timeout_s:
             return self._early(task, VerdictKind.TIMEOUT, codes.TIMEOUT, "the audit used up the time limit", started)
         second_run = _DeclarationChecks(prepared) if prepared.whole_file else None
         async with self._slots:
+            # the clock runs from here: waiting for a free worker is not the proof's time
+            deadline = time.monotonic() + timeout_s - audit_s
             outcome = await self._run(prepared, deadline, second_run)
         final = second_run.final if second_run is not None else prepared
         verdict = judge(task.id, final, outcome, self.options.axiom_policy)
@@ -328,6 +331,13 @@ class _DeclarationChecks:
         return self.second or self.first
 
 
+def _being_cancelled() -> bool:
+    """Is the current task being cancelled? (Python 3.10 cannot tell: no.)"""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return bool(cancelling and cancelling())
+
+
 def _needs_modules(submitted: str, verdict: Verdict) -> bool:
     """Did the check fail for want of modules a prelude-only Lean lacks: an
     `import`, or Lean not finding a module (Init, which every file without
@@ -342,6 +352,15 @@ def _needs_modules(submitted: str, verdict: Verdict) -> bool:
 
 def _submitted_bytes(task: VerifyTask) -> int:
     return sum(len(t.encode("utf-8")) for t in (task.proof, task.full_code, task.formal_statement) if t)
+
+
+def _timed_prepare(
+    task: VerifyTask, header: str, allow_native: bool
+) -> tuple[Assembled | tuple[VerdictKind, str | list[str], str], float]:
+    """`_prepare` and the seconds it took (its own, not the wait for a thread to run it)."""
+    started = time.monotonic()
+    prepared = _prepare(task, header, allow_native)
+    return prepared, time.monotonic() - started
 
 
 def _prepare(task: VerifyTask, header: str, allow_native: bool) -> Assembled | tuple[VerdictKind, str | list[str], str]:

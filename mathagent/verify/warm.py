@@ -407,6 +407,7 @@ class WarmPool:
         self._busy: set[LeanServer] = set()
         self._slots = asyncio.Semaphore(max(1, config.workers))
         self.started = 0  # servers started, for tests and stats
+        self._starting = 0  # servers being started: they count toward `workers` too
 
     async def run(
         self, key: str, text: str, *, follow_up: FollowUp | None = None, deadline: float | None = None
@@ -445,6 +446,10 @@ class WarmPool:
                 return outcome
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def state(self) -> dict[str, int]:
+        """Servers idle and busy now, and started so far (for a service's health and metrics)."""
+        return {"idle": len(self._idle), "busy": len(self._busy), "started": self.started}
+
     def _take(self, key: str) -> LeanServer | None:
         for ident, server in list(self._idle.items()):
             if server.key == key and server.alive:
@@ -453,16 +458,20 @@ class WarmPool:
         return None
 
     async def _spawn(self, key: str) -> LeanServer:
-        while self._idle and len(self._idle) + len(self._busy) >= self.config.workers:
-            _, oldest = self._idle.popitem(last=False)
-            await oldest.close()
-        fast = await supports_fast_report(self.toolchain, self.config)
-        server = LeanServer(self.toolchain, self.config, key, fast)
+        self._starting += 1
         try:
-            await server.start()
-        except BaseException:
-            await server.close()
-            raise
+            while self._idle and len(self._idle) + len(self._busy) + self._starting > self.config.workers:
+                _, oldest = self._idle.popitem(last=False)
+                await oldest.close()
+            fast = await supports_fast_report(self.toolchain, self.config)
+            server = LeanServer(self.toolchain, self.config, key, fast)
+            try:
+                await server.start()
+            except BaseException:
+                await server.close()
+                raise
+        finally:
+            self._starting -= 1
         self.started += 1
         return server
 
