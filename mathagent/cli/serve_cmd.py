@@ -1,0 +1,180 @@
+"""`mathagent serve`: the verifier as an HTTP service, for pipelines that check proofs over the network."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from mathagent.cli.common import (
+    HeaderFileOpt,
+    LeanOpt,
+    PoolOpt,
+    ProjectOpt,
+    WorkersOpt,
+    check_pool,
+    read_header,
+    settings_from_flags,
+    settings_rule,
+    verify_options,
+)
+from mathagent.config import MAX_SECONDS, Settings
+
+if TYPE_CHECKING:
+    from mathagent.serve import ServeLimits
+
+HELP = """Check Lean proofs over HTTP: mathagent's own API and kimina-lean-server's, on one shared verifier.
+
+Every proof gets the verifier's full check (sorry, axioms, banned commands, the statement), sandboxed, on warm \
+Lean servers kept per header. Pipelines that use kimina-lean-server (the [bold]kimina-client[/bold] package, \
+POST /api/check) can point at it unchanged. Listens on 127.0.0.1 unless told otherwise; with an API key every \
+request must send [bold]Authorization: Bearer KEY[/bold]. API docs at /docs.
+"""
+
+EPILOG = """[bold]Examples[/bold]
+
+  mathagent serve --header-file examples/prelude_header.lean
+  curl -s localhost:8000/v1/verify -H 'content-type: application/x-ndjson' --data-binary @examples/tasks.jsonl
+  MATHAGENT_SERVE_API_KEY=secret mathagent serve --host 0.0.0.0 --workers 16
+
+[dim]Limits (body size, snippets per request, queue, timeout cap) are in the \\[serve] table of mathagent.toml; \
+GET /v1/health shows the ones in force.[/dim]
+"""
+
+
+def serve(
+    host: str | None = typer.Option(
+        None, "--host", help="Address to listen on.  \\[default: 127.0.0.1, this machine only]", show_default=False
+    ),
+    port: int | None = typer.Option(
+        None, "--port", min=0, max=65535, help="Port (0: any free one).  \\[default: 8000]", show_default=False
+    ),
+    workers: WorkersOpt = None,
+    pool: PoolOpt = None,
+    api_key: str | None = typer.Option(
+        None,
+        "--api-key",
+        help="Require `Authorization: Bearer KEY` on every request (also MATHAGENT_SERVE_API_KEY).",
+        show_default=False,
+    ),
+    timeout: float | None = typer.Option(
+        None,
+        "--timeout",
+        help=f"Seconds per check when a request names none, above 0 and at most {MAX_SECONDS:g}.  \\[default: 60]",
+        show_default=False,
+        callback=settings_rule("timeout_s"),
+    ),
+    max_timeout: float | None = typer.Option(
+        None,
+        "--max-timeout",
+        help="The most seconds per check a request may ask for.  \\[default: 300]",
+        show_default=False,
+        callback=settings_rule("serve_max_timeout_s"),
+    ),
+    grace: float | None = typer.Option(
+        None,
+        "--grace",
+        help="On SIGTERM or Ctrl-C, seconds to let running checks finish before cancelling them.  \\[default: 30]",
+        show_default=False,
+        callback=settings_rule("serve_grace_s"),
+    ),
+    tasks: Path | None = typer.Option(
+        None,
+        "--tasks",
+        help="JSONL of tasks (id, formal_statement, header): a kimina snippet with id ID or ID#k must prove task "
+        "ID's statement, not just any theorem.",
+        show_default=False,
+    ),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Run every check even if the same one was done before."),
+    header_file: HeaderFileOpt = None,
+    lean: LeanOpt = None,
+    project: ProjectOpt = None,
+) -> None:
+    # imported here: FastAPI and uvicorn cost every other command nothing
+    from mathagent.serve import CheckService, Listen, ServiceConfig, Statements, run
+    from mathagent.verify.toolchain import find_lean
+
+    check_pool(pool)
+    settings, lake_project = settings_from_flags(
+        lean,
+        project,
+        workers=workers,
+        pool=pool,
+        timeout_s=timeout,
+        use_cache=False if no_cache else None,
+        serve_host=host,
+        serve_port=port,
+        serve_api_key=api_key,
+        serve_max_timeout_s=max_timeout,
+        serve_tasks=tasks,
+        serve_grace_s=grace,
+    )
+    header = read_header(header_file, lake_project)
+    toolchain = find_lean(settings, lake_project)
+    statements = Statements.load(settings.serve_tasks) if settings.serve_tasks is not None else None
+    limits = _limits(settings)
+    # the verifier's own limit is the cap: a request's timeout may go up to it (it also sets the CPU backstop)
+    options = verify_options(settings.with_overrides(timeout_s=limits.max_timeout_s), header, default_pool="warm")
+    service = CheckService(ServiceConfig(toolchain, options, limits, statements))
+    listen = Listen(settings.serve_host, settings.serve_port, settings.serve_grace_s, settings.serve_api_key)
+    console = Console(stderr=True)
+    _log_to_stderr()
+
+    def ready(url: str) -> None:
+        library = service.library()
+        key = "API key required" if listen.api_key else "no API key"
+        typer.echo(
+            f"mathagent serve: listening on {url} (Lean {toolchain.version}, {library}; {options.pool} pool, "
+            f"{options.workers} workers; {key}; docs at {url}/docs)",
+            err=False,
+        )
+        if statements is not None:
+            typer.echo(f"mathagent serve: {len(statements)} tasks from {statements.source}")
+
+    if not listen.api_key and not _loopback(listen.host):
+        console.print(
+            f"[yellow]warning:[/yellow] listening on {escape(listen.host)} without an API key: anyone who can "
+            "reach this port can use this machine's Lean (set --api-key or MATHAGENT_SERVE_API_KEY)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    run(service, listen, ready)
+    console.print("mathagent serve: stopped", style="dim")
+
+
+def _limits(settings: Settings) -> ServeLimits:
+    from mathagent.serve import ServeLimits
+
+    return ServeLimits(
+        max_body_bytes=settings.serve_max_body_bytes,
+        max_snippets=settings.serve_max_snippets,
+        max_code_bytes=settings.max_bytes,
+        default_timeout_s=min(settings.timeout_s, settings.serve_max_timeout_s),
+        max_timeout_s=settings.serve_max_timeout_s,
+        max_queue=settings.serve_max_queue,
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _log_to_stderr() -> None:
+    """The service's own log lines (shutdown, verifier failures with their tracebacks) on stderr."""
+    log = logging.getLogger("mathagent.serve")
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("mathagent serve: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False

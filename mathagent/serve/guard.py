@@ -1,0 +1,163 @@
+"""What every request passes before the API sees it: the key, the body size, the number in progress.
+
+A plain ASGI middleware, so it acts before a byte of the body is read: a
+request without the key, or announcing a body over the limit, is answered
+at once. A body sent without a length is counted as it arrives and refused
+(413) as soon as it goes over. Requests in progress are capped (429 with
+`Retry-After`), which together with the body limit bounds the memory that
+requests can hold. The key is compared in constant time. The API docs
+(`/docs`, `/openapi.json`) need no key; they hold no data.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from mathagent.serve.limits import Refused, over_limit
+from mathagent.serve.metrics import Metrics
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+PUBLIC = frozenset({"/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class Guard:
+    """ASGI middleware: API key, body size, requests in progress, responses counted by status."""
+
+    def __init__(
+        self, app: ASGIApp, *, api_key: str | None, max_body_bytes: int, max_requests: int, metrics: Metrics
+    ) -> None:
+        self.app = app
+        self.key = api_key.encode("utf-8") if api_key else None
+        self.max_body = max_body_bytes
+        self.max_requests = max_requests
+        self.metrics = metrics
+        self.in_progress = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status: list[int] = []
+
+        async def counting_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+            await send(message)
+
+        try:
+            await self._guarded(scope, receive, counting_send)
+        finally:
+            if status:
+                self.metrics.response(status[0])
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] in PUBLIC:
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v for k, v in scope.get("headers", [])}
+        refusal = self._authorize(headers.get("authorization")) or self._announced_size(headers.get("content-length"))
+        if refusal is not None:
+            await respond(send, refusal)
+            return
+        if self.in_progress >= self.max_requests:
+            detail = f"too many requests in progress ({self.in_progress}); retry in a second"
+            await respond(
+                send,
+                Refused(
+                    429,
+                    "queue_full",
+                    detail,
+                    "max_queue",
+                    self.max_requests,
+                    self.in_progress + 1,
+                    {"Retry-After": "1"},
+                ),
+            )
+            return
+        self.in_progress += 1
+        try:
+            await self._limited(scope, receive, send)
+        finally:
+            self.in_progress -= 1
+
+    def _authorize(self, header: bytes | None) -> Refused | None:
+        if self.key is None:
+            return None
+        challenge = {"WWW-Authenticate": "Bearer"}
+        if header is None:
+            return Refused(401, "unauthorized", "missing API key: send `Authorization: Bearer KEY`", headers=challenge)
+        scheme, _, token = header.partition(b" ")
+        # compare_digest takes as long for any wrong key of a given length: the key is not guessed byte by byte
+        if scheme.lower() != b"bearer" or not hmac.compare_digest(token.strip(), self.key):
+            return Refused(401, "unauthorized", "wrong API key", headers=challenge)
+        return None
+
+    def _announced_size(self, header: bytes | None) -> Refused | None:
+        if header is None:
+            return None
+        try:
+            size = int(header)
+        except ValueError:
+            return Refused(400, "invalid_request", "the Content-Length header is not a number")
+        if size > self.max_body:
+            return over_limit("max_body_bytes", "the request body is too large (bytes)", self.max_body, size)
+        return None
+
+    async def _limited(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app, refusing the body once it goes over the limit (for bodies sent without a length)."""
+        received = 0
+        too_large = False
+        answered = False
+
+        async def counted_receive() -> Message:
+            nonlocal received, too_large
+            if too_large:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    too_large = True
+                    raise _TooLarge
+            return message
+
+        async def replacing_send(message: Message) -> None:
+            nonlocal answered
+            if too_large:  # whatever the app makes of the cut-off body, the answer is 413
+                if not answered:
+                    answered = True
+                    await respond(send, self._too_large(received))
+                return
+            answered = answered or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, replacing_send)
+        except _TooLarge:
+            pass
+        if too_large and not answered:
+            await respond(send, self._too_large(received))
+
+    def _too_large(self, received: int) -> Refused:
+        return over_limit("max_body_bytes", "the request body is too large (bytes, at least)", self.max_body, received)
+
+
+async def respond(send: Send, refusal: Refused) -> None:
+    """Send a refusal as a JSON response."""
+    body = json.dumps(refusal.body()).encode("utf-8")
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in refusal.headers.items()]
+    await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
