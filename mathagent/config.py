@@ -56,6 +56,18 @@ def _http_url(value: str) -> str:
     return value
 
 
+# What `--ray` and `[cluster] address` take: start a local cluster, join the running one, stay on this
+# machine, or a cluster's address (`host:port` of `ray start --head`, or `ray://host:port` of Ray Client).
+RAY_WORDS = ("local", "auto", "off")
+_RAY_ADDRESS = re.compile(r"(?:ray://)?[\w.\-]+:\d{1,5}|(?:ray://)?\[[0-9a-fA-F:]+\]:\d{1,5}")
+
+
+def _ray_address(value: str) -> str:
+    if value not in RAY_WORDS and not _RAY_ADDRESS.fullmatch(value):
+        raise ValueError("not a Ray address")
+    return value
+
+
 def _seconds(default: float) -> Any:
     # typed Any, like Field itself, so that type checkers still see a default on the field
     return Field(
@@ -115,6 +127,32 @@ class Settings(BaseModel):
     max_model_len: int | None = Field(default=None, ge=1, description=_COUNT)
     engine_timeout_s: float = _seconds(300.0)
     concurrency: int = Field(default=16, ge=1, description=_COUNT)
+    # the checking service (`mathagent serve`); its Lean workers, pool and limits per check are the verify ones
+    serve_host: str = Field(default="127.0.0.1", min_length=1, description="a host name or IP address")
+    serve_port: int = Field(default=8000, ge=0, le=65535, description="a port number from 0 to 65535")
+    # never MATHAGENT_API_KEY: that is the model server's key, and would be handed to every client
+    serve_api_key: str | None = Field(default=None, min_length=1, description="a non-empty string")
+    serve_tasks: Path | None = Field(default=None, description="a path")  # statements kimina snippet ids name
+    serve_max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1, description=_COUNT)
+    serve_max_snippets: int = Field(default=256, ge=1, description=_COUNT)
+    serve_max_timeout_s: float = _seconds(300.0)
+    serve_max_queue: int = Field(default=512, ge=1, description=_COUNT)
+    serve_grace_s: float = _seconds(30.0)
+
+    # a Ray cluster ([cluster]; see mathagent.cluster): None or "off" keeps every command on this machine
+    cluster_address: Annotated[str, AfterValidator(_ray_address)] | None = Field(
+        default=None, description="local, auto, off, or a cluster address such as 10.0.0.1:6379 or ray://10.0.0.1:10001"
+    )
+    # Lean workers per node (None: the node's CPUs)
+    cluster_workers: int | None = Field(
+        default=None, ge=1, le=MAX_WORKERS, description=f"an integer from 1 to {MAX_WORKERS}"
+    )
+    # in-process engine replicas (None: one per GPU in the cluster; 0: generate in the driver)
+    cluster_engine_replicas: int | None = Field(default=None, ge=0, description="an integer >= 0")
+    # OpenAI-compatible endpoints, one engine replica each
+    cluster_base_urls: tuple[Annotated[str, AfterValidator(_http_url)], ...] = Field(
+        default=(), description='a list of http(s) URLs, e.g. ["http://10.0.0.2:8000/v1"]'
+    )
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A checked copy with the given fields replaced; `None` values are ignored."""
@@ -182,8 +220,25 @@ FILE_TABLES: dict[str, dict[str, str]] = {
         "timeout": "engine_timeout_s",
         "concurrency": "concurrency",
     },
+    "serve": {
+        "host": "serve_host",
+        "port": "serve_port",
+        "api_key": "serve_api_key",
+        "tasks": "serve_tasks",
+        "max_body_bytes": "serve_max_body_bytes",
+        "max_snippets": "serve_max_snippets",
+        "max_timeout": "serve_max_timeout_s",
+        "max_queue": "serve_max_queue",
+        "grace": "serve_grace_s",
+    },
+    "cluster": {
+        "address": "cluster_address",
+        "workers_per_node": "cluster_workers",
+        "engine_replicas": "cluster_engine_replicas",
+        "base_urls": "cluster_base_urls",
+    },
 }
-_PATHS = ("lean", "project")  # fields that are paths: relative ones are relative to the file's folder
+_PATHS = ("lean", "project", "serve_tasks")  # fields that are paths: relative ones are relative to the file's folder
 
 
 def _apply_file(settings: Settings, path: Path) -> Settings:
@@ -265,6 +320,8 @@ class _Environment(BaseSettings):
     model: str | None = None
     base_url: str | None = None
     api_key: str | None = Field(default=None, validation_alias=AliasChoices("MATHAGENT_API_KEY", "OPENAI_API_KEY"))
+    serve_api_key: str | None = None  # MATHAGENT_SERVE_API_KEY
+    cluster_address: str | None = Field(default=None, validation_alias="MATHAGENT_RAY")
 
     @classmethod
     def settings_customise_sources(

@@ -82,10 +82,11 @@ BAD_FILES = [
     ),
     (
         "[verfy]\nworkers = 2",
-        "unknown table [verfy]; did you mean [verify]? (known tables: [lean], [verify], [engine])",
+        "unknown table [verfy]; did you mean [verify]? (known tables: [lean], [verify], [engine], [serve], [cluster])",
     ),
-    ("[serve]\nport = 8000", "unknown table [serve] (known tables: [lean], [verify], [engine])"),
-    ("workers = 2", "unknown key workers (settings go in the tables [lean], [verify], [engine])"),
+    ("[serve]\nport = 70000", "serve.port must be a port number from 0 to 65535 (got 70000)"),
+    ("[serve]\nmax_queue = 0", "serve.max_queue must be an integer >= 1 (got 0)"),
+    ("workers = 2", "unknown key workers (settings go in the tables [lean], [verify], [engine], [serve], [cluster])"),
 ]
 
 

@@ -38,11 +38,11 @@ from mathagent.agent.solve import solve
 from mathagent.engines.base import Chat, Engine, EngineError, Sample, Sampling
 from mathagent.project import FALLBACK_HEADER
 from mathagent.verify.assemble import BadTask, Rejection, assemble
+from mathagent.verify.checker import Checker
 from mathagent.verify.leantext import imports_modules
 from mathagent.verify.lexer import mask
 from mathagent.verify.tasks import VerifyTask
 from mathagent.verify.verdict import Verdict
-from mathagent.verify.verifier import Verifier
 from mathagent.vocabulary import NO_PROOF, ErrorKind, PromptKind, StatementSource, Status, VerdictKind
 
 
@@ -68,13 +68,13 @@ class Agent:
     def __init__(
         self,
         engine: Engine,
-        verifier: Verifier | None,
+        verifier: Checker | None,
         budget: Budget | None = None,
         *,
         default_header: str | None = None,
     ) -> None:
         self.engine = engine
-        self.verifier = verifier  # None: no Lean here; answers stay unverified
+        self.verifier = verifier  # None: no Lean here; answers stay unverified (a Verifier, or a cluster's checker)
         self.budget = budget or Budget()
         if default_header is None:
             default_header = verifier.options.default_header if verifier is not None else FALLBACK_HEADER
@@ -206,7 +206,7 @@ class _ProofSearch:
     def __init__(
         self,
         agent: Agent,
-        verifier: Verifier,
+        verifier: Checker,
         problem: Problem,
         statement: str,
         header: str,

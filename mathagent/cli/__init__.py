@@ -17,10 +17,11 @@ from mathagent.cli import (
     help_format,
     lean_cmd,
     model_cmd,
+    serve_cmd,
     solve_cmd,
     verify_cmd,
 )
-from mathagent.cli.common import state
+from mathagent.cli.common import RayCommand, state
 from mathagent.engines import enginelog
 from mathagent.errors import MathAgentError
 
@@ -43,12 +44,14 @@ app.command(
     help=verify_cmd.HELP,
     epilog=verify_cmd.EPILOG,
     no_args_is_help=False,
+    cls=RayCommand,
 )(verify_cmd.verify)
 app.command("solve", help=solve_cmd.HELP, epilog=solve_cmd.EPILOG)(solve_cmd.solve_command)
 app.command("chat", help=chat.HELP)(chat.chat)
-app.command("batch", help=batch_cmd.HELP, epilog=batch_cmd.EPILOG)(batch_cmd.batch)
+app.command("batch", help=batch_cmd.HELP, epilog=batch_cmd.EPILOG, cls=RayCommand)(batch_cmd.batch)
+app.command("serve", help=serve_cmd.HELP, epilog=serve_cmd.EPILOG)(serve_cmd.serve)
 app.add_typer(eval_cmd.app, name="eval")
-app.command("doctor", help=doctor_cmd.HELP)(doctor_cmd.doctor)
+app.command("doctor", help=doctor_cmd.HELP, cls=RayCommand)(doctor_cmd.doctor)
 app.add_typer(lean_cmd.app, name="lean")
 app.add_typer(model_cmd.app, name="model")
 

@@ -22,6 +22,7 @@ from mathagent.cli.common import (
     ModelOpt,
     PoolOpt,
     ProjectOpt,
+    RayOpt,
     RoundsOpt,
     SamplesOpt,
     TimeLimitOpt,
@@ -51,6 +52,7 @@ EPILOG = """[bold]Examples[/bold]
   mathagent batch examples/problems.jsonl -o runs/problems.jsonl --header-file examples/prelude_header.lean
   mathagent batch examples/problems.jsonl -o runs/served.jsonl --base-url http://127.0.0.1:8000/v1 -c 16
   mathagent batch examples/problems.jsonl -o runs/k8.jsonl --samples 8 --rounds 2 --json | jq .verified
+  mathagent batch examples/problems.jsonl -o runs/cluster.jsonl --samples 32 -c 64 --ray auto  [dim]# on Ray[/dim]
 """
 
 
@@ -83,11 +85,13 @@ def batch(
     lean: LeanOpt = None,
     project: ProjectOpt = None,
     header_file: HeaderFileOpt = None,
+    ray: RayOpt = None,
 ) -> None:
     started = time.monotonic()
     # imported here, not at the top: other commands should not pay for them
     from mathagent.agent.loop import Budget
     from mathagent.cli import pipeline, runtime
+    from mathagent.cluster.session import address_of
 
     check_engine(engine)
     check_pool(pool)
@@ -98,11 +102,21 @@ def batch(
     )
     output = output or problems.with_name(problems.stem + ".results.jsonl")
     settings, lake_project = settings_from_flags(
-        lean, project, engine=engine, model=model, base_url=base_url, api_key=api_key, workers=workers, pool=pool
+        lean,
+        project,
+        engine=engine,
+        model=model,
+        base_url=base_url,
+        api_key=api_key,
+        workers=workers,
+        pool=pool,
+        cluster_address=ray,
     )
+    cluster = address_of(settings)
     rt = runtime.prepare(settings, lake_project, header_file)
     err = Console(stderr=True)
-    pipeline.warn_without_lean(rt, err, "results will be unverified")
+    if cluster is None:  # on a cluster, the nodes' Lean counts, and the checker says what it found
+        pipeline.warn_without_lean(rt, err, "results will be unverified")
     budget = Budget(
         rounds=rounds, samples=samples, max_tokens=max_tokens, time_limit_s=time_limit, solve_when_formal=not no_solve
     )
@@ -115,6 +129,7 @@ def batch(
         err,
         announce=_resuming,
         interrupted=f"finished results are in {output}; run the same command to resume",
+        cluster=cluster,
     )
     summary = run.summary(wall_s=time.monotonic() - started)
     if json_out:

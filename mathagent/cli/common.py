@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
-from mathagent.config import ENGINES, MAX_WORKERS, Settings, allowed, load_settings, usable_cores
+from mathagent.config import ENGINES, MAX_WORKERS, RAY_WORDS, Settings, allowed, load_settings, usable_cores
 from mathagent.errors import InputError
 from mathagent.project import default_header, find_project
 from mathagent.verify.verifier import VerifyOptions
@@ -144,6 +145,47 @@ WorkersOpt = Annotated[
         show_default=False,
     ),
 ]
+RayOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ray",
+        metavar="[ADDRESS]",
+        help="Run on a Ray cluster: auto (the one `ray start` runs here), HOST:PORT or ray://HOST:PORT, or no value "
+        "to start a local one; off: this machine only. Each node checks with as many Lean workers as it has CPUs "
+        "(\\[cluster] workers_per_node).  \\[default: \\[cluster] address, else off]",
+        show_default=False,
+        callback=settings_rule("cluster_address"),
+    ),
+]
+
+
+class RayCommand(TyperCommand):
+    """A command whose `--ray` may come without a value: then it means `local`.
+
+    Given a word that is no Ray address (`--ray problems.jsonl`), `--ray`
+    takes no value and the word stays an argument; `--ray=ADDRESS` is never
+    ambiguous."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # a click Context
+        return super().parse_args(ctx, bare_ray(args))
+
+
+def bare_ray(args: list[str]) -> list[str]:
+    """`--ray` with no address after it spelled `--ray=local`, as click needs it."""
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        if arg == "--":
+            return out + args[i:]
+        following = args[i + 1] if i + 1 < len(args) else None
+        if arg == "--ray" and (following is None or not _ray_address_like(following)):
+            out.append("--ray=local")
+        else:
+            out.append(arg)
+    return out
+
+
+def _ray_address_like(word: str) -> bool:
+    return word in RAY_WORDS or (":" in word and not word.startswith("-"))
 
 
 def need_file(path: Path, *, kind: str, hint: str, directory_hint: str | None = None) -> None:

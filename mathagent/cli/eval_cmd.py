@@ -23,6 +23,8 @@ from mathagent.cli.common import (
     ModelOpt,
     PoolOpt,
     ProjectOpt,
+    RayCommand,
+    RayOpt,
     RoundsOpt,
     SamplesOpt,
     TimeLimitOpt,
@@ -52,6 +54,7 @@ EPILOG = """[bold]Examples[/bold]
 
   mathagent eval sample                                     [dim]# the shipped sample set, any machine[/dim]
   mathagent eval minif2f-test --model internlm2-math-plus-7b --samples 32 --rounds 2
+  mathagent eval minif2f-test --samples 32 --rounds 2 --ray auto   [dim]# Lean and vLLM on every node[/dim]
   mathagent eval gsm8k-test --base-url http://127.0.0.1:8000/v1 --solve-samples 8
   mathagent eval compare runs/minif2f-test runs/minif2f-test-repair
 """
@@ -79,6 +82,7 @@ app = typer.Typer(
 
 @app.command(
     "run",
+    cls=RayCommand,
     help="Run a benchmark into a run folder (the default: `mathagent eval DATASET` is `mathagent eval run DATASET`).",
 )
 def run_command(
@@ -113,12 +117,14 @@ def run_command(
     lean: LeanOpt = None,
     project: ProjectOpt = None,
     header_file: HeaderFileOpt = None,
+    ray: RayOpt = None,
 ) -> None:
     started = time.monotonic()
     # imported here, not at the top: other commands should not pay for them
     from mathagent.agent.loop import Budget
     from mathagent.cli import pipeline, runtime
     from mathagent.cli.render import wall_time
+    from mathagent.cluster.session import address_of
     from mathagent.eval import datasets, report
     from mathagent.eval import run as evalrun
 
@@ -127,8 +133,17 @@ def run_command(
     data = datasets.resolve(dataset, data_dir)
     folder = run_dir or Path("runs") / data.name
     settings, lake_project = settings_from_flags(
-        lean, project, engine=engine, model=model, base_url=base_url, api_key=api_key, workers=workers, pool=pool
+        lean,
+        project,
+        engine=engine,
+        model=model,
+        base_url=base_url,
+        api_key=api_key,
+        workers=workers,
+        pool=pool,
+        cluster_address=ray,
     )
+    cluster = address_of(settings)
     rt = runtime.prepare(settings, lake_project, header_file)
     budget = Budget(
         rounds=rounds,
@@ -140,13 +155,16 @@ def run_command(
         exhaustive=True,  # pass@k needs every round-1 proof checked
     )
     err = Console(stderr=True)
-    pipeline.warn_without_lean(rt, err, "formal problems cannot be solved")
+    if cluster is None:  # on a cluster, the nodes' Lean counts, and the checker says what it found
+        pipeline.warn_without_lean(rt, err, "formal problems cannot be solved")
     engine_info = {"kind": rt.choice.kind, "model": rt.choice.model, "base_url": rt.choice.base_url}
     verify_info = {
         "pool": rt.options.pool,
         "workers": rt.options.workers,
         "timeout_s": rt.options.timeout_s,
         "memory_mb": rt.options.memory_mb,
+        # where it ran does not change the numbers: not among the settings a resume must keep
+        **({"ray": cluster} if cluster else {}),
     }
     record = evalrun.settings_record(data, engine_info, budget, rt.toolchain, rt.options.default_header, verify_info)
     evalrun.prepare_folder(folder, record, force=force)
@@ -160,6 +178,7 @@ def run_command(
         err,
         announce=lambda resume, todo: f"{data.name}: {len(items)} problems, {todo} to run, results in {folder}",
         interrupted=f"results so far are in {folder}; run the same command to resume",
+        cluster=cluster,
     )
     m = evalrun.finish(folder)
     if json_out:

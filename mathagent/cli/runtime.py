@@ -19,6 +19,7 @@ from mathagent.cli.common import read_header, verify_options
 from mathagent.cli.render import batch_progress
 from mathagent.config import Settings
 from mathagent.engines import select
+from mathagent.engines.base import Engine
 from mathagent.engines.openai import OpenAIEngine
 from mathagent.errors import ToolchainError
 from mathagent.verify.toolchain import LeanToolchain, find_lean
@@ -50,11 +51,7 @@ async def open_agent(
     runtime: Runtime, budget: Budget, say: Callable[[str], None], *, interactive: bool = False
 ) -> AsyncIterator[Agent]:
     """Load the model and open the Lean pool; close both afterwards."""
-    engine = await asyncio.to_thread(
-        lambda: select.build(runtime.choice, runtime.settings, say, interactive=interactive)
-    )
-    if isinstance(engine, OpenAIEngine):
-        await engine.model()  # reach the server now: a wrong URL fails here, named, not mid-run
+    engine = await load_engine(runtime, say, interactive=interactive)
     verifier = Verifier(runtime.toolchain, runtime.options) if runtime.toolchain is not None else None
     try:
         yield Agent(engine, verifier, budget, default_header=runtime.options.default_header)
@@ -62,6 +59,16 @@ async def open_agent(
         if verifier is not None:
             await verifier.aclose()
         await engine.aclose()
+
+
+async def load_engine(runtime: Runtime, say: Callable[[str], None], *, interactive: bool = False) -> Engine:
+    """The engine in this process, started (off the event loop: loading takes seconds)."""
+    engine = await asyncio.to_thread(
+        lambda: select.build(runtime.choice, runtime.settings, say, interactive=interactive)
+    )
+    if isinstance(engine, OpenAIEngine):
+        await engine.model()  # reach the server now: a wrong URL fails here, named, not mid-run
+    return engine
 
 
 async def run_with_progress(

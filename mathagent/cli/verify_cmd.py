@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Iterator
-from contextlib import aclosing, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, aclosing, contextmanager, nullcontext
 from pathlib import Path
 from typing import IO
 
@@ -17,6 +17,7 @@ from mathagent.cli.common import (
     HeaderFileOpt,
     LeanOpt,
     ProjectOpt,
+    RayOpt,
     VerifyPoolOpt,
     WorkersOpt,
     check_pool,
@@ -30,10 +31,11 @@ from mathagent.cli.render import progress_bar, verdict_table, verify_summary
 from mathagent.config import MAX_SECONDS, MIN_MEMORY_MB
 from mathagent.errors import InputError
 from mathagent.verify import verdict as codes
+from mathagent.verify.checker import Checker
 from mathagent.verify.tasks import BadRow, VerifyTask, read_jsonl, read_lean_file
 from mathagent.verify.toolchain import LeanToolchain, find_lean
 from mathagent.verify.verdict import Verdict, VerdictKind
-from mathagent.verify.verifier import PRELUDE_HINT, Verifier, VerifyOptions
+from mathagent.verify.verifier import PRELUDE_HINT, Verifier
 
 HELP = """Check Lean proofs and say which are [bold]verified[/bold].
 
@@ -51,6 +53,7 @@ EPILOG = """[bold]Examples[/bold]
   mathagent verify examples/two_plus_two.lean   [dim]# every declaration in the file[/dim]
   mathagent verify -i examples/tasks.jsonl --header-file examples/prelude_header.lean -o runs/results.jsonl
   mathagent verify -i examples/tasks.jsonl --header-file examples/prelude_header.lean --json | jq .verdict
+  mathagent verify -i examples/tasks.jsonl -o runs/verdicts.jsonl --ray auto  [dim]# Lean on every Ray node[/dim]
 
 [dim]--input rows: id, header, formal_statement, proof | full_code. A row without a header gets --header-file \
 (default: the Lake project's, which needs Mathlib; examples/prelude_header.lean works on any Lean).[/dim]
@@ -112,6 +115,7 @@ def verify(
     header_file: HeaderFileOpt = None,
     lean: LeanOpt = None,
     project: ProjectOpt = None,
+    ray: RayOpt = None,
 ) -> None:
     if not files and input is None:
         raise typer.BadParameter("give Lean files to check, or --input tasks.jsonl", param_hint="FILES / --input")
@@ -129,16 +133,32 @@ def verify(
         pool=pool,
         allow_native=allow_native or None,
         use_cache=False if no_cache else None,
+        cluster_address=ray,
     )
+    from mathagent.cluster.session import address_of
+
+    cluster = address_of(settings)
     items = _read_inputs(files or [], input)
     header = read_header(header_file, lake_project)
-    toolchain = find_lean(settings, lake_project)
     options = verify_options(settings, header, default_pool="cold", extra_axioms=tuple(allow_axiom))
+    open_checker: Callable[[], AbstractAsyncContextManager[Checker]]
+    joined: AbstractContextManager[None]
+    if cluster is None:
+        toolchain = find_lean(settings, lake_project)
+        open_checker, joined = (lambda: Verifier(toolchain, options)), nullcontext()
+    else:  # each node finds its own Lean; this machine needs none
+        from mathagent.cluster.checker import RayChecker
+        from mathagent.cluster.session import connect
+
+        err = Console(stderr=True)
+        say: Callable[[str], None] = lambda m: err.print(f"[dim]{escape(m)}[/dim]", highlight=False)  # noqa: E731
+        open_checker = lambda: RayChecker(settings, options, project=lake_project, say=say)  # noqa: E731
+        joined = connect(cluster)
     console = Console(stderr=json_out)
     finished: list[Verdict] = []
-    with _open_output(output) as sink:
+    with _open_output(output) as sink, joined:
         try:
-            asyncio.run(_verify_all(toolchain, options, items, sink, json_out, console, finished))
+            toolchain = asyncio.run(_verify_all(open_checker, items, sink, json_out, console, finished))
         except KeyboardInterrupt:
             kept = f"; they are in {output}" if output else ""
             Console(stderr=True).print(
@@ -196,15 +216,15 @@ def _open_output(path: Path | None) -> Iterator[IO[str] | None]:
 
 
 async def _verify_all(
-    toolchain: LeanToolchain,
-    options: VerifyOptions,
+    open_checker: Callable[[], AbstractAsyncContextManager[Checker]],
     items: list[VerifyTask | BadRow],
     sink: IO[str] | None,
     json_out: bool,
     console: Console,
     finished: list[Verdict],
-) -> None:
-    """Check every item; append each verdict to `finished` (input order at the end)."""
+) -> LeanToolchain:
+    """Check every item; append each verdict to `finished` (input order at the end).
+    The Lean the checks ran on, for the summary."""
     results: list[Verdict | None] = [None] * len(items)
 
     def publish(index: int, verdict: Verdict) -> None:
@@ -222,14 +242,16 @@ async def _verify_all(
     for index, item in enumerate(items):
         if isinstance(item, BadRow):
             publish(index, _bad_row_verdict(item))
-    async with Verifier(toolchain, options) as verifier:
+    async with open_checker() as verifier:
         with progress_bar(console, total=len(checks), enabled=not json_out) as advance:
             # closed here, not later by the event loop: Ctrl-C cancels every check before the pool closes
             async with aclosing(verifier.verify_many(task for _, task in checks)) as verdicts:
                 async for position, verdict in verdicts:
                     publish(checks[position][0], verdict)
                     advance(verdict)
+        toolchain = verifier.toolchain
     finished[:] = [v for v in results if v is not None]
+    return toolchain
 
 
 def _bad_row_verdict(row: BadRow) -> Verdict:
