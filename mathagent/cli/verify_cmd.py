@@ -30,11 +30,10 @@ from mathagent.cli.common import (
 from mathagent.cli.render import progress_bar, verdict_table, verify_summary
 from mathagent.config import MAX_SECONDS, MIN_MEMORY_MB
 from mathagent.errors import InputError
-from mathagent.verify import verdict as codes
 from mathagent.verify.checker import Checker
-from mathagent.verify.tasks import BadRow, VerifyTask, read_jsonl, read_lean_file
+from mathagent.verify.tasks import BadRow, VerifyTask, bad_row_verdict, read_jsonl, read_lean_file
 from mathagent.verify.toolchain import LeanToolchain, find_lean
-from mathagent.verify.verdict import Verdict, VerdictKind
+from mathagent.verify.verdict import Verdict
 from mathagent.verify.verifier import PRELUDE_HINT, Verifier
 
 HELP = """Check Lean proofs and say which are [bold]verified[/bold].
@@ -241,7 +240,7 @@ async def _verify_all(
     checks = [(index, item) for index, item in enumerate(items) if isinstance(item, VerifyTask)]
     for index, item in enumerate(items):
         if isinstance(item, BadRow):
-            publish(index, _bad_row_verdict(item))
+            publish(index, bad_row_verdict(item))
     async with open_checker() as verifier:
         with progress_bar(console, total=len(checks), enabled=not json_out) as advance:
             # closed here, not later by the event loop: Ctrl-C cancels every check before the pool closes
@@ -252,13 +251,3 @@ async def _verify_all(
         toolchain = verifier.toolchain
     finished[:] = [v for v in results if v is not None]
     return toolchain
-
-
-def _bad_row_verdict(row: BadRow) -> Verdict:
-    return Verdict(
-        id=row.id,
-        verdict=VerdictKind.ERROR,
-        reasons=[codes.BAD_INPUT],
-        message=f"{row.source}: {row.message}",
-        sandbox="not run",
-    )

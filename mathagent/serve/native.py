@@ -19,9 +19,8 @@ from pydantic import BaseModel, Field
 
 from mathagent.jsonl import dumps
 from mathagent.serve.limits import Refused, invalid
-from mathagent.verify import verdict as codes
 from mathagent.verify.tasks import BadRow, VerifyTask, task_from_row
-from mathagent.verify.verdict import Verdict, VerdictKind
+from mathagent.verify.verdict import Verdict
 
 JSON_LINES = ("application/x-ndjson", "application/jsonl", "application/jsonlines", "application/x-jsonlines")
 
@@ -93,17 +92,6 @@ def _rows_from_lines(body: bytes) -> list[VerifyTask | BadRow]:
             continue
         items.append(task_from_row(value, id_default=default_id, source=source))
     return items
-
-
-def bad_row_verdict(row: BadRow) -> Verdict:
-    """The verdict `verify --input` gives a row it cannot read."""
-    return Verdict(
-        id=row.id,
-        verdict=VerdictKind.ERROR,
-        reasons=[codes.BAD_INPUT],
-        message=f"{row.source}: {row.message}",
-        sandbox="not run",
-    )
 
 
 def render(verdicts: list[Verdict], lines: bool) -> str:

@@ -24,7 +24,7 @@ from mathagent.serve.limits import Refused, check_batch, check_count, check_time
 from mathagent.serve.metrics import CONTENT_TYPE
 from mathagent.serve.service import CheckService
 from mathagent.verify import verdict as codes
-from mathagent.verify.tasks import BadRow, VerifyTask
+from mathagent.verify.tasks import BadRow, VerifyTask, bad_row_verdict
 from mathagent.verify.verdict import Verdict, VerdictKind
 
 router = APIRouter()
@@ -121,7 +121,7 @@ async def verify_native(
     if verdicts is None:
         return Response(status_code=CLIENT_GONE)
     found = iter(verdicts)
-    ordered = [native.bad_row_verdict(item) if isinstance(item, BadRow) else next(found) for item in parsed.items]
+    ordered = [bad_row_verdict(item) if isinstance(item, BadRow) else next(found) for item in parsed.items]
     media = "application/x-ndjson" if parsed.lines else "application/json"
     return Response(native.render(ordered, parsed.lines), media_type=media)
 

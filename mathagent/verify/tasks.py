@@ -14,6 +14,8 @@ from pathlib import Path
 
 from mathagent.errors import InputError
 from mathagent.jsonl import first_field, read_rows
+from mathagent.verify import verdict as codes
+from mathagent.verify.verdict import Verdict, VerdictKind
 
 _ID_KEYS = ("id", "name", "problem_id", "task_id")
 _PROOF_KEYS = ("proof", "formal_proof")
@@ -54,6 +56,17 @@ class BadRow:
     id: str
     source: str
     message: str
+
+
+def bad_row_verdict(row: BadRow) -> Verdict:
+    """The verdict a row that cannot be read gets (`verify --input`, the service): an error, not run."""
+    return Verdict(
+        id=row.id,
+        verdict=VerdictKind.ERROR,
+        reasons=[codes.BAD_INPUT],
+        message=f"{row.source}: {row.message}",
+        sandbox="not run",
+    )
 
 
 def task_from_row(row: object, *, id_default: str, source: str) -> VerifyTask | BadRow:
