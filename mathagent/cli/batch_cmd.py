@@ -30,7 +30,6 @@ from mathagent.cli.common import (
     check_engine,
     check_pool,
     need_file,
-    settings_from_flags,
 )
 from mathagent.cli.render import wall_time
 
@@ -90,8 +89,7 @@ def batch(
     started = time.monotonic()
     # imported here, not at the top: other commands should not pay for them
     from mathagent.agent.loop import Budget
-    from mathagent.cli import pipeline, runtime
-    from mathagent.cluster.session import address_of
+    from mathagent.cli import pipeline
 
     check_engine(engine)
     check_pool(pool)
@@ -101,9 +99,10 @@ def batch(
         hint="give a JSONL file of problems, one per line (see examples/problems.jsonl)",
     )
     output = output or problems.with_name(problems.stem + ".results.jsonl")
-    settings, lake_project = settings_from_flags(
+    rt, cluster = pipeline.prepare(
         lean,
         project,
+        header_file,
         engine=engine,
         model=model,
         base_url=base_url,
@@ -112,8 +111,6 @@ def batch(
         pool=pool,
         cluster_address=ray,
     )
-    cluster = address_of(settings)
-    rt = runtime.prepare(settings, lake_project, header_file)
     err = Console(stderr=True)
     if cluster is None:  # on a cluster, the nodes' Lean counts, and the checker says what it found
         pipeline.warn_without_lean(rt, err, "results will be unverified")

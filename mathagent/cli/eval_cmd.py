@@ -31,7 +31,6 @@ from mathagent.cli.common import (
     WorkersOpt,
     check_engine,
     check_pool,
-    settings_from_flags,
 )
 from mathagent.errors import InputError
 
@@ -122,9 +121,8 @@ def run_command(
     started = time.monotonic()
     # imported here, not at the top: other commands should not pay for them
     from mathagent.agent.loop import Budget
-    from mathagent.cli import pipeline, runtime
+    from mathagent.cli import pipeline
     from mathagent.cli.render import wall_time
-    from mathagent.cluster.session import address_of
     from mathagent.eval import datasets, report
     from mathagent.eval import run as evalrun
 
@@ -132,9 +130,10 @@ def run_command(
     check_pool(pool)
     data = datasets.resolve(dataset, data_dir)
     folder = run_dir or Path("runs") / data.name
-    settings, lake_project = settings_from_flags(
+    rt, cluster = pipeline.prepare(
         lean,
         project,
+        header_file,
         engine=engine,
         model=model,
         base_url=base_url,
@@ -143,8 +142,6 @@ def run_command(
         pool=pool,
         cluster_address=ray,
     )
-    cluster = address_of(settings)
-    rt = runtime.prepare(settings, lake_project, header_file)
     budget = Budget(
         rounds=rounds,
         samples=samples,

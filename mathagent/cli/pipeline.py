@@ -21,13 +21,23 @@ from rich.markup import escape
 
 from mathagent.agent.loop import Agent, Budget
 from mathagent.agent.records import Problem, ProblemError, problem_from_row
-from mathagent.batch import BatchRun, Resume, open_results, run_batch
+from mathagent.batch import BatchRun, Resume, open_results
 from mathagent.cli import runtime
-from mathagent.cli.render import batch_progress
+from mathagent.cli.common import settings_from_flags
 from mathagent.engines.base import Engine
 from mathagent.errors import InputError, ToolchainError
 from mathagent.jsonl import read_rows
 from mathagent.project import find_project
+
+
+def prepare(
+    lean: Path | None, project: Path | None, header_file: Path | None, **flags: object
+) -> tuple[runtime.Runtime, str | None]:
+    """The engine and Lean the command's flags choose, and the Ray cluster to run on (None: this machine)."""
+    from mathagent.cluster.session import address_of
+
+    settings, lake_project = settings_from_flags(lean, project, **flags)
+    return runtime.prepare(settings, lake_project, header_file), address_of(settings)
 
 
 def read_problems(path: Path, limit: int | None = None) -> list[Problem | ProblemError]:
@@ -78,29 +88,14 @@ def solve(
         from mathagent.cluster.session import connect
 
         with connect(cluster):
-            return asyncio.run(_run_on_cluster(rt, budget, items, resume, concurrency, err, todo))
+            return asyncio.run(
+                runtime.run_with_progress(rt, budget, items, resume, concurrency, err, todo, cluster_agent)
+            )
     except KeyboardInterrupt:
         err.print(f"[yellow]interrupted[/yellow]: {interrupted}")
         raise typer.Exit(130) from None
     finally:
         resume.log.close()
-
-
-async def _run_on_cluster(
-    rt: runtime.Runtime,
-    budget: Budget,
-    items: list[Problem | ProblemError],
-    resume: Resume,
-    concurrency: int,
-    err: Console,
-    todo: int,
-) -> BatchRun:
-    """`runtime.run_with_progress`, with Lean and (where planned) the model on the connected Ray cluster."""
-    async with cluster_agent(rt, budget, _dim(err)) as agent:
-        with batch_progress(err, total=todo) as progress:
-            return await run_batch(
-                items, agent, resume, concurrency=concurrency, on_result=progress.result, on_event=progress.event
-            )
 
 
 @asynccontextmanager
@@ -135,7 +130,3 @@ async def cluster_agent(rt: runtime.Runtime, budget: Budget, say: Callable[[str]
         await checker.aclose()
         if engine is not None:
             await engine.aclose()
-
-
-def _dim(err: Console) -> Callable[[str], None]:
-    return lambda message: err.print(f"[dim]{escape(message)}[/dim]", highlight=False)

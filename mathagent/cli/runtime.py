@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,9 +79,11 @@ async def run_with_progress(
     concurrency: int,
     err: Console,
     todo: int,
+    opener: Callable[[Runtime, Budget, Callable[[str], None]], AbstractAsyncContextManager[Agent]] = open_agent,
 ) -> BatchRun:
-    """Solve the items with a live progress bar (done, verified, rate, ETA) on `err`."""
-    async with open_agent(rt, budget, lambda m: err.print(f"[dim]{escape(m)}[/dim]", highlight=False)) as agent:
+    """Solve the items with a live progress bar (done, verified, rate, ETA) on `err`;
+    `opener` gives the agent (by default, the model and Lean in this process)."""
+    async with opener(rt, budget, lambda m: err.print(f"[dim]{escape(m)}[/dim]", highlight=False)) as agent:
         with batch_progress(err, total=todo) as progress:
             return await run_batch(
                 items, agent, resume, concurrency=concurrency, on_result=progress.result, on_event=progress.event
