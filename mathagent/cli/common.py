@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperCommand
 
 from mathagent.config import ENGINES, MAX_WORKERS, RAY_WORDS, Settings, allowed, load_settings, usable_cores
@@ -217,6 +219,11 @@ def read_header(header_file: Path | None, project: Path | None) -> str:
             f"header file {header_file} is not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start})",
             hint=hint,
         ) from exc
+
+
+def dim_printer(console: Console) -> Callable[[str], None]:
+    """A `say` for progress notes: each message dimmed on `console`, printed as given (no markup)."""
+    return lambda message: console.print(f"[dim]{escape(message)}[/dim]", highlight=False)
 
 
 def check_pool(pool: str | None) -> None:

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.text import Text
 
 from mathagent.cli.common import (
@@ -18,6 +17,7 @@ from mathagent.cli.common import (
     EngineOpt,
     ModelOpt,
     check_engine,
+    dim_printer,
     settings_from_flags,
 )
 from mathagent.config import Settings
@@ -78,16 +78,11 @@ def solve_command(
     if not problem.strip():
         raise typer.BadParameter("the problem is empty", param_hint="PROBLEM")
     settings, _ = settings_from_flags(project=project, engine=engine, model=model, base_url=base_url, api_key=api_key)
-    err = Console(stderr=True)
     choice = select.choose(settings)
     overrides = {
         k: v for k, v in (("max_tokens", max_tokens), ("temperature", temperature), ("seed", seed)) if v is not None
     }
-
-    def say(message: str) -> None:
-        err.print(f"[dim]{escape(message)}[/dim]", highlight=False)
-
-    result = asyncio.run(_run(choice, settings, problem, samples, overrides, say))
+    result = asyncio.run(_run(choice, settings, problem, samples, overrides, dim_printer(Console(stderr=True))))
     if json_out:
         typer.echo(dumps(result.to_dict(), indent=2))
     else:

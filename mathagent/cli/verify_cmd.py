@@ -21,6 +21,7 @@ from mathagent.cli.common import (
     VerifyPoolOpt,
     WorkersOpt,
     check_pool,
+    dim_printer,
     need_file,
     read_header,
     settings_from_flags,
@@ -149,8 +150,7 @@ def verify(
         from mathagent.cluster.checker import RayChecker
         from mathagent.cluster.session import connect
 
-        err = Console(stderr=True)
-        say: Callable[[str], None] = lambda m: err.print(f"[dim]{escape(m)}[/dim]", highlight=False)  # noqa: E731
+        say = dim_printer(Console(stderr=True))
         open_checker = lambda: RayChecker(settings, options, project=lake_project, say=say)  # noqa: E731
         joined = connect(cluster)
     console = Console(stderr=json_out)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Query, Request
@@ -68,6 +68,18 @@ async def _run(request: Request, tasks: Sequence[VerifyTask], timeout_s: float) 
     return checks.result()
 
 
+async def _run_in_order(
+    request: Request, items: Sequence[VerifyTask | Verdict], timeout_s: float
+) -> list[Verdict] | None:
+    """`_run` on the tasks among `items`; the verdicts already given stay in their places."""
+    tasks = [item for item in items if isinstance(item, VerifyTask)]
+    verdicts = await _run(request, tasks, timeout_s) if tasks else []
+    if verdicts is None:
+        return None
+    found = iter(verdicts)
+    return [item if isinstance(item, Verdict) else next(found) for item in items]
+
+
 # Models the request bodies' schemas refer to, for the OpenAPI document's components (see app.py).
 SCHEMAS: dict[str, Any] = {}
 Body = TypeVar("Body", bound=BaseModel)
@@ -116,14 +128,12 @@ async def verify_native(
     timeout_s = check_timeout(service.limits, parsed.timeout)
     # rows are as the CLI reads them: an oversized one is a `too_large` verdict, ids may repeat
     check_count(service.limits, len(parsed.items), kind="tasks")
-    tasks = [item for item in parsed.items if isinstance(item, VerifyTask)]
-    verdicts = await _run(request, tasks, timeout_s) if tasks else []
+    items = [bad_row_verdict(item) if isinstance(item, BadRow) else item for item in parsed.items]
+    verdicts = await _run_in_order(request, items, timeout_s)
     if verdicts is None:
         return Response(status_code=CLIENT_GONE)
-    found = iter(verdicts)
-    ordered = [bad_row_verdict(item) if isinstance(item, BadRow) else next(found) for item in parsed.items]
     media = "application/x-ndjson" if parsed.lines else "application/json"
-    return Response(native.render(ordered, parsed.lines), media_type=media)
+    return Response(native.render(verdicts, parsed.lines), media_type=media)
 
 
 @router.get("/v1/health", tags=["mathagent"], summary="Lean, library, pool, queue and limits")
@@ -140,10 +150,21 @@ async def metrics(request: Request) -> Response:
 # ---------------------------------------------------------------- kimina-lean-server's API
 
 
-async def _run_kimina(request: Request, items: list[tuple[str, str]], timeout_s: float) -> list[Verdict] | None:
-    """Verdicts for (id, whole file) pairs. With --tasks, each id names the statement its file must prove;
-    an id that names none gets an error verdict of its own (the rest of the batch still runs)."""
-    statements = _service(request).config.statements
+async def _answer_kimina(
+    request: Request,
+    items: list[tuple[str, str]],
+    *,
+    kind: str,
+    timeout: float | None,
+    result: Callable[[str, Verdict, float], dict[str, Any]],
+) -> Response:
+    """Check (id, whole file) pairs and answer `{"results": [result(id, verdict, timeout_s), ...]}`.
+    With --tasks, each id names the statement its file must prove; an id that names none gets an
+    error verdict of its own (the rest of the batch still runs)."""
+    service = _service(request)
+    check_batch(service.limits, items, kind=kind)
+    timeout_s = check_timeout(service.limits, timeout)
+    statements = service.config.statements
     tasks: list[VerifyTask | Verdict] = []
     for ident, code in items:
         if statements is None:
@@ -152,12 +173,10 @@ async def _run_kimina(request: Request, items: list[tuple[str, str]], timeout_s:
         task = statements.task(ident, code)
         message = f"snippet id {ident!r} names no task of the server's --tasks file (use a task id, or ID#anything)"
         tasks.append(task or Verdict(ident, VerdictKind.ERROR, [codes.BAD_INPUT], message, sandbox="not run"))
-    runnable = [t for t in tasks if isinstance(t, VerifyTask)]
-    verdicts = await _run(request, runnable, timeout_s) if runnable else []
+    verdicts = await _run_in_order(request, tasks, timeout_s)
     if verdicts is None:
-        return None
-    found = iter(verdicts)
-    return [t if isinstance(t, Verdict) else next(found) for t in tasks]
+        return Response(status_code=CLIENT_GONE)
+    return _json({"results": [result(ident, v, timeout_s) for (ident, _), v in zip(items, verdicts, strict=True)]})
 
 
 @router.post(
@@ -168,16 +187,9 @@ async def _run_kimina(request: Request, items: list[tuple[str, str]], timeout_s:
 )
 @router.post("/api/check/", include_in_schema=False)
 async def check_kimina(request: Request) -> Response:
-    service = _service(request)
     body = await parse_body(request, kimina.CheckRequest)
     items = [(str(s.id), s.code) for s in body.snippets]
-    check_batch(service.limits, items, kind="snippets")
-    timeout_s = check_timeout(service.limits, body.timeout)
-    verdicts = await _run_kimina(request, items, timeout_s)
-    if verdicts is None:
-        return Response(status_code=CLIENT_GONE)
-    results = [kimina.repl_response(ident, v, timeout_s) for (ident, _), v in zip(items, verdicts, strict=True)]
-    return _json({"results": results})
+    return await _answer_kimina(request, items, kind="snippets", timeout=body.timeout, result=kimina.repl_response)
 
 
 @router.post(
@@ -187,7 +199,6 @@ async def check_kimina(request: Request) -> Response:
     openapi_extra=json_body(kimina.VerifyRequest),
 )
 async def verify_kimina(request: Request) -> Response:
-    service = _service(request)
     body = await parse_body(request, kimina.VerifyRequest)
     items: list[tuple[str, str]] = []
     for code in body.codes:
@@ -195,13 +206,7 @@ async def verify_kimina(request: Request) -> Response:
         if content is None:
             raise Refused(422, "invalid_request", f"code {code.custom_id!r} has neither `proof` nor `code`")
         items.append((str(code.custom_id), content))
-    check_batch(service.limits, items, kind="codes")
-    timeout_s = check_timeout(service.limits, body.timeout)
-    verdicts = await _run_kimina(request, items, timeout_s)
-    if verdicts is None:
-        return Response(status_code=CLIENT_GONE)
-    results = [kimina.backward_response(ident, v, timeout_s) for (ident, _), v in zip(items, verdicts, strict=True)]
-    return _json({"results": results})
+    return await _answer_kimina(request, items, kind="codes", timeout=body.timeout, result=kimina.backward_response)
 
 
 @router.get("/health", tags=["kimina"], summary="kimina-lean-server's health check")

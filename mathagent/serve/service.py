@@ -143,9 +143,9 @@ class CheckService:
                 message=f"the verifier failed: {type(exc).__name__}: {exc}",
                 sandbox="not run",
             )
-        elapsed = time.monotonic() - started
-        self._finish_times.append(time.monotonic())
-        self.metrics.check_done(str(verdict.verdict), elapsed)
+        finished = time.monotonic()
+        self._finish_times.append(finished)
+        self.metrics.check_done(str(verdict.verdict), finished - started)
         return verdict
 
     def _finished(self, _: asyncio.Future[Verdict]) -> None:
