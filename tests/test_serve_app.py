@@ -159,3 +159,16 @@ def test_waiting_for_a_worker_is_not_the_proofs_time(lean: LeanToolchain) -> Non
         assert took > 1  # they did wait for each other
 
     run_app(lean, test, pool="cold", workers=1, limits=ServeLimits())
+
+
+@pytest.mark.timeout(20)
+def test_snippet_ids_map_to_tasks_and_a_1mb_id_of_separators_is_one_pass() -> None:
+    # snippet ids are untrusted: trying every `#` of a long id as a task id would be quadratic
+    from mathagent.serve.statements import Statement, Statements
+
+    tasks = Statements({"a": Statement("x", None), "a#b": Statement("y", None), "long_id": Statement("z", None)})
+    found = {i: (tasks.find(i) or ("-",))[0] for i in ["a", "a#3", "a#b#4", "long_id#1#2", "zz#1", "a" * 100]}
+    assert found == {"a": "a", "a#3": "a", "a#b#4": "a#b", "long_id#1#2": "long_id", "zz#1": "-", "a" * 100: "-"}
+    for _ in range(50):  # 50 MB of adversarial ids: seconds if quadratic per id would be hours
+        assert tasks.find("#" * 1_000_000) is None
+        assert tasks.find("a" + "#" * 1_000_000) == ("a", tasks.by_id["a"])

@@ -35,6 +35,7 @@ class Statements:
     def __init__(self, by_id: dict[str, Statement], source: str = "") -> None:
         self.by_id = by_id
         self.source = source
+        self.longest = max((len(ident) for ident in by_id), default=0)
 
     def __len__(self) -> int:
         return len(self.by_id)
@@ -42,6 +43,12 @@ class Statements:
     def find(self, snippet_id: str) -> tuple[str, Statement] | None:
         """(task id, statement) for a snippet id `ID` or `ID#suffix` (the longest task id that fits)."""
         candidate = snippet_id
+        if len(candidate) > self.longest:
+            # only the first `longest` characters can hold a task id: never try every `#` of a 1 MB id
+            cut = candidate.rfind(SEPARATOR, 0, self.longest + 1)
+            if cut <= 0:
+                return None
+            candidate = candidate[:cut]
         while True:
             found = self.by_id.get(candidate)
             if found is not None:
