@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from mathagent.cluster.errors import START_HINT, ClusterError, import_ray
-from mathagent.config import Settings
+from mathagent.config import Settings, load_settings
+from mathagent.engines.enginelog import log_path, stderr_to_log
 
 
 def address_of(settings: Settings) -> str | None:
@@ -32,7 +33,9 @@ def connect(address: str) -> Iterator[None]:
     if address == "local":  # Ray's own word: a new instance on this machine, even if one runs here already
         options["include_dashboard"] = False
     try:
-        ray.init(address=address, **options)
+        # Ray's C++ core writes its retries and warnings to descriptor 2: into the engine log
+        with stderr_to_log(log_path(load_settings().cache_dir), f"ray.init({address})"):
+            ray.init(address=address, **options)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         raise ClusterError(f"cannot join the Ray cluster at {address}: {exc}", hint=START_HINT) from exc
     try:
