@@ -257,8 +257,8 @@ def _apply_file(settings: Settings, path: Path) -> Settings:
             raise ConfigError(where + _unknown_table(table, values))
         if not isinstance(values, dict):
             raise ConfigError(f"{where}{table} must be a table ([{table}]), not a value")
+        known = FILE_TABLES[table]
         for key, value in values.items():
-            known = FILE_TABLES[table]
             if key not in known:
                 raise ConfigError(where + _unknown_key(table, key))
             attr = known[key]

@@ -167,8 +167,8 @@ class LlamaModel:
             raise EngineError(f"the KV cache holds {cache.capacity} positions, {end} were needed")
         x = F.embedding(tokens, self.embed)
         angles = positions.to(torch.float32)[..., None] * self.inv_freq  # [B, T, D/2]
-        cos = torch.cat([angles.cos(), angles.cos()], dim=-1)[:, None].to(self.dtype)
-        sin = torch.cat([angles.sin(), angles.sin()], dim=-1)[:, None].to(self.dtype)
+        angles = torch.cat([angles, angles], dim=-1)[:, None]  # [B, 1, T, D]
+        cos, sin = angles.cos().to(self.dtype), angles.sin().to(self.dtype)
         # slot s is visible to the query at slot start + t when s <= start + t and s is not padding
         slots, queries = torch.arange(end), start + torch.arange(steps)
         causal = slots[None, :] <= queries[:, None]  # [T, S]

@@ -34,6 +34,7 @@ class _Request:
     sampling: Sampling
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[list[Sample]]
+    stops: tuple[str, ...] = ()  # the family's and the request's stop strings
     cancelled: threading.Event = field(default_factory=threading.Event)
 
 
@@ -123,12 +124,13 @@ class TorchCPUEngine:
     async def generate(self, prompts: list[Chat], sampling: Sampling) -> list[list[Sample]]:
         self.start()
         loop = asyncio.get_running_loop()
+        stops = (*self.family.stop, *sampling.stop)
         requests = []
         for chat in prompts:
             ids = self._tokenizer.encode(self.render(chat), add_special_tokens=False).ids
             if len(ids) > PROMPT_TOKENS_LIMIT:
                 raise EngineError(f"the prompt has {len(ids)} tokens, more than {PROMPT_TOKENS_LIMIT}")
-            requests.append(_Request(ids, sampling, loop, loop.create_future()))
+            requests.append(_Request(ids, sampling, loop, loop.create_future(), stops))
         with self._wake:
             self._queue.extend(requests)
             self._wake.notify()
@@ -194,12 +196,11 @@ class TorchCPUEngine:
                     row.finish = "abort"
             if all(row.finish is not None for row in rows):
                 break
-            chosen = []
+            chosen = [pad] * len(rows)  # a finished row is fed padding: its output is settled
             for i, row in enumerate(rows):
-                token, logprob = _sample(logits[i], row.request.sampling, row.generator)
-                chosen.append(token)
                 if row.finish is None:
-                    self._advance(row, token, logprob, step)
+                    chosen[i], logprob = _sample(logits[i], row.request.sampling, row.generator)
+                    self._advance(row, chosen[i], logprob, step)
             self._settle_finished(requests, rows)
             if all(row.finish is not None for row in rows):
                 break
@@ -218,7 +219,7 @@ class TorchCPUEngine:
             return
         row.generated.append(token)
         row.logprob_sum += logprob
-        stops = [*self.family.stop, *sampling.stop]
+        stops = row.request.stops
         if stops:
             # only the tail can newly contain a stop string; decode it, not the whole text, each step
             longest = max(len(s) for s in stops)
@@ -230,7 +231,6 @@ class TorchCPUEngine:
                 return
         if step + 1 >= sampling.max_tokens:
             row.finish = "length"
-        if row.finish is not None:
             row.text = self._tokenizer.decode(row.generated, skip_special_tokens=True)
 
     def _settle_finished(self, requests: list[_Request], rows: list[_Row]) -> None:
