@@ -40,6 +40,7 @@ def main() -> None:
         return
     _reply({"ready": True})
     for line in sys.stdin:
+        request: Any = None  # a line that is not JSON must not answer with the previous request's id
         try:
             request = json.loads(line)
             result = _OPS[request["op"]](**request.get("args", {}))
@@ -93,7 +94,9 @@ _RELATION_LIST = re.compile(r"\b[a-z]\s*=\s*-?[\w./^{}]+(?:\s*(?:,|or|and)\s*[a-
 _DECIMAL_COMMA = re.compile(r"-?\d+,\d{2}")  # 1000,99: two digits after a comma are never a thousands group
 _CODE_BLOCK = re.compile(r"```.*?(?:```|\Z)", re.S)
 _LEAN_DECLARATION = re.compile(r"\b(?:theorem|lemma|example)\b")
-_LEAN_ASCRIPTION = re.compile(r"\(\s*([^():]+?)\s*:\s*[ℕℤℚℝℂ]\s*\)")
+# `(x : ℕ)`: what precedes the colon, stripped in `_unascribed` (a lazy group between two `\s*`
+# here would backtrack cubically on a long run of spaces)
+_LEAN_ASCRIPTION = re.compile(r"\(([^():]+):\s*[ℕℤℚℝℂ]\s*\)")
 _LEAN_SQRT = re.compile(r"(?:Real\.sqrt|√)\s*(\([^()]*\)|[\w.]+)")
 _LEAN_OPENERS, _LEAN_CLOSERS = "([{⟨", ")]}⟩"
 _TOTAL_WORDS = re.compile(r"\b(?:in total|total|altogether|in all|overall)\b", re.I)
@@ -172,9 +175,14 @@ def _lean_conclusion(code: str) -> str | None:
     ]
     if colon < 0 or not equals:
         return None
-    value = _LEAN_ASCRIPTION.sub(r"(\1)", conclusion[equals[-1] + 1 :].strip())
+    value = _LEAN_ASCRIPTION.sub(_unascribed, conclusion[equals[-1] + 1 :].strip())
     value = _LEAN_SQRT.sub(lambda m: "\\sqrt{" + m.group(1).removeprefix("(").removesuffix(")") + "}", value)
     return value.replace("Real.pi", "\\pi").replace("π", "\\pi").replace("*", "\\cdot ")
+
+
+def _unascribed(m: re.Match[str]) -> str:
+    inner = m.group(1)
+    return "(" + (inner.strip() or inner[-1]) + ")"  # all blank: its last character, as before
 
 
 def parse_output(output: str) -> list[Any]:
@@ -327,12 +335,13 @@ def group(answers: list[str]) -> list[int]:
     """Each answer's group: the index of the first answer equivalent to it."""
     parsed = [_parse_or_nothing(a) for a in answers]
     groups: list[int] = []
+    firsts: list[int] = []  # the first answer of each group, in order
     for i, this in enumerate(parsed):
-        home = i
-        for j in sorted(set(groups)):
-            if answers[i] == answers[j] or (this and parsed[j] and _verify(parsed[j], this)):
-                home = j
-                break
+        home = next(
+            (j for j in firsts if answers[i] == answers[j] or (this and parsed[j] and _verify(parsed[j], this))), i
+        )
+        if home == i:
+            firsts.append(i)
         groups.append(home)
     return groups
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -102,10 +103,7 @@ def _judge_samples(
 
 def top_group(homes: list[int | None]) -> int | None:
     """The group with the most votes (ties: the one seen first)."""
-    counts: dict[int, int] = {}
-    for home in homes:
-        if home is not None:
-            counts[home] = counts.get(home, 0) + 1
+    counts = _counts(homes)
     return max(counts, key=lambda h: (counts[h], -h)) if counts else None
 
 
@@ -126,11 +124,13 @@ def vote(answer_list: list[str | None]) -> list[tuple[str, int]]:
 
 def vote_from_groups(answer_list: list[str | None], homes: list[int | None]) -> list[tuple[str, int]]:
     """(representative answer, votes) per group, most votes first (ties: first seen)."""
-    counts: dict[int, int] = {}
-    for home in homes:
-        if home is not None:
-            counts[home] = counts.get(home, 0) + 1
+    counts = _counts(homes)
     return [(answer_list[h] or "", counts[h]) for h in sorted(counts, key=lambda h: (-counts[h], h))]
+
+
+def _counts(homes: list[int | None]) -> dict[int, int]:
+    """Votes per group (missing answers vote for none)."""
+    return Counter(home for home in homes if home is not None)
 
 
 def check_answer(problem: str, answer: str | None) -> tuple[AnswerCheck, str]:
