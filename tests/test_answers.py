@@ -6,6 +6,9 @@ in tests/test_answer_corpus.py; here, what mathagent builds on it.
 
 from __future__ import annotations
 
+import random
+import re
+
 import pytest
 
 from mathagent.agent import answers, mathcheck
@@ -129,3 +132,29 @@ def test_check_statuses() -> None:
 
 def test_vote_groups_equivalent_answers() -> None:
     assert vote(["\\frac{1}{2}", "0.5", "1/3", None, "2/4"]) == [("\\frac{1}{2}", 3), ("1/3", 1)]
+
+
+# the fence pattern extraction used before, kept as the oracle: same blocks, but quadratic on fence lines
+_OLD_FENCE = re.compile(r"```[ \t]*(?P<lang>[\w+-]*)[^\n]*\n(?P<body>.*?)(?:```|\Z)", re.S)
+
+
+def test_fenced_blocks_match_the_old_pattern_on_generated_text() -> None:
+    from mathagent.agent.extract import fenced_blocks
+
+    pieces = ["`", "``", "```", "````", "\n", " ", "\t", "lean", "lean4", "a", "+", "-", "é", "x y", "\r"]
+    rng = random.Random(7)
+    for _ in range(20000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 25)))
+        assert list(fenced_blocks(text)) == [(m["lang"], m["body"]) for m in _OLD_FENCE.finditer(text)], text
+
+
+@pytest.mark.timeout(30)
+def test_lean_block_extraction_is_one_pass_on_1mb_of_fence_lines() -> None:
+    # "```a" repeated: the old pattern retried every fence to the end of the line (7 s at 160 kB)
+    assert last_lean_block("```a" * 250_000) is None
+    assert last_lean_block("```lean\n" + "a" * 1_000_000) == "a" * 1_000_000
+    # one fence line of 1 MB labelled `a`, not Lean: its block is not taken
+    assert last_lean_block("```a" * 250_000 + "\ntheorem t : True := trivial\n```") is None
+    assert last_lean_block("```a" * 250_000 + "\n```\n```lean\ntheorem t : True := trivial\n```") == (
+        "theorem t : True := trivial"
+    )

@@ -3,18 +3,40 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from mathagent.verify.leantext import parse_statement
 from mathagent.verify.lexer import mask
 
-_FENCE = re.compile(r"```[ \t]*(?P<lang>[\w+-]*)[^\n]*\n(?P<body>.*?)(?:```|\Z)", re.S)
+_LANG = re.compile(r"[ \t]*([\w+-]*)")
+
+
+def fenced_blocks(text: str) -> Iterator[tuple[str, str]]:
+    """(language, body) of each fenced block: a ``` line (its language word
+    after optional blanks), then everything up to the next ``` or the end.
+
+    One pass with `str.find`: the regex this replaces retried its opening at
+    every position of a fence line without a newline (quadratic on model output)."""
+    pos = 0
+    while (start := text.find("```", pos)) >= 0:
+        eol = text.find("\n", start + 3)
+        if eol < 0:
+            return  # no line ends after this fence, nor after any later one
+        match = _LANG.match(text, start + 3, eol)
+        lang = match.group(1) if match else ""
+        close = text.find("```", eol + 1)
+        if close < 0:
+            yield lang, text[eol + 1 :]
+            return
+        yield lang, text[eol + 1 : close]
+        pos = close + 3
 
 
 def last_lean_block(text: str) -> str | None:
     """The last Lean code block: ```lean, ```lean4 or an unlabelled fence with
     Lean in it; failing that, unfenced text from the first `theorem`/`lemma`/
     `import` line on. None when there is no Lean at all."""
-    blocks = [(m.group("lang").lower(), m.group("body")) for m in _FENCE.finditer(text)]
+    blocks = [(lang.lower(), body) for lang, body in fenced_blocks(text)]
     lean = [body for lang, body in blocks if lang in ("lean", "lean4")]
     if lean:
         return lean[-1].strip("\n")
