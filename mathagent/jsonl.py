@@ -41,11 +41,16 @@ def read_rows(path: Path) -> Iterator[Row]:
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    return rows_from_bytes(data, source=f"{path}:", default_id=f"{path.name}:")
+
+
+def rows_from_bytes(data: bytes, *, source: str, default_id: str) -> Iterator[Row]:
+    """Every line of JSONL `data` as a Row; line N is `{source}N` in messages, `{default_id}N` as an id."""
     lines = data.split(b"\n")
     if lines and lines[-1].strip() == b"":
         lines.pop()  # the newline that ends the last row is not a row
     for number, raw in enumerate(lines, start=1):
-        row = Row(number, f"{path}:{number}", f"{path.name}:{number}")
+        row = Row(number, f"{source}{number}", f"{default_id}{number}")
         raw = raw.rstrip(b"\r")
         if not raw.strip():
             yield replace(row, error="empty line")

@@ -17,9 +17,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from mathagent.jsonl import dumps
+from mathagent.jsonl import dumps, rows_from_bytes
 from mathagent.serve.limits import Refused, invalid
-from mathagent.verify.tasks import BadRow, VerifyTask, task_from_row
+from mathagent.verify.tasks import BadRow, VerifyTask, task_from_row, tasks_from_rows
 from mathagent.verify.verdict import Verdict
 
 JSON_LINES = ("application/x-ndjson", "application/jsonl", "application/jsonlines", "application/x-jsonlines")
@@ -72,26 +72,7 @@ def parse(body: bytes, content_type: str, timeout_param: float | None) -> Parsed
 
 
 def _rows_from_lines(body: bytes) -> list[VerifyTask | BadRow]:
-    lines = body.split(b"\n")
-    if lines and not lines[-1].strip():
-        lines.pop()
-    items: list[VerifyTask | BadRow] = []
-    for number, raw in enumerate(lines, 1):
-        source, default_id = f"request line {number}", f"line:{number}"
-        raw = raw.rstrip(b"\r")
-        if not raw.strip():
-            items.append(BadRow(default_id, source, "empty line"))
-            continue
-        try:
-            value = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            items.append(BadRow(default_id, source, f"not UTF-8: byte {raw[exc.start]:#04x} at column {exc.start + 1}"))
-            continue
-        except json.JSONDecodeError as exc:
-            items.append(BadRow(default_id, source, f"invalid JSON: {exc.msg} at column {exc.colno}"))
-            continue
-        items.append(task_from_row(value, id_default=default_id, source=source))
-    return items
+    return list(tasks_from_rows(rows_from_bytes(body, source="request line ", default_id="line:")))
 
 
 def render(verdicts: list[Verdict], lines: bool) -> str:

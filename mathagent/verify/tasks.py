@@ -8,12 +8,12 @@ cannot be read becomes a `BadRow` carrying the reason; it never stops the rest.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from mathagent.errors import InputError
-from mathagent.jsonl import first_field, read_rows
+from mathagent.jsonl import Row, first_field, read_rows
 from mathagent.verify import verdict as codes
 from mathagent.verify.verdict import Verdict, VerdictKind
 
@@ -106,7 +106,12 @@ def read_jsonl(path: Path) -> Iterator[VerifyTask | BadRow]:
 
     Raises InputError only when the file itself cannot be opened.
     """
-    for row in read_rows(path):
+    return tasks_from_rows(read_rows(path))
+
+
+def tasks_from_rows(rows: Iterable[Row]) -> Iterator[VerifyTask | BadRow]:
+    """A task for each JSONL row, or a BadRow saying why the line has none."""
+    for row in rows:
         if row.error is not None:
             yield BadRow(row.default_id, row.source, row.error)
         else:
