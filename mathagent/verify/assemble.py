@@ -90,6 +90,7 @@ class Assembled:
     canonical_lines: tuple[tuple[str, int], ...] = ()  # (allowed axiom, line of its type check)
     warm_key: str = ""  # the prefix a warm server keeps elaborated (the header)
     whole_file: bool = False  # targets come from the file's own declarations (second run)
+    private_names: bool = True  # the axiom reports may set `pp.privateNames` (see `print_axioms`)
 
     @property
     def check_start(self) -> int:
@@ -147,16 +148,17 @@ class _Builder:
         return "".join(self.parts)
 
 
-def assemble(task: VerifyTask, header: str, *, nonce: str | None = None) -> Assembled:
+def assemble(task: VerifyTask, header: str, *, nonce: str | None = None, private_names: bool = True) -> Assembled:
     """Build the file to run for `task` with `header` (the resolved header text).
 
+    `private_names`: the Lean knows `pp.privateNames` (see `print_axioms`).
     Raises BadTask for an unusable statement and Rejection for a whole-file
     submission that changed the header or the statement.
     """
     if task.formal_statement is None:
         if task.full_code is None:
             raise BadTask("nothing to check: the task has neither `formal_statement` nor `full_code`")
-        return assemble_file(task.full_code)
+        return replace(assemble_file(task.full_code), private_names=private_names)
     try:
         statement = parse_statement(task.formal_statement)
     except ValueError as exc:
@@ -170,7 +172,7 @@ def assemble(task: VerifyTask, header: str, *, nonce: str | None = None) -> Asse
         submitted = task.full_code
     else:
         raise BadTask("no `proof` or `full_code` to check against the statement")
-    return _assemble_statement(header, body, body_line, submitted, statement, nonce)
+    return _assemble_statement(header, body, body_line, submitted, statement, nonce, private_names)
 
 
 def assemble_statement_only(formal_statement: str, header: str) -> Assembled:
@@ -204,8 +206,30 @@ def reference_declaration(statement: Statement, ref_name: str) -> str:
     return decl
 
 
+def print_axioms(constant: str, *, private_names: bool = True) -> str:
+    """`#print axioms` of `_root_.<constant>` (Lean source), naming every axiom by its full name.
+
+    Lean prints a constant the short way it could be written at that point of
+    the file: after `open Unsafe` (or inside a namespace a header left open)
+    `Unsafe.propext` prints as `propext`, and a private `propext` always does.
+    The options make the report name each axiom by its full name, `_private`
+    prefix included, whatever the submission opened or set before; universe
+    levels stay out of it (`pp.all` would add them).
+    """
+    options = "set_option pp.fullNames true in set_option pp.universes false in "
+    if private_names:
+        options += "set_option pp.privateNames true in "
+    return f"{options}#print axioms _root_.{constant}"
+
+
 def _assemble_statement(
-    header: str, body: str, body_line: int, submitted: str | None, statement: Statement, nonce: str
+    header: str,
+    body: str,
+    body_line: int,
+    submitted: str | None,
+    statement: Statement,
+    nonce: str,
+    private_names: bool,
 ) -> Assembled:
     ref_name = f"mathagent_ref_{nonce}"
     check_name = f"mathagent_check_{nonce}"
@@ -219,7 +243,7 @@ def _assemble_statement(
     out.add(body, SUBMISSION, body_line)
     out.add("\n", SUBMISSION)  # a blank line between what was submitted and the checks
     type_line = out.add(f"theorem _root_.{check_name} : type_of% @_root_.{ref_name} := @{target}", CHECK)
-    axioms_line = out.add(f"#print axioms _root_.{check_name}", CHECK)
+    axioms_line = out.add(print_axioms(check_name, private_names=private_names), CHECK)
     canonical = _add_canonical_checks(out) if imports_modules(header) else ()
     return Assembled(
         text=out.text,
@@ -228,6 +252,7 @@ def _assemble_statement(
         targets=(Target(reported=check_name, axioms_line=axioms_line, type_line=type_line, label=statement.name),),
         canonical_lines=canonical,
         warm_key=header,
+        private_names=private_names,
     )
 
 
@@ -257,7 +282,7 @@ def with_declaration_checks(assembled: Assembled, declarations: Iterable[Declara
     targets = [
         Target(
             reported=d.name,
-            axioms_line=out.add(f"#print axioms _root_.{identifier(d.source_name)}", CHECK),
+            axioms_line=out.add(print_axioms(identifier(d.source_name), private_names=assembled.private_names), CHECK),
             label=".".join(d.source_name),
         )
         for d in declarations

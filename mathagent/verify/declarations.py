@@ -36,6 +36,10 @@ class Declaration:
         return parts
 
     @property
+    def private(self) -> bool:
+        return self.parts[:1] == ("_private",)
+
+    @property
     def short(self) -> str:
         parts = self.parts
         return parts[-1] if parts else self.name

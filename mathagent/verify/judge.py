@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from mathagent.verify import verdict as codes
 from mathagent.verify.assemble import (
+    CANONICAL_AXIOMS,
     CHECK,
     HEADER,
     REFERENCE,
@@ -24,7 +25,7 @@ from mathagent.verify.assemble import (
     Assembled,
     Target,
 )
-from mathagent.verify.declarations import Declaration
+from mathagent.verify.declarations import Declaration, split_name
 from mathagent.verify.messages import LeanMessage, parse_output
 from mathagent.verify.verdict import Diagnostic, Verdict, VerdictKind
 
@@ -34,6 +35,7 @@ _SORRY_WARNING = re.compile(r"declaration uses .sorry.")
 _UNKNOWN = re.compile(r"unknown (?:identifier|constant)", re.I)
 _NO_AXIOMS = "does not depend on any axioms"
 _SOME_AXIOMS = "depends on axioms: ["
+_ROOT = "_root_."
 
 
 @dataclass(frozen=True)
@@ -140,11 +142,23 @@ def _axiom_findings(
     by_line: dict[int, list[LeanMessage]],
     policy: AxiomPolicy,
 ) -> list[tuple[str, str]]:
+    """What is wrong with the axioms the checked constants depend on.
+
+    Names are full names (see `assemble.print_axioms`), compared with the full
+    names Lean gave the file's own declarations: an allowed axiom is the real
+    one only when the file (header included) does not declare it and, where
+    modules are imported, the kernel confirmed it has the real axiom's type.
+    """
     findings: list[tuple[str, str]] = []
     declared_in = {d.name: assembled.origin(d.line) for d in declarations}
+    # A Lean without `pp.privateNames` prints a private constant by its plain name:
+    # the file's private declarations, by that name, can then never pass for an allowed axiom.
+    private_in = {
+        d.source_name: assembled.origin(d.line) for d in declarations if d.private and not assembled.private_names
+    }
     canonical = dict(assembled.canonical_lines)
     for name in sorted(users):
-        where = declared_in.get(name)
+        where = declared_in.get(name) or private_in.get(split_name(name))
         # a whole file has many declarations: say which ones
         used_by = f" (in {_listing(users[name])})" if assembled.whole_file else ""
         if name == "sorryAx":
@@ -157,7 +171,7 @@ def _axiom_findings(
             findings.append(
                 (codes.FAKE_AXIOM, f"the submission declares its own `{name}`; only the real axiom is allowed")
             )
-        elif where == HEADER and name not in policy.trusted:
+        elif where == HEADER and (name not in policy.trusted or name not in declared_in):
             findings.append(
                 (
                     codes.HEADER_AXIOM,
@@ -165,9 +179,15 @@ def _axiom_findings(
                     f"{name}) if you trust it",
                 )
             )
-        elif where is None and name in canonical and name not in policy.trusted:
+        elif where is None and name in policy.trusted:
+            continue  # imported, and the user named it: theirs to vouch for
+        elif where is None and name in canonical:
             if any(m.severity == "error" for m in by_line.get(canonical[name], [])):
                 findings.append((codes.FAKE_AXIOM, f"`{name}` does not have the type of the real axiom"))
+        elif where is None and name in CANONICAL_AXIOMS:
+            # Only an import can bring the real axiom, and nothing was imported
+            # to check it against: never accept what cannot be identified.
+            findings.append((codes.FAKE_AXIOM, f"`{name}` cannot be the real axiom: the file imports nothing"))
     return findings
 
 
@@ -219,7 +239,9 @@ def report_axioms(text: str, constant: str) -> list[str] | None:
     if rest == _NO_AXIOMS:
         return []
     if rest.startswith(_SOME_AXIOMS) and rest.endswith("]"):
-        return _split_names(rest[len(_SOME_AXIOMS) : -1])
+        # Even in full, Lean writes `_root_.propext` where an opened `Foo.propext` would
+        # shadow it; `_root_` only ever spells the root, no constant's name starts with it.
+        return [n.removeprefix(_ROOT) for n in _split_names(rest[len(_SOME_AXIOMS) : -1])]
     return None
 
 

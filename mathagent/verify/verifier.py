@@ -216,7 +216,9 @@ class Verifier:
             return self._early(task, VerdictKind.REJECTED, codes.TOO_LARGE, message, started)
         # The audit is plain Python over untrusted text: off the event loop, so
         # it never holds up other checks, and within this check's time limit.
-        prepared, audit_s = await asyncio.to_thread(_timed_prepare, task, header, self.options.allow_native)
+        prepared, audit_s = await asyncio.to_thread(
+            _timed_prepare, task, header, self.options.allow_native, self.toolchain.private_names
+        )
         if isinstance(prepared, tuple):
             kind, reasons, message = prepared
             return self._early(task, kind, reasons, message, started)
@@ -355,19 +357,21 @@ def _submitted_bytes(task: VerifyTask) -> int:
 
 
 def _timed_prepare(
-    task: VerifyTask, header: str, allow_native: bool
+    task: VerifyTask, header: str, allow_native: bool, private_names: bool
 ) -> tuple[Assembled | tuple[VerdictKind, str | list[str], str], float]:
     """`_prepare` and the seconds it took (its own, not the wait for a thread to run it)."""
     started = time.monotonic()
-    prepared = _prepare(task, header, allow_native)
+    prepared = _prepare(task, header, allow_native, private_names)
     return prepared, time.monotonic() - started
 
 
-def _prepare(task: VerifyTask, header: str, allow_native: bool) -> Assembled | tuple[VerdictKind, str | list[str], str]:
+def _prepare(
+    task: VerifyTask, header: str, allow_native: bool, private_names: bool
+) -> Assembled | tuple[VerdictKind, str | list[str], str]:
     """Assemble and audit the task: the file to run, or (kind, reasons, message)
     when it is decided without Lean."""
     try:
-        assembled = assemble(task, header)
+        assembled = assemble(task, header, private_names=private_names)
     except BadTask as exc:
         return VerdictKind.ERROR, codes.BAD_STATEMENT, str(exc)
     except Rejection as exc:

@@ -1,0 +1,268 @@
+"""Axioms are judged by identity: the constant's full name as Lean stores it, never
+the short way Lean prints it after `open`, `export` or inside a namespace.
+
+Every case runs against real Lean, in both directions: the impostor is rejected,
+the genuine neighbour (the same shape, honest) verified, on both pools, through
+the Python API, the CLI and both HTTP APIs. The impostors are what the issue
+found verified: a private `propext` (or `Classical.choice`) in the task's header,
+`Unsafe.propext` printed as `propext` after `open Unsafe`, a header leaving
+`namespace Unsafe` open around its own `propext`, and a private axiom inside an
+imported module. The genuine proofs are what was rejected: `open Classical`
+after the proof or at the end of the header, `export Classical (choice)`,
+`open Quot`, and a harmless `Foo.propext` opened beside the real one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import PRELUDE_HEADER, ROOT
+from mathagent.verify.tasks import VerifyTask
+from mathagent.verify.toolchain import LeanToolchain, knows_option
+from mathagent.verify.verdict import Verdict
+from mathagent.verify.verifier import VerifyOptions, verify_tasks
+from serve_support import serving
+
+# The prelude header with no axioms of its own: each case adds the one it is about.
+BASE = (
+    PRELUDE_HEADER.replace("axiom cheat : False\n", "")
+    .replace("axiom sorryAx (α : Sort u) (synthetic : Bool) : α\n", "")
+    .replace("axiom propext {a b : Prop} : (a → b) → (b → a) → Eq a b\n", "")
+)
+FIVE = "theorem two_add_two_is_five : Eq (N.add two two) (N.s four) :="  # false: only an impostor proves it
+
+# (id, header, formal_statement, proof): each proves 2 + 2 = 5 through an impostor.
+IMPOSTORS = [
+    ("private_propext", BASE + "private axiom propext : False\n", FIVE, " False.elim propext"),
+    ("private_choice", BASE + "private axiom Classical.choice : False\n", FIVE, " False.elim Classical.choice"),
+    ("opened_unsafe", BASE + "axiom Unsafe.propext : False\n", FIVE, " False.elim Unsafe.propext\nopen Unsafe\n"),
+    (
+        "exported_unsafe",
+        BASE + "axiom Unsafe.propext : False\n",
+        FIVE,
+        " False.elim Unsafe.propext\nexport Unsafe (propext)\n",
+    ),
+    ("namespace_left_open", BASE + "namespace Unsafe\naxiom propext : False\n", FIVE, " False.elim propext"),
+]
+IMPOSTOR_REASONS = {
+    "private_propext": ("axiom:_private.", ".0.propext"),
+    "private_choice": ("axiom:_private.", ".0.Classical.choice"),
+    "opened_unsafe": ("axiom:Unsafe.propext", ""),
+    "exported_unsafe": ("axiom:Unsafe.propext", ""),
+    "namespace_left_open": ("axiom:Unsafe.propext", ""),
+}
+
+# A header with the allowed axioms declared in it, which the user trusts by name (--allow-axiom):
+# the prelude Lean has no Init to bring the real ones, and the names are what is tested.
+TRUSTED = (
+    BASE
+    + "axiom propext {a b : Prop} : (a → b) → (b → a) → Eq a b\n"
+    + "namespace Classical\naxiom choice {p : Prop} : (p → p) → p\nend Classical\n"
+)
+TRUST = ("propext", "Classical.choice")
+CHOICE = "theorem by_choice (p : Prop) (h : p → p) : p :="
+PROPEXT = "theorem by_propext {a b : Prop} (f : a → b) (g : b → a) : Eq a b :="
+# (id, header, formal_statement, proof, axioms it must report): each is honest.
+GENUINE = [
+    ("open_classical_after", TRUSTED, CHOICE, " Classical.choice h\nopen Classical\n", ["Classical.choice"]),
+    ("header_opens_classical", TRUSTED + "open Classical\n", CHOICE, " choice h", ["Classical.choice"]),
+    ("export_choice", TRUSTED, CHOICE, " Classical.choice h\nexport Classical (choice)\n", ["Classical.choice"]),
+    (
+        "harmless_foo_propext",
+        TRUSTED,
+        PROPEXT,
+        " propext f g\nnoncomputable def Foo.propext : N := two\nopen Foo\n",
+        ["propext"],
+    ),
+    ("header_namespace_open", TRUSTED + "namespace Work\n", PROPEXT, " propext f g", ["propext"]),
+]
+
+
+def _trusting(options: VerifyOptions) -> VerifyOptions:
+    return dataclasses.replace(options, allow_axioms=TRUST)
+
+
+def _verify(lean: LeanToolchain, options: VerifyOptions, tasks: list[VerifyTask]) -> dict[str, Verdict]:
+    return {v.id: v for v in verify_tasks(lean, options, tasks)}
+
+
+def _impostor_tasks() -> list[VerifyTask]:
+    return [VerifyTask(id=i, header=h, formal_statement=s, proof=p) for i, h, s, p in IMPOSTORS]
+
+
+def _genuine_tasks() -> list[VerifyTask]:
+    return [VerifyTask(id=i, header=h, formal_statement=s, proof=p) for i, h, s, p, _ in GENUINE]
+
+
+def _assert_impostor(verdict: Verdict | dict[str, Any], ident: str) -> None:
+    row = verdict.to_dict() if isinstance(verdict, Verdict) else verdict
+    prefix, suffix = IMPOSTOR_REASONS[ident]
+    assert row["verdict"] == "rejected", row
+    assert len(row["reasons"]) == 1 and row["reasons"][0].startswith(prefix), row
+    assert row["reasons"][0].endswith(suffix), row
+
+
+# ---------------------------------------------------------------- the Python API, both pools
+
+
+def test_impostor_axioms_are_rejected_even_when_their_short_name_is_trusted(
+    lean: LeanToolchain, options: VerifyOptions
+) -> None:
+    for trusting in (options, _trusting(options)):
+        got = _verify(lean, trusting, _impostor_tasks())
+        for ident, *_ in IMPOSTORS:
+            _assert_impostor(got[ident], ident)
+
+
+def test_genuine_proofs_verify_whatever_is_opened(lean: LeanToolchain, options: VerifyOptions) -> None:
+    got = _verify(lean, _trusting(options), _genuine_tasks())
+    for ident, _, _, _, axioms in GENUINE:
+        assert got[ident].verified, got[ident]
+        assert got[ident].axioms == axioms, got[ident]
+
+
+def test_an_untrusted_header_axiom_is_still_refused_by_its_full_name(
+    lean: LeanToolchain, options: VerifyOptions
+) -> None:
+    # not trusting the header: the genuine proofs stop at the header's own axioms, named in full
+    got = _verify(lean, options, _genuine_tasks())
+    for ident, *_ in GENUINE:
+        assert got[ident].verdict == "rejected" and got[ident].reasons == ["header_axiom"], got[ident]
+
+
+def test_a_private_axiom_inside_an_imported_module(lean_with_modules: LeanToolchain, options: VerifyOptions) -> None:
+    # `Evil` proves False from its own private `propext`; before, `#print axioms` said `propext✝`
+    task = VerifyTask(id="evil", header="prelude\nimport Evil\n", formal_statement="theorem f : False :=", proof=" bad")
+    [verdict] = verify_tasks(lean_with_modules, _trusting(options), [task])
+    assert verdict.verdict == "rejected" and verdict.reasons == ["axiom:_private.Evil.0.propext"], verdict
+
+
+CANON = "prelude\nimport Canon\n"
+QUOT = "theorem by_sound (r : Prop → Prop → Prop) (a b : Prop) (h : r a b) : Eq (Quot.mk r a) (Quot.mk r b) :="
+
+
+@pytest.mark.parametrize(
+    ("header", "statement", "proof", "axioms"),
+    [
+        (CANON, "theorem c (p : Prop) (h : Nonempty p) : p :=", " Classical.choice h\nopen Classical\n", "choice"),
+        (CANON + "open Classical\n", "theorem c (p : Prop) (h : Nonempty p) : p :=", " choice h", "choice"),
+        (CANON, QUOT, " Quot.sound h\nopen Quot\n", "sound"),
+        (
+            CANON,
+            "theorem e {a : Prop} : Eq a a :=",
+            " propext (Iff.intro (fun h => h) (fun h => h))\nnoncomputable def Foo.propext : Prop := False\nopen Foo\n",
+            "propext",
+        ),
+    ],
+    ids=["open-classical", "header-opens-classical", "open-quot", "foo-propext"],
+)
+def test_imported_real_axioms_need_no_trust_and_survive_open(
+    lean_with_modules: LeanToolchain, options: VerifyOptions, header: str, statement: str, proof: str, axioms: str
+) -> None:
+    # `Canon` declares the allowed axioms as Init does: imported, with their real types, they
+    # are the real ones by default (no --allow-axiom), under their full names
+    task = VerifyTask(id="t", header=header, formal_statement=statement, proof=proof)
+    [verdict] = verify_tasks(lean_with_modules, options, [task])
+    assert verdict.verified, verdict
+    full = {"choice": "Classical.choice", "sound": "Quot.sound", "propext": "propext"}[axioms]
+    assert verdict.axioms == [full], verdict
+
+
+def test_a_lean_without_private_names_still_refuses_a_private_impostor(
+    lean: LeanToolchain, options: VerifyOptions
+) -> None:
+    # An older Lean has no `pp.privateNames` and prints a private `propext` as `propext`:
+    # the file's own private declarations, by that name, are then never the real axiom.
+    old = dataclasses.replace(lean, private_names=False)
+    got = _verify(old, _trusting(options), _impostor_tasks())
+    assert got["private_propext"].verdict == "rejected", got["private_propext"]
+    assert got["private_propext"].reasons == ["header_axiom"], got["private_propext"]
+    assert got["private_choice"].reasons == ["header_axiom"], got["private_choice"]
+    genuine = _verify(old, _trusting(options), _genuine_tasks())
+    assert all(v.verified for v in genuine.values()), genuine
+
+
+def test_the_toolchain_probe_knows_which_options_lean_has(lean: LeanToolchain) -> None:
+    assert lean.private_names  # Lean 4.35 has pp.privateNames
+    assert knows_option(lean.lean, "pp.privateNames", None)
+    assert not knows_option(lean.lean, "pp.noSuchOptionAnywhere", None)
+
+
+# ---------------------------------------------------------------- the CLI and the HTTP APIs
+
+
+def _rows() -> list[dict[str, str]]:
+    rows = [{"id": i, "header": h, "formal_statement": s, "proof": p} for i, h, s, p in IMPOSTORS]
+    return rows + [{"id": i, "header": h, "formal_statement": s, "proof": p} for i, h, s, p, _ in GENUINE]
+
+
+def _judged(rows: list[dict[str, Any]]) -> None:
+    by_id = {row["id"]: row for row in rows}
+    assert set(by_id) == {r["id"] for r in _rows()}
+    for ident, *_ in IMPOSTORS:
+        _assert_impostor(by_id[ident], ident)
+    for ident, *_ in GENUINE:
+        assert by_id[ident]["verdict"] == "verified", by_id[ident]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pool", ["cold", "warm"])
+def test_the_cli_judges_by_identity(lean: LeanToolchain, tmp_path: Path, pool: str) -> None:
+    tasks = tmp_path / "identity.jsonl"
+    tasks.write_text("".join(json.dumps(r) + "\n" for r in _rows()), encoding="utf-8")
+    trust = [word for name in TRUST for word in ("--allow-axiom", name)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "mathagent", "verify", "-i", str(tasks), "--json", "--no-cache", "--pool", pool]
+        + ["--lean", str(lean.lean), *trust],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 1, proc.stderr  # some rejected
+    _judged([json.loads(line) for line in proc.stdout.splitlines() if line.strip()])
+
+
+@pytest.mark.slow
+def test_both_http_apis_judge_by_identity(lean: LeanToolchain, tmp_path: Path) -> None:
+    rows = _rows()
+    # kimina snippets are whole files: `--tasks` binds each snippet id to its statement and header
+    statements = tmp_path / "statements.jsonl"
+    statements.write_text(
+        "".join(json.dumps({k: r[k] for k in ("id", "header", "formal_statement")}) + "\n" for r in rows),
+        encoding="utf-8",
+    )
+    snippets = [{"id": r["id"], "code": r["header"] + r["formal_statement"] + r["proof"] + "\n"} for r in rows]
+    home = tmp_path / "home"
+    (home / "mathagent").mkdir(parents=True)
+    (home / "mathagent" / "mathagent.toml").write_text(f"[verify]\nallow_axioms = {json.dumps(list(TRUST))}\n")
+    env = {"XDG_CONFIG_HOME": str(home)}
+    with serving(lean, tmp_path, "--workers", "2", "--no-cache", "--tasks", str(statements), env=env) as server:
+        native = httpx.post(server.url + "/v1/verify", json={"tasks": rows}, timeout=300)
+        kimina = httpx.post(server.url + "/api/check", json={"snippets": snippets, "timeout": 60}, timeout=300)
+    assert native.status_code == 200, native.text
+    _judged(native.json()["results"])
+    assert kimina.status_code == 200, kimina.text
+    results = {r["id"]: r for r in kimina.json()["results"]}
+    for ident, *_ in IMPOSTORS:
+        _assert_impostor(results[ident]["mathagent"], ident)
+        assert not _kimina_valid(results[ident]), results[ident]
+    for ident, *_ in GENUINE:
+        assert results[ident]["mathagent"]["verdict"] == "verified", results[ident]
+        assert _kimina_valid(results[ident]), results[ident]
+
+
+def _kimina_valid(result: dict[str, Any]) -> bool:
+    """What kimina-client's `is_valid` decides: no server error, no error message, no sorry."""
+    response = result.get("response")
+    if result.get("error") or response is None:
+        return False
+    return not any(m["severity"] == "error" for m in response["messages"]) and not response.get("sorries")
