@@ -23,6 +23,8 @@ the secret name stops a submission from referring to or faking them.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -91,24 +93,38 @@ class Assembled:
     warm_key: str = ""  # the prefix a warm server keeps elaborated (the header)
     whole_file: bool = False  # targets come from the file's own declarations (second run)
     private_names: bool = True  # the axiom reports may set `pp.privateNames` (see `print_axioms`)
+    checked: tuple[tuple[tuple[str, ...], int], ...] = ()  # whole files: (name checked, line of its check)
 
-    @property
+    @functools.cached_property
     def check_start(self) -> int:
         return next((s.start for s in self.segments if s.origin == CHECK), count_lines(self.text) + 2)
 
+    @functools.cached_property
+    def _starts(self) -> list[int]:
+        return [seg.start for seg in self.segments]
+
+    def _segment(self, line: int) -> Segment | None:
+        # a file with thousands of checks has thousands of segments, and every message asks
+        index = bisect.bisect_right(self._starts, line) - 1
+        if index >= 0:
+            seg = self.segments[index]
+            if seg.start <= line < seg.start + seg.count:
+                return seg
+        return None
+
     def origin(self, line: int) -> str:
         """Which part an assembled line belongs to: header, reference, submission or check."""
-        for seg in self.segments:
-            if seg.start <= line < seg.start + seg.count:
-                return seg.origin
+        seg = self._segment(line)
+        if seg is not None:
+            return seg.origin
         return CHECK if line >= self.check_start else SUBMISSION
 
     def submitted_line(self, line: int) -> int:
         """Line in `submitted` for a line of the assembled file (0 when it is not submitted text)."""
-        for seg in self.segments:
-            if seg.start <= line < seg.start + seg.count:
-                return 0 if seg.submitted_start is None else seg.submitted_start + (line - seg.start)
-        return 0
+        seg = self._segment(line)
+        if seg is None or seg.submitted_start is None:
+            return 0
+        return seg.submitted_start + (line - seg.start)
 
 
 class Rejection(Exception):
@@ -137,7 +153,10 @@ class _Builder:
         text = ensure_newline(text)
         first = self.line
         lines = count_lines(text)
-        if lines:
+        last = self.segments[-1] if self.segments else None
+        if lines and last is not None and last.origin == origin == CHECK and last.start + last.count == first:
+            self.segments[-1] = replace(last, count=last.count + lines)  # one segment for all the checks
+        elif lines:
             self.segments.append(Segment(first, lines, origin, submitted_start))
         self.parts.append(text)
         self.line += lines
@@ -206,19 +225,24 @@ def reference_declaration(statement: Statement, ref_name: str) -> str:
     return decl
 
 
-def print_axioms(constant: str, *, private_names: bool = True) -> str:
-    """`#print axioms` of `_root_.<constant>` (Lean source), naming every axiom by its full name.
+def report_options(*, private_names: bool = True) -> list[str]:
+    """The options under which `#print axioms` names every axiom by its full name.
 
     Lean prints a constant the short way it could be written at that point of
     the file: after `open Unsafe` (or inside a namespace a header left open)
     `Unsafe.propext` prints as `propext`, and a private `propext` always does.
-    The options make the report name each axiom by its full name, `_private`
-    prefix included, whatever the submission opened or set before; universe
-    levels stay out of it (`pp.all` would add them).
+    These make the report name each axiom by its full name, `_private` prefix
+    included; universe levels stay out of it (`pp.all` would add them).
     """
-    options = "set_option pp.fullNames true in set_option pp.universes false in "
-    if private_names:
-        options += "set_option pp.privateNames true in "
+    options = ["set_option pp.fullNames true", "set_option pp.universes false"]
+    return [*options, "set_option pp.privateNames true"] if private_names else options
+
+
+def print_axioms(constant: str, *, private_names: bool = True) -> str:
+    """`#print axioms` of `_root_.<constant>` (Lean source) under `report_options`,
+    each applied to this command alone (`set_option ... in`): whatever the submission
+    opened or set before, even a dangling `in` of its own, cannot change them."""
+    options = "".join(f"{o} in " for o in report_options(private_names=private_names))
     return f"{options}#print axioms _root_.{constant}"
 
 
@@ -265,32 +289,54 @@ def _add_canonical_checks(out: _Builder) -> tuple[tuple[str, int], ...]:
     )
 
 
+# Ends the submitted file, before any check. Lean's server re-elaborates the command an
+# edit touches, and appending text at the end of the file touches the last command (its
+# trailing whitespace runs to the end): without a fence a second version elaborated the
+# file's last theorem again, doubling the cost of a one-theorem file. It also takes up a
+# dangling `... in` the file may end with, so the checks' options after it hold. An empty
+# anonymous section is valid wherever a command may start and declares nothing.
+_REUSE_FENCE = "section\nend\n"
+
+
 def assemble_file(source: str) -> Assembled:
     """A whole file, as it is, for the first run (which learns its declarations)."""
     out = _Builder()
     out.add(source, SUBMISSION, 1)
+    out.add("\n", SUBMISSION)
+    out.add(_REUSE_FENCE, CHECK)
     return Assembled(
         text=out.text, submitted=source, segments=tuple(out.segments), warm_key=module_header(source), whole_file=True
     )
 
 
-def with_declaration_checks(assembled: Assembled, declarations: Iterable[Declaration]) -> Assembled:
-    """The whole file again, with a `#print axioms` check for each declaration."""
+def with_declaration_checks(assembled: Assembled, names: Iterable[tuple[str, ...]]) -> Assembled:
+    """The whole file (as `assemble_file` made it) with a `#print axioms` check for each
+    name (full names, as components). Which of them are the file's declarations is
+    only known once Lean has run: see `bind_declarations`."""
     out = _Builder()
     out.parts, out.segments, out.line = [assembled.text], list(assembled.segments), count_lines(assembled.text) + 1
-    out.add("\n", SUBMISSION)
-    targets = [
-        Target(
-            reported=d.name,
-            axioms_line=out.add(print_axioms(identifier(d.source_name), private_names=assembled.private_names), CHECK),
-            label=".".join(d.source_name),
-        )
-        for d in declarations
-    ]
-    canonical = _add_canonical_checks(out) if imports_modules(assembled.submitted) else ()
-    return replace(
-        assembled, text=out.text, segments=tuple(out.segments), targets=tuple(targets), canonical_lines=canonical
+    # Set once, not per check (`set_option ... in` on each of thousands of checks doubled
+    # Lean's time and memory): after the fence, where nothing the submission wrote follows.
+    out.add("\n".join(report_options(private_names=assembled.private_names)), CHECK)
+    checked = tuple(
+        (parts, out.add(f"#print axioms _root_.{identifier(parts)}", CHECK)) for parts in dict.fromkeys(names)
     )
+    canonical = _add_canonical_checks(out) if imports_modules(assembled.submitted) else ()
+    return replace(assembled, text=out.text, segments=tuple(out.segments), checked=checked, canonical_lines=canonical)
+
+
+def bind_declarations(assembled: Assembled, declarations: Iterable[Declaration]) -> Assembled | None:
+    """`assembled` with a target for every declaration Lean reported, each bound to
+    the check of its name; None when one of them has no check (then the file must
+    be checked again with Lean's own list)."""
+    lines = dict(assembled.checked)
+    targets = []
+    for d in declarations:
+        line = lines.get(d.source_name)
+        if line is None:
+            return None
+        targets.append(Target(reported=d.name, axioms_line=line, label=".".join(d.source_name)))
+    return replace(assembled, targets=tuple(targets))
 
 
 # ---------------------------------------------------------------- full_code

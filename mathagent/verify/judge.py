@@ -81,6 +81,8 @@ def judge(task_id: str, assembled: Assembled, run: RunOutcome, policy: AxiomPoli
     by_line: dict[int, list[LeanMessage]] = {}
     check_lines = {t.axioms_line for t in assembled.targets} | {t.type_line for t in assembled.targets if t.type_line}
     check_lines |= {line for _, line in assembled.canonical_lines}
+    # checks of names a whole file only seemed to declare (see `verifier._DeclarationChecks`)
+    guessed_lines = {line for _, line in assembled.checked} - check_lines
     for msg in output.messages:
         origin = assembled.origin(msg.line)
         if (msg.kind == "hasSorry" or _SORRY_WARNING.search(msg.text)) and origin in (SUBMISSION, CHECK):
@@ -95,6 +97,8 @@ def judge(task_id: str, assembled: Assembled, run: RunOutcome, policy: AxiomPoli
             findings.append((codes.BAD_STATEMENT, f"the formal statement does not elaborate: {_first_line(msg.text)}"))
         elif origin == HEADER:
             findings.append((codes.BAD_HEADER, f"the header does not compile: {_first_line(msg.text)}"))
+        elif msg.line in guessed_lines:
+            findings.append((codes.CHECKS_MISSING, f"the verifier's own check failed: {_first_line(msg.text)}"))
         else:
             line = assembled.submitted_line(msg.line)
             where = f"at line {line}" if line else "at the end of the file"

@@ -4,8 +4,10 @@ which namespaces a (trusted) header leaves open.
 
 Everything here reads the token stream of `lexer.tokenize`, never raw
 characters, so a comment or string can never be mistaken for code. Facts
-about untrusted text (which declarations a submission makes) are never read
-here: they come from Lean itself (see `declarations`).
+about untrusted text (which declarations a submission makes) are never
+decided here: they come from Lean itself (see `declarations`). The one
+reading of untrusted text, `guess_declarations`, is a guess that saves a
+Lean run when Lean confirms it, and costs one when it is wrong.
 """
 
 from __future__ import annotations
@@ -209,3 +211,38 @@ def identifier(parts: tuple[str, ...]) -> str:
     """A name's components as Lean source. Every component is «quoted»: a
     quoted component is always an identifier, never a keyword."""
     return ".".join(f"«{p}»" for p in parts)
+
+
+# ---------------------------------------------------------------- a guess, for speed
+
+_NAMED_DECLS = {"theorem", "lemma", "def", "abbrev", "opaque", "axiom", "structure", "class", "inductive", "instance"}
+
+
+def guess_declarations(source: str) -> list[tuple[str, ...]]:
+    """The full names (components) a file seems to declare, in order: each name
+    after a declaration keyword, inside the namespaces open there.
+
+    Only a guess (no macros, no generated names, no unnamed instances): the
+    verifier appends a check for each, and keeps the run only when Lean's own
+    list of the file's declarations is covered; anything else costs a second
+    run with Lean's list. One pass over the tokens.
+    """
+    names: list[tuple[str, ...]] = []
+    scopes: list[tuple[str, ...]] = []  # per open scope: the namespace components it adds
+    keyword = ""  # the keyword the previous token was, if any
+    for tok in code_tokens(source):
+        if keyword == "namespace" and tok.kind is Kind.IDENT:
+            scopes.append(tok.parts)
+        elif keyword in ("section", "mutual"):
+            scopes.append(())
+        elif keyword == "end" and scopes:
+            scopes.pop()
+        elif keyword in _NAMED_DECLS and tok.kind is Kind.IDENT and _keyword(tok) not in _NAMED_DECLS:
+            rooted = tok.parts[:1] == ("_root_",)
+            names.append(tok.parts[1:] if rooted else tuple(p for scope in scopes for p in scope) + tok.parts)
+        keyword = _keyword(tok)
+    return names
+
+
+def _keyword(tok: Token) -> str:
+    return tok.parts[0] if tok.kind is Kind.IDENT and not tok.escaped and len(tok.parts) == 1 else ""

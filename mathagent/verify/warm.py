@@ -31,9 +31,11 @@ the option.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import itertools
 import json
+import re
 import tempfile
 import time
 from collections import OrderedDict
@@ -55,11 +57,25 @@ FollowUp = Callable[[RunOutcome], "str | None"]
 _URI = "file:///tmp/mathagent/Check.lean"
 _SEVERITY = {1: "error", 2: "warning", 3: "information", 4: "information"}
 _START_TIMEOUT_S = 120.0
+_RESET_TIMEOUT_S = 10.0  # to stop a check handed to the cold path; a server slower than this is closed
 _POLL_S = 0.05
 
 
 class WorkerCrashed(Exception):
     """The language server died or stopped answering."""
+
+
+class TooBigForWarm(Exception):
+    """A check reported more than a server should take (thousands of commands or
+    messages): the worker's cost grows faster than the input there, `lean --json`'s
+    does not. The check is handed to the cold path and the server keeps its header."""
+
+
+_HEAD = 64
+_PUBLISH = b'{"jsonrpc":"2.0","method":"textDocument/publishDiagnostics",'
+_PROGRESS = b'{"jsonrpc":"2.0","method":"$/lean/fileProgress",'
+_REPORTS = (_PUBLISH, _PROGRESS, b'{"jsonrpc":"2.0","method":"$/lean/ileanInfoUpdate",')
+_TRAILING_VERSION = re.compile(rb'"version":(\d+)\}\}\s*$')
 
 
 @dataclass(frozen=True)
@@ -69,6 +85,7 @@ class WarmConfig:
     memory_mb: int | None
     sandbox_kind: str
     max_checks: int = 200  # recycle after this many checks
+    max_reports: int = 512  # reports (commands, diagnostics) one check may cause before it goes cold
     recycle_mb: int | None = None  # recycle when idle memory exceeds this (default: 3/4 of memory_mb)
 
 
@@ -87,7 +104,9 @@ class LeanServer:
         self._stderr_task: asyncio.Task[None] | None = None
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[Any]] = {}
-        self._diagnostics: dict[int, list[dict[str, Any]]] = {}
+        self._diagnostics: dict[int, bytes] = {}  # version -> its latest publishDiagnostics, undecoded
+        self._reports: dict[int, int] = {}  # version -> reports so far (diagnostics and declaration updates)
+        self._flooded: dict[int, asyncio.Event] = {}  # version -> set once its reports pass `max_reports`
         self._declarations: dict[int, tuple[Declaration, ...] | None] = {}
         self._version = 0
         self._stderr = b""
@@ -133,6 +152,11 @@ class LeanServer:
         # neither (the watchdog would), so nothing is awaited here.
         self._send({"jsonrpc": "2.0", "id": next(self._ids), "method": "initialize", "params": params})
 
+    @property
+    def fresh(self) -> bool:
+        """No document opened yet."""
+        return self._version == 0
+
     def stderr_tail(self) -> str:
         return self._stderr.decode("utf-8", "replace")[-300:]
 
@@ -165,19 +189,21 @@ class LeanServer:
 
     # ---------------------------------------------------------------- a check
 
-    async def check(self, text: str, *, deadline: float | None = None) -> RunOutcome:
+    async def check(self, text: str, *, deadline: float | None = None, limited: bool = True) -> RunOutcome:
         """Elaborate `text` as the document's next version; messages as `--json`
         lines, and the document's declarations as Lean reported them.
 
-        Raises WorkerCrashed when the server dies; returns a timed-out or
-        over-memory outcome (after which the caller must close this server).
+        Raises WorkerCrashed when the server dies, and (when `limited`)
+        TooBigForWarm when the check reports more than `max_reports` times;
+        returns a timed-out or over-memory outcome (after which the caller must
+        close this server).
         `deadline` (monotonic) defaults to the configured timeout from now.
         """
         if self._tree is None:
             raise WorkerCrashed("the language server was never started")
         started = time.monotonic()
         deadline = started + self.config.timeout_s if deadline is None else deadline
-        self.checks += 1
+        self.checks += limited  # the header alone (`reset`) is not a check
         self._version += 1
         version = self._version
         if version == 1:
@@ -190,18 +216,27 @@ class LeanServer:
                 "textDocument/didChange",
                 {"textDocument": {"uri": _URI, "version": version}, "contentChanges": [{"text": text}]},
             )
-        done = asyncio.ensure_future(
+        flooded = asyncio.Event()
+        if limited:
+            self._flooded[version] = flooded
+        waited = asyncio.ensure_future(
             self._request("textDocument/waitForDiagnostics", {"uri": _URI, "version": version})
         )
+        flood = asyncio.ensure_future(flooded.wait())
+        done = asyncio.ensure_future(asyncio.wait({waited, flood}, return_when=asyncio.FIRST_COMPLETED))
         try:
             timed_out, memory_exceeded = await watch(
                 done, self._tree, deadline=deadline, memory_mb=self.config.memory_mb
             )
-            if done.done():
-                done.result()  # re-raises WorkerCrashed
+            if waited.done():
+                waited.result()  # re-raises WorkerCrashed
+            elif flooded.is_set() and not (timed_out or memory_exceeded):
+                raise TooBigForWarm(f"more than {self.config.max_reports} reports from one check")
         finally:
-            if not done.done():
-                done.cancel()
+            for future in (waited, flood, done):
+                if not future.done():
+                    future.cancel()
+            self._flooded.pop(version, None)
         elapsed = time.monotonic() - started
         if timed_out or memory_exceeded:
             return RunOutcome(
@@ -216,13 +251,11 @@ class LeanServer:
             )
         if version not in self._diagnostics or version not in self._declarations:
             await asyncio.sleep(0.05)  # a notification racing the response; anything missing only ever rejects
-        lines = text.split("\n")
-        astral: dict[int, bool] = {}
-        stdout = "\n".join(_as_json_message(d, lines, astral) for d in self._diagnostics.pop(version, []))
+        published = self._diagnostics.pop(version, None)
         declarations = self._declarations.pop(version, None)
-        self._diagnostics = {v: d for v, d in self._diagnostics.items() if v > version}
-        self._declarations = {v: d for v, d in self._declarations.items() if v > version}
-        has_error = '"severity": "error"' in stdout
+        self._forget_before(version)
+        # Decoding and converting thousands of messages is plain CPU work: off the event loop.
+        stdout, has_error = await asyncio.to_thread(as_json_lines, published, text)
         return RunOutcome(
             stdout=stdout,
             stderr="",
@@ -231,6 +264,22 @@ class LeanServer:
             sandbox=self.kind,
             declarations=declarations,
         )
+
+    async def reset(self, *, deadline: float) -> bool:
+        """Make the document its header (the key) alone: the first version a server
+        gets, so that a check's reports are its own (the reused header reports
+        nothing again), and the way to stop a check's elaboration. True once Lean
+        has caught up."""
+        try:
+            outcome = await self.check(self.key, deadline=deadline, limited=False)
+        except WorkerCrashed:
+            return False
+        return not (outcome.timed_out or outcome.memory_exceeded) and self.alive
+
+    def _forget_before(self, version: int) -> None:
+        for table in (self._diagnostics, self._reports, self._declarations):
+            for old in [v for v in table if v <= version]:
+                del table[old]
 
     # ---------------------------------------------------------------- JSON-RPC
 
@@ -272,12 +321,38 @@ class LeanServer:
                         length = int(value.strip())
                 if length is None:
                     continue
-                self._dispatch(json.loads(await stream.readexactly(length)))
+                self._receive(await stream.readexactly(length))
         except (WorkerCrashed, asyncio.IncompleteReadError, ValueError, ConnectionError) as exc:
             crash = exc if isinstance(exc, WorkerCrashed) else WorkerCrashed(f"the language server stream broke: {exc}")
             for future in self._waiting.values():
                 if not future.done():
                     future.set_exception(crash)
+
+    def _receive(self, body: bytes) -> None:
+        """One message from Lean. The worker sends a report per command, and each
+        `publishDiagnostics` repeats every message of the document so far: decoding
+        them all would be quadratic in the messages. So reports are recognised from
+        their first and last bytes (Lean writes object keys in order: `jsonrpc`,
+        `method`, `params`; `version` last within `params`), counted, and only a
+        version's last diagnostics are kept, undecoded."""
+        head = body[:_HEAD]
+        method = next((m for m in _REPORTS if head.startswith(m)), None)
+        version = _TRAILING_VERSION.search(body, max(0, len(body) - 32)) if method is not None else None
+        if method is None or version is None:
+            self._dispatch(json.loads(body))
+            return
+        number = int(version.group(1))
+        if method == _PUBLISH:
+            self._diagnostics[number] = body
+        if method != _PROGRESS:
+            self._count_report(number)
+
+    def _count_report(self, version: int) -> None:
+        count = self._reports.get(version, 0) + 1
+        self._reports[version] = count
+        flooded = self._flooded.get(version)
+        if flooded is not None and count > self.config.max_reports:
+            flooded.set()
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         if "method" not in message:  # a response
@@ -297,7 +372,7 @@ class LeanServer:
         if not isinstance(version, int):
             return
         if message["method"] == "textDocument/publishDiagnostics":
-            self._diagnostics[version] = params.get("diagnostics", [])  # each publish is the full list
+            self._diagnostics[version] = json.dumps(message).encode("utf-8")  # a shape `_receive` did not expect
         elif message["method"] == "$/lean/ileanInfoFinal":
             found = from_ilean(params)
             self._declarations[version] = tuple(found) if found is not None else None
@@ -310,40 +385,54 @@ class LeanServer:
                 self._stderr = (self._stderr + chunk)[-4000:]
 
 
-def _as_json_message(diagnostic: dict[str, Any], lines: list[str], astral: dict[int, bool]) -> str:
-    """An LSP diagnostic in `lean --json` form (1-based lines, code-point columns).
-
-    `astral` caches, per line, whether it has characters outside the BMP (the
-    only ones where UTF-16 units and code points differ), so many diagnostics
-    on one long line cost one scan of it, not one each."""
-    span = diagnostic.get("range") or diagnostic.get("fullRange") or {}
-    start, end = span.get("start", {}), span.get("end", {})
-
-    def column(pos: dict[str, Any]) -> int:
-        line = pos.get("line", 0)
-        units = pos.get("character", 0)
-        text = lines[line] if 0 <= line < len(lines) else ""
-        if line not in astral:
-            astral[line] = any(ord(ch) > 0xFFFF for ch in text)
-        return _utf16_to_codepoints(text, units) if astral[line] else min(units, len(text))
-
-    return json.dumps(
-        {
-            "severity": _SEVERITY.get(diagnostic.get("severity", 1), "error"),
-            "pos": {"line": start.get("line", 0) + 1, "column": column(start)},
-            "endPos": {"line": end.get("line", 0) + 1, "column": column(end)} if end else None,
+def as_json_lines(published: bytes | None, text: str) -> tuple[str, bool]:
+    """A `publishDiagnostics` message as `lean --json` lines (1-based lines, code-point
+    columns), and whether any is an error. Linear in the messages and the text."""
+    if published is None:
+        return "", False
+    params = json.loads(published).get("params") or {}
+    lines = text.split("\n")
+    columns: dict[int, _Columns] = {}
+    converted = []
+    has_error = False
+    for diagnostic in params.get("diagnostics") or []:
+        span = diagnostic.get("range") or diagnostic.get("fullRange") or {}
+        start, end = span.get("start", {}), span.get("end", {})
+        severity = _SEVERITY.get(diagnostic.get("severity", 1), "error")
+        has_error = has_error or severity == "error"
+        message = {
+            "severity": severity,
+            "pos": _position(start, lines, columns),
+            "endPos": _position(end, lines, columns) if end else None,
             "data": diagnostic.get("message", ""),
         }
-    )
+        converted.append(json.dumps(message))
+    return "\n".join(converted), has_error
 
 
-def _utf16_to_codepoints(text: str, units: int) -> int:
-    count = 0
-    for index, char in enumerate(text):
-        if count >= units:
-            return index
-        count += 2 if ord(char) > 0xFFFF else 1
-    return len(text)
+class _Columns:
+    """UTF-16 offsets (LSP's columns) to code points (Lean's) on one line. Only
+    characters outside the BMP count twice, so most lines need no table; a line
+    that has them is indexed once, however many messages point into it."""
+
+    def __init__(self, line: str) -> None:
+        self.length = len(line)
+        self.units: list[int] | None = None  # units before each code point, where they differ
+        if any(ord(ch) > 0xFFFF for ch in line):
+            self.units = list(itertools.accumulate((2 if ord(ch) > 0xFFFF else 1 for ch in line), initial=0))
+
+    def column(self, units: int) -> int:
+        if self.units is None:
+            return min(units, self.length)
+        return min(bisect.bisect_left(self.units, units), self.length)
+
+
+def _position(pos: dict[str, Any], lines: list[str], columns: dict[int, _Columns]) -> dict[str, int]:
+    line = pos.get("line", 0)
+    table = columns.get(line)
+    if table is None:
+        table = columns[line] = _Columns(lines[line] if 0 <= line < len(lines) else "")
+    return {"line": line + 1, "column": table.column(pos.get("character", 0))}
 
 
 async def run_checks(server: LeanServer, text: str, follow_up: FollowUp | None, deadline: float) -> RunOutcome:
@@ -357,20 +446,6 @@ async def run_checks(server: LeanServer, text: str, follow_up: FollowUp | None, 
         return outcome
     second = await server.check(second_text, deadline=deadline)
     return replace(second, time_s=outcome.time_s + second.time_s)
-
-
-async def one_shot(
-    toolchain: LeanToolchain, config: WarmConfig, text: str, follow_up: FollowUp | None, deadline: float
-) -> RunOutcome:
-    """A fresh worker for one check (and its follow-up), closed afterwards."""
-    server = LeanServer(toolchain, config, "", await supports_fast_report(toolchain, config))
-    try:
-        await server.start()
-        return await run_checks(server, text, follow_up, deadline)
-    except WorkerCrashed as exc:
-        return RunOutcome(stdout="", stderr=str(exc), returncode=-1, time_s=0.0, sandbox=server.kind)
-    finally:
-        await server.close()
 
 
 _FAST_REPORT: dict[str, bool] = {}
@@ -427,7 +502,22 @@ class WarmPool:
                     continue
                 self._busy.add(server)
                 try:
+                    if server.fresh:
+                        # a fresh server's first version is its header alone: then a check's
+                        # reports are its own (see `LeanServer.reset`)
+                        opened = await server.check(key, deadline=deadline, limited=False)
+                        if opened.timed_out or opened.memory_exceeded:
+                            self._busy.discard(server)
+                            await server.close()
+                            return opened
                     outcome = await run_checks(server, text, follow_up, deadline)
+                except TooBigForWarm:
+                    self._busy.discard(server)
+                    if await server.reset(deadline=time.monotonic() + _RESET_TIMEOUT_S):
+                        await self._release(server, None)
+                    else:
+                        await server.close()
+                    raise
                 except WorkerCrashed as exc:
                     self._busy.discard(server)
                     stderr = server.stderr_tail()
@@ -475,9 +565,10 @@ class WarmPool:
         self.started += 1
         return server
 
-    async def _release(self, server: LeanServer, outcome: RunOutcome) -> None:
+    async def _release(self, server: LeanServer, outcome: RunOutcome | None) -> None:
         limit = self.config.recycle_mb or (int(self.config.memory_mb * 0.75) if self.config.memory_mb else None)
-        spent = outcome.timed_out or outcome.memory_exceeded or server.checks >= self.config.max_checks
+        stopped = outcome is not None and (outcome.timed_out or outcome.memory_exceeded)
+        spent = stopped or server.checks >= self.config.max_checks
         if spent or not server.alive or (limit is not None and server.rss_mb() > limit):
             await server.close()
         else:
