@@ -138,6 +138,10 @@ class Settings(BaseModel):
     serve_max_timeout_s: float = _seconds(300.0)
     serve_max_queue: int = Field(default=512, ge=1, description=_COUNT)
     serve_grace_s: float = _seconds(30.0)
+    # requests still arriving (slowloris): their deadlines, and how many may arrive at once
+    serve_header_timeout_s: float = _seconds(10.0)
+    serve_body_timeout_s: float = _seconds(30.0)
+    serve_max_receiving: int = Field(default=256, ge=1, description=_COUNT)
 
     # a Ray cluster ([cluster]; see mathagent.cluster): None or "off" keeps every command on this machine
     cluster_address: Annotated[str, AfterValidator(_ray_address)] | None = Field(
@@ -230,6 +234,9 @@ FILE_TABLES: dict[str, dict[str, str]] = {
         "max_timeout": "serve_max_timeout_s",
         "max_queue": "serve_max_queue",
         "grace": "serve_grace_s",
+        "header_timeout": "serve_header_timeout_s",
+        "body_timeout": "serve_body_timeout_s",
+        "max_receiving": "serve_max_receiving",
     },
     "cluster": {
         "address": "cluster_address",

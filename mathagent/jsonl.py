@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -12,13 +14,49 @@ from typing import Any
 
 from mathagent.errors import InputError
 
+# Lone surrogates: what a JSON `"\ud800"` escape decodes to. No UTF-8 writer takes them.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 
 def dumps(value: Any, *, indent: int | None = None) -> str:
     """JSON text that stays on its line for every reader: readable UTF-8, but
     U+0085, U+2028 and U+2029 escaped (JavaScript and `str.splitlines` break
-    lines there; json escapes the other line breaks, being control characters)."""
+    lines there; json escapes the other line breaks, being control characters).
+    Lone surrogates (a client's `"\\ud800"`) are written back as the same escape,
+    so the text can always be encoded as UTF-8 and still reads as the value it was."""
     text = json.dumps(value, ensure_ascii=False, indent=indent)
-    return text.replace("\u0085", "\\u0085").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    text = text.replace("\u0085", "\\u0085").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+class BadJSON(ValueError):
+    """Text that is not one JSON value mathagent can read; `str()` says why, for people."""
+
+
+def parse_json(data: bytes | str) -> Any:
+    """`json.loads`, with every way it can fail (bad syntax, bytes that are not
+    text, nesting deeper than Python's stack, a 5,000-digit number) as BadJSON."""
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError as exc:
+        where = f"column {exc.colno}" if exc.lineno == 1 else f"line {exc.lineno} column {exc.colno}"
+        raise BadJSON(f"{exc.msg} at {where}") from None
+    except UnicodeDecodeError as exc:
+        raise BadJSON(f"not UTF-8: byte {exc.object[exc.start]:#04x} at offset {exc.start}") from None
+    except RecursionError:
+        # the C decoder unwinds cleanly: this is a property of the input, not a broken interpreter
+        limit = sys.getrecursionlimit()
+        raise BadJSON(f"arrays and objects nested too deeply (at most about {limit} levels)") from None
+    except ValueError as exc:  # what json raises itself beyond syntax, e.g. an integer over 4300 digits
+        raise BadJSON(str(exc).split(";", 1)[0]) from None  # without Python's advice to the programmer
+
+
+def unencodable(text: str) -> str | None:
+    """Why `text` cannot be sent as UTF-8 (to Lean, to a file), or None when it can."""
+    found = _SURROGATE.search(text)
+    if found is None:
+        return None
+    return f"a lone surrogate U+{ord(found.group()):04X} at character {found.start() + 1} (not valid Unicode)"
 
 
 @dataclass(frozen=True)
@@ -61,9 +99,9 @@ def rows_from_bytes(data: bytes, *, source: str, default_id: str) -> Iterator[Ro
             yield replace(row, error=f"not UTF-8: byte {raw[exc.start]:#04x} at column {exc.start + 1}")
             continue
         try:
-            value = json.loads(text)
-        except json.JSONDecodeError as exc:
-            yield replace(row, error=f"invalid JSON: {exc.msg} at column {exc.colno}")
+            value = parse_json(text)
+        except BadJSON as exc:
+            yield replace(row, error=f"invalid JSON: {exc}")
             continue
         yield replace(row, value=value)
 
@@ -98,8 +136,8 @@ class AppendLog:
         keep = data.rfind(b"\n") + 1  # everything after the last newline is a torn write
         for line in data[:keep].splitlines():
             try:
-                row = json.loads(line)
-            except ValueError:
+                row = parse_json(line)
+            except BadJSON:
                 continue
             if isinstance(row, dict) and isinstance(row.get("id"), str):
                 done[row["id"]] = row
@@ -120,8 +158,8 @@ class AppendLog:
         kept = []
         for line in self.path.read_bytes().splitlines(keepends=True):
             try:
-                row = json.loads(line)
-            except ValueError:
+                row = parse_json(line)
+            except BadJSON:
                 continue
             if not (isinstance(row, dict) and row.get("id") in ids):
                 kept.append(line)

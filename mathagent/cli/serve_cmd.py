@@ -42,8 +42,8 @@ EPILOG = """[bold]Examples[/bold]
   curl -s localhost:8000/v1/verify -H 'content-type: application/x-ndjson' --data-binary @examples/tasks.jsonl
   MATHAGENT_SERVE_API_KEY=secret mathagent serve --host 0.0.0.0 --workers 16
 
-[dim]Limits (body size, snippets per request, queue, timeout cap) are in the \\[serve] table of mathagent.toml; \
-GET /v1/health shows the ones in force.[/dim]
+[dim]Limits (body size, snippets per request, queue, timeout cap, deadlines) are in the \\[serve] table of \
+mathagent.toml; GET /v1/health shows the ones in force.[/dim]
 """
 
 
@@ -83,6 +83,29 @@ def serve(
         show_default=False,
         callback=settings_rule("serve_grace_s"),
     ),
+    header_timeout: float | None = typer.Option(
+        None,
+        "--header-timeout",
+        help="Seconds a request may take to send its headers (from its first byte); then 408 and the connection "
+        "is closed.  \\[default: 10]",
+        show_default=False,
+        callback=settings_rule("serve_header_timeout_s"),
+    ),
+    body_timeout: float | None = typer.Option(
+        None,
+        "--body-timeout",
+        help="Seconds a request may take to send its body, after its headers; then 408.  \\[default: 30]",
+        show_default=False,
+        callback=settings_rule("serve_body_timeout_s"),
+    ),
+    max_receiving: int | None = typer.Option(
+        None,
+        "--max-receiving",
+        min=1,
+        help="Requests still arriving at once; at the cap the slowest makes room (408), or a newcomer gets 503.  "
+        "\\[default: 256]",
+        show_default=False,
+    ),
     tasks: Path | None = typer.Option(
         None,
         "--tasks",
@@ -113,6 +136,9 @@ def serve(
         serve_max_timeout_s=max_timeout,
         serve_tasks=tasks,
         serve_grace_s=grace,
+        serve_header_timeout_s=header_timeout,
+        serve_body_timeout_s=body_timeout,
+        serve_max_receiving=max_receiving,
     )
     header = read_header(header_file, lake_project)
     toolchain = find_lean(settings, lake_project)
@@ -157,6 +183,9 @@ def _limits(settings: Settings) -> ServeLimits:
         default_timeout_s=min(settings.timeout_s, settings.serve_max_timeout_s),
         max_timeout_s=settings.serve_max_timeout_s,
         max_queue=settings.serve_max_queue,
+        header_timeout_s=settings.serve_header_timeout_s,
+        body_timeout_s=settings.serve_body_timeout_s,
+        max_receiving=settings.serve_max_receiving,
     )
 
 

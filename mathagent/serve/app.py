@@ -9,9 +9,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from mathagent import __version__
+from mathagent.jsonl import dumps
 from mathagent.serve.guard import Guard
 from mathagent.serve.limits import Refused
 from mathagent.serve.routes import SCHEMAS, router
@@ -65,24 +66,29 @@ def create_app(service: CheckService, *, api_key: str | None) -> FastAPI:
     return app
 
 
-async def _refused(_: Request, exc: Refused) -> JSONResponse:
-    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+def _error(body: dict[str, Any], status: int, headers: dict[str, str] | None = None) -> Response:
+    """An error body as JSON that always encodes (a detail may quote a client's lone surrogate)."""
+    return Response(dumps(body), status_code=status, headers=headers, media_type="application/json")
 
 
-async def _shutting_down(_: Request, exc: ShuttingDown) -> JSONResponse:
-    return JSONResponse({"error": "shutting_down", "detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
+async def _refused(_: Request, exc: Refused) -> Response:
+    return _error(exc.body(), exc.status, exc.headers)
 
 
-async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+async def _shutting_down(_: Request, exc: ShuttingDown) -> Response:
+    return _error({"error": "shutting_down", "detail": str(exc)}, 503, {"Retry-After": "5"})
+
+
+async def _invalid(_: Request, exc: RequestValidationError) -> Response:
     """FastAPI's validation errors in the service's error shape: 400 for JSON that does not parse, else 422."""
     errors = list(exc.errors())
     if any(e.get("type") == "json_invalid" for e in errors):
         first = errors[0].get("ctx", {}).get("error", "")
-        return JSONResponse({"error": "invalid_json", "detail": f"the body is not valid JSON: {first}"}, 400)
+        return _error({"error": "invalid_json", "detail": f"the body is not valid JSON: {first}"}, 400)
     first = errors[0] if errors else {}
     where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
     detail = f"{where or 'body'}: {first.get('msg', 'invalid')}"
-    return JSONResponse({"error": "invalid_request", "detail": detail, "errors": _plain(errors)}, 422)
+    return _error({"error": "invalid_request", "detail": detail, "errors": _plain(errors)}, 422)
 
 
 def _plain(errors: list[Any]) -> list[dict[str, Any]]:

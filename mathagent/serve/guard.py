@@ -3,10 +3,13 @@
 A plain ASGI middleware, so it acts before a byte of the body is read: a
 request without the key, or announcing a body over the limit, is answered
 at once. A body sent without a length is counted as it arrives and refused
-(413) as soon as it goes over. Requests in progress are capped (429 with
-`Retry-After`), which together with the body limit bounds the memory that
-requests can hold. The key is compared in constant time. The API docs
-(`/docs`, `/openapi.json`) need no key; they hold no data.
+(413) as soon as it goes over. Then the whole body is read, and only then
+does the request count as in progress: those are capped (429 with
+`Retry-After`), so a client that sends its body slowly, or never, takes no
+one's place (the server's deadlines and its cap on requests still arriving,
+in arrival.py, end it). With the body limit that bounds the memory requests
+can hold. The key is compared in constant time. The API docs (`/docs`,
+`/openapi.json`) need no key; they hold no data.
 """
 
 from __future__ import annotations
@@ -26,10 +29,6 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PUBLIC = frozenset({"/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
-
-
-class _TooLarge(Exception):
-    pass
 
 
 class Guard:
@@ -71,6 +70,14 @@ class Guard:
         if refusal is not None:
             await respond(send, refusal)
             return
+        # the whole body first: a request counts against the limit only once it has arrived, so clients
+        # that send slowly (or stop) hold no place in it (the server's deadlines end them: see arrival.py)
+        body = await self._read_body(receive)
+        if isinstance(body, Refused):
+            await respond(send, body)
+            return
+        if body is None:
+            return  # the client left (or was cut off) before its body arrived: no one to answer
         if self.in_progress >= self.max_requests:
             detail = f"too many requests in progress ({self.in_progress}); retry in a second"
             await respond(
@@ -88,9 +95,26 @@ class Guard:
             return
         self.in_progress += 1
         try:
-            await self._limited(scope, receive, send)
+            await self.app(scope, _replay(body, receive), send)
         finally:
             self.in_progress -= 1
+
+    async def _read_body(self, receive: Receive) -> bytes | Refused | None:
+        """The request body; a refusal as soon as it goes over the limit (a body sent without a
+        length); None when the client disconnects first."""
+        chunks: list[bytes] = []
+        received = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > self.max_body:
+                return self._too_large(received)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
 
     def _authorize(self, header: bytes | None) -> Refused | None:
         if self.key is None:
@@ -115,43 +139,22 @@ class Guard:
             return over_limit("max_body_bytes", "the request body is too large (bytes)", self.max_body, size)
         return None
 
-    async def _limited(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run the app, refusing the body once it goes over the limit (for bodies sent without a length)."""
-        received = 0
-        too_large = False
-        answered = False
-
-        async def counted_receive() -> Message:
-            nonlocal received, too_large
-            if too_large:
-                return {"type": "http.disconnect"}
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body:
-                    too_large = True
-                    raise _TooLarge
-            return message
-
-        async def replacing_send(message: Message) -> None:
-            nonlocal answered
-            if too_large:  # whatever the app makes of the cut-off body, the answer is 413
-                if not answered:
-                    answered = True
-                    await respond(send, self._too_large(received))
-                return
-            answered = answered or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counted_receive, replacing_send)
-        except _TooLarge:
-            pass
-        if too_large and not answered:
-            await respond(send, self._too_large(received))
-
     def _too_large(self, received: int) -> Refused:
         return over_limit("max_body_bytes", "the request body is too large (bytes, at least)", self.max_body, received)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The app's `receive`: the body already read, then the connection's own messages (a disconnect)."""
+    pending = True
+
+    async def replayed() -> Message:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
 
 
 async def respond(send: Send, refusal: Refused) -> None:

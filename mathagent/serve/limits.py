@@ -24,6 +24,9 @@ class ServeLimits:
     default_timeout_s: float = 60.0  # per check, when a request names none
     max_timeout_s: float = 300.0  # a request may ask for at most this
     max_queue: int = 512  # checks queued or running, and requests in progress, at once
+    header_timeout_s: float = 10.0  # a request's headers must arrive within this (from its first byte)
+    body_timeout_s: float = 30.0  # and its body within this after them
+    max_receiving: int = 256  # requests still arriving at once (at the cap the longest-arriving one is dropped)
 
 
 class Refused(Exception):
@@ -82,7 +85,7 @@ def check_batch(limits: ServeLimits, items: Iterable[tuple[str, str]], *, kind: 
         if ident in seen:
             raise invalid(f"`{kind}` ids must be unique: {ident!r} appears more than once")
         seen.add(ident)
-        size = len(code.encode("utf-8"))
+        size = len(code.encode("utf-8", "surrogatepass"))  # a lone surrogate is not refused here: see routes
         if size > limits.max_code_bytes:
             raise over_limit("max_bytes", f"the code of {ident!r} is too large (bytes)", limits.max_code_bytes, size)
 

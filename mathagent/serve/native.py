@@ -11,13 +11,12 @@ verdict per line, in input order.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from mathagent.jsonl import dumps, rows_from_bytes
+from mathagent.jsonl import BadJSON, dumps, parse_json, rows_from_bytes
 from mathagent.serve.limits import Refused, invalid
 from mathagent.verify.tasks import BadRow, VerifyTask, task_from_row, tasks_from_rows
 from mathagent.verify.verdict import Verdict
@@ -51,8 +50,8 @@ def parse(body: bytes, content_type: str, timeout_param: float | None) -> Parsed
     if is_json_lines(content_type):
         return Parsed(_rows_from_lines(body), timeout_param, lines=True)
     try:
-        value = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        value = parse_json(body)
+    except BadJSON as exc:
         raise Refused(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
     timeout = timeout_param
     if isinstance(value, dict):
@@ -62,7 +61,8 @@ def parse(body: bytes, content_type: str, timeout_param: float | None) -> Parsed
             raise invalid(f"unknown field(s) {fields}: the body is {{'tasks': [...], 'timeout': S}}")
         rows, timeout = value.get("tasks"), value.get("timeout", timeout_param)
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))):
-            raise invalid(f"`timeout` must be a number of seconds (got {timeout!r})")
+            # the type, not the value: a client's value may be megabytes long or nested a thousand deep
+            raise invalid(f"`timeout` must be a number of seconds (got {type(timeout).__name__})")
     else:
         rows = value
     if not isinstance(rows, list):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -18,11 +17,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ValidationError
 
-from mathagent.jsonl import dumps
+from mathagent.jsonl import BadJSON, dumps, parse_json, unencodable
 from mathagent.serve import kimina, native
 from mathagent.serve.limits import Refused, check_batch, check_count, check_timeout
 from mathagent.serve.metrics import CONTENT_TYPE
 from mathagent.serve.service import CheckService
+from mathagent.serve.statements import Statements
 from mathagent.verify import verdict as codes
 from mathagent.verify.tasks import BadRow, VerifyTask, bad_row_verdict
 from mathagent.verify.verdict import Verdict, VerdictKind
@@ -96,8 +96,8 @@ def json_body(model: type[BaseModel], more: dict[str, Any] | None = None) -> dic
 async def parse_body(request: Request, model: type[Body]) -> Body:
     """The body as `model`: JSON whatever the Content-Type says (kimina's clients and curl -d alike)."""
     try:
-        value = json.loads(await request.body())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        value = parse_json(await request.body())
+    except BadJSON as exc:
         raise Refused(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
     try:
         return model.model_validate(value)
@@ -165,18 +165,26 @@ async def _answer_kimina(
     check_batch(service.limits, items, kind=kind)
     timeout_s = check_timeout(service.limits, timeout)
     statements = service.config.statements
-    tasks: list[VerifyTask | Verdict] = []
-    for ident, code in items:
-        if statements is None:
-            tasks.append(VerifyTask(id=ident, full_code=code, source=f"snippet {ident}"))
-            continue
-        task = statements.task(ident, code)
-        message = f"snippet id {ident!r} names no task of the server's --tasks file (use a task id, or ID#anything)"
-        tasks.append(task or Verdict(ident, VerdictKind.ERROR, [codes.BAD_INPUT], message, sandbox="not run"))
+    tasks = [_snippet_task(statements, ident, code) for ident, code in items]
     verdicts = await _run_in_order(request, tasks, timeout_s)
     if verdicts is None:
         return Response(status_code=CLIENT_GONE)
     return _json({"results": [result(ident, v, timeout_s) for (ident, _), v in zip(items, verdicts, strict=True)]})
+
+
+def _snippet_task(statements: Statements | None, ident: str, code: str) -> VerifyTask | Verdict:
+    """The check for one snippet, or the error verdict it gets without one (the rest of its batch still runs)."""
+    problem = unencodable(code)
+    if problem is not None:
+        message = f"the code of snippet {ident!r} has {problem}: Lean reads UTF-8 text"
+        return Verdict(ident, VerdictKind.ERROR, [codes.BAD_INPUT], message, sandbox="not run")
+    if statements is None:
+        return VerifyTask(id=ident, full_code=code, source=f"snippet {ident}")
+    task = statements.task(ident, code)
+    if task is None:
+        message = f"snippet id {ident!r} names no task of the server's --tasks file (use a task id, or ID#anything)"
+        return Verdict(ident, VerdictKind.ERROR, [codes.BAD_INPUT], message, sandbox="not run")
+    return task
 
 
 @router.post(

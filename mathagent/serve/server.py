@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from types import FrameType
 
 import uvicorn
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from mathagent.errors import ConfigError
 from mathagent.serve.app import create_app
+from mathagent.serve.arrival import Arrivals, with_deadlines
 from mathagent.serve.service import CheckService
 
 
@@ -58,8 +60,11 @@ class _Server(uvicorn.Server):
 def run(service: CheckService, listen: Listen, ready: Callable[[str], None]) -> None:
     """Serve until a stop signal; `ready(url)` is called once the socket listens."""
     app = create_app(service, api_key=listen.api_key)
+    arrivals = Arrivals(service.limits, service.metrics.response)
     config = uvicorn.Config(
         app,
+        # uvicorn's own choice (httptools, else h11), with deadlines for requests still arriving
+        http=with_deadlines(AutoHTTPProtocol, arrivals),
         host=listen.host,
         port=listen.port,
         log_level="warning",

@@ -223,6 +223,9 @@ class CheckService:
                 "timeout": self.limits.default_timeout_s,
                 "max_timeout": self.limits.max_timeout_s,
                 "max_queue": self.limits.max_queue,
+                "header_timeout": self.limits.header_timeout_s,
+                "body_timeout": self.limits.body_timeout_s,
+                "max_receiving": self.limits.max_receiving,
             },
         }
 

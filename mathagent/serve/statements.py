@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mathagent.errors import InputError
-from mathagent.jsonl import first_field, read_rows
+from mathagent.jsonl import first_field, read_rows, unencodable
 from mathagent.verify.tasks import VerifyTask
 
 SEPARATOR = "#"  # `ID#3`: sample 3 of task ID (ids must be unique within a request)
@@ -89,6 +89,9 @@ class Statements:
                 raise InputError(f"{row.source}: a task needs `id` and a non-empty `formal_statement`", hint=_HINT)
             if header is not None and not isinstance(header, str):
                 raise InputError(f"{row.source}: `header` must be a string", hint=_HINT)
+            problem = next(filter(None, (unencodable(t) for t in (str(ident), statement, header or ""))), None)
+            if problem is not None:
+                raise InputError(f"{row.source}: the task has {problem}", hint=_HINT)
             if str(ident) in by_id:
                 raise InputError(f"{row.source}: task id {str(ident)!r} appears twice", hint=_HINT)
             by_id[str(ident)] = Statement(statement, header)

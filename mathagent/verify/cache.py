@@ -43,7 +43,9 @@ def logic_version() -> str:
 
 def cache_key(*parts: object) -> str:
     blob = json.dumps([logic_version(), *parts], sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    # surrogatepass: a lone surrogate (from a JSON `"\ud800"`) gets bytes of its own, so a key never fails
+    # and two texts that differ only there keep two keys; valid text encodes exactly as plain UTF-8
+    return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class VerdictCache:

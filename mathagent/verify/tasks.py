@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mathagent.errors import InputError
-from mathagent.jsonl import Row, first_field, read_rows
+from mathagent.jsonl import Row, first_field, read_rows, unencodable
 from mathagent.verify import verdict as codes
 from mathagent.verify.verdict import Verdict, VerdictKind
 
@@ -49,6 +49,20 @@ class VerifyTask:
         return "full_code" if self.full_code is not None else "proof"
 
 
+_TEXT_FIELDS = ("header", "formal_statement", "proof", "full_code")
+
+
+def unsendable(task: VerifyTask) -> str | None:
+    """Why Lean could not be given this task's text (it reads UTF-8, and a lone
+    surrogate has no UTF-8 form), or None when it can."""
+    for name in _TEXT_FIELDS:
+        text = getattr(task, name)
+        problem = unencodable(text) if text is not None else None
+        if problem is not None:
+            return f"field `{name}` has {problem}: Lean reads UTF-8 text"
+    return None
+
+
 @dataclass(frozen=True)
 class BadRow:
     """An input that could not be turned into a task, and why."""
@@ -73,7 +87,14 @@ def task_from_row(row: object, *, id_default: str, source: str) -> VerifyTask | 
     """Build a task from one decoded JSON value, or say what is wrong with it."""
     if not isinstance(row, dict):
         return BadRow(id_default, source, f"expected a JSON object, got {type(row).__name__}")
-    task_id = str(first_field(row, _ID_KEYS)[1] or id_default)
+    id_key, given_id = first_field(row, _ID_KEYS)
+    if isinstance(given_id, (dict, list)):  # str() of a deeply nested one would exhaust the stack
+        kind = type(given_id).__name__
+        return BadRow(id_default, source, f"field `{id_key}` must be a string or a number, got {kind}")
+    task_id = str(given_id or id_default)
+    id_problem = unencodable(task_id)
+    if id_problem is not None:  # the id names the verdict in every output (a table too): it must be text
+        return BadRow(id_default, source, f"field `{id_key}` has {id_problem}")
     fields: dict[str, str | None] = {}
     wanted = {
         "formal_statement": ("formal_statement",),
@@ -98,7 +119,9 @@ def task_from_row(row: object, *, id_default: str, source: str) -> VerifyTask | 
         return BadRow(task_id, source, "missing field: no `proof` or `full_code` to check against `formal_statement`")
     if fields["formal_statement"] is not None and not fields["formal_statement"].strip():
         return BadRow(task_id, source, "field `formal_statement` is empty")
-    return VerifyTask(id=task_id, source=source, **fields)
+    task = VerifyTask(id=task_id, source=source, **fields)
+    problem = unsendable(task)
+    return task if problem is None else BadRow(task_id, source, problem)
 
 
 def read_jsonl(path: Path) -> Iterator[VerifyTask | BadRow]:
