@@ -16,6 +16,7 @@ import pytest
 
 from conftest import PRELUDE_HEADER
 from mathagent.verify import sandbox
+from mathagent.verify import warm as warm_module
 from mathagent.verify.assemble import assemble
 from mathagent.verify.judge import RunOutcome, judge
 from mathagent.verify.tasks import VerifyTask
@@ -358,18 +359,22 @@ def test_workers_bound_how_many_lean_run_at_once(
     lean: LeanToolchain, options: VerifyOptions, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     live = peak = 0
-    real = Verifier._run
 
-    async def tracking(self, assembled, *rest):  # type: ignore[no-untyped-def]
-        nonlocal live, peak
-        live += 1
-        peak = max(peak, live)
-        try:
-            return await real(self, assembled, *rest)
-        finally:
-            live -= 1
+    def tracked(real):  # type: ignore[no-untyped-def]
+        async def tracking(*args, **kwargs):  # type: ignore[no-untyped-def]
+            nonlocal live, peak
+            live += 1
+            peak = max(peak, live)
+            try:
+                return await real(*args, **kwargs)
+            finally:
+                live -= 1
 
-    monkeypatch.setattr(Verifier, "_run", tracking)
+        return tracking
+
+    # a Lean at work: a cold process, or a warm server checking (waiting for one is not)
+    monkeypatch.setattr(Verifier, "_run_cold", tracked(Verifier._run_cold))
+    monkeypatch.setattr(warm_module, "run_checks", tracked(warm_module.run_checks))
     tasks = [VerifyTask(id=str(i), formal_statement=STATEMENT, proof=f" Eq.refl _ -- variant {i}") for i in range(6)]
     verdicts = verify_tasks(lean, dataclasses.replace(options, workers=2), tasks)
     assert all(v.verified for v in verdicts)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from typing import Any
 
 import psutil
 import pytest
@@ -139,3 +140,122 @@ def test_same_verdicts_cold_and_warm_on_the_example_tasks(lean: LeanToolchain) -
         return [(v.verdict, v.reasons) for v in got]
 
     assert verdicts("warm") == verdicts("cold")
+
+
+def test_cancelling_checks_while_servers_start_leaves_nothing_behind(
+    lean: LeanToolchain, no_leftover_lean: None
+) -> None:
+    # Ctrl-C or a client going away while the pool starts its servers: the processes being
+    # created are reaped, nothing hangs, and the next checks run normally
+    tasks = [
+        VerifyTask(id=str(i), formal_statement=f"theorem t{i} : Eq two two :=", proof=" Eq.refl two") for i in range(4)
+    ]
+
+    async def go() -> list[Verdict]:
+        async with Verifier(lean, dataclasses.replace(WARM, workers=4)) as verifier:
+            for delay in (0.0, 0.001, 0.005, 0.02, 0.05):
+                checks = [asyncio.ensure_future(verifier.verify(t)) for t in tasks]
+                await asyncio.sleep(delay)
+                for check in checks:
+                    check.cancel()
+                await asyncio.gather(*checks, return_exceptions=True)
+            return [await verifier.verify(t) for t in tasks]
+
+    verdicts = asyncio.run(asyncio.wait_for(go(), 120))
+    assert all(v.verified for v in verdicts), verdicts
+    time.sleep(0.5)  # reapers of cancelled starts finish on the loop's way out
+
+
+# ---------------------------------------------------------------- scheduling by header
+
+OTHER_HEADER = PRELUDE_HEADER + "noncomputable def five : N := N.s four\n"
+
+
+def _mixed(count: int) -> list[VerifyTask]:
+    """Checks alternating between two headers, as a service sees native rows and whole files."""
+    tasks = []
+    for i in range(count):
+        if i % 2:
+            tasks.append(
+                VerifyTask(
+                    id=f"b{i}",
+                    formal_statement=f"theorem b{i} : Eq five five :=",
+                    proof=" Eq.refl five",
+                    header=OTHER_HEADER,
+                )
+            )
+        else:
+            tasks.append(VerifyTask(id=f"a{i}", formal_statement=f"theorem a{i} : Eq two two :=", proof=" Eq.refl two"))
+    return tasks
+
+
+def _all_at_once(lean: LeanToolchain, options: VerifyOptions, tasks: list[VerifyTask]) -> tuple[list[Verdict], Any]:
+    async def go() -> tuple[list[Verdict], Any]:
+        async with Verifier(lean, options) as verifier:
+            verdicts = await asyncio.gather(*(verifier.verify(t) for t in tasks))
+            return list(verdicts), verifier.warm_pool
+
+    return asyncio.run(go())
+
+
+def test_a_mixed_load_keeps_each_server_on_one_header(lean: LeanToolchain, no_leftover_lean: None) -> None:
+    verdicts, pool = _all_at_once(lean, dataclasses.replace(WARM, workers=2), _mixed(16))
+    assert all(v.verified for v in verdicts), verdicts
+    # both headers get a server and keep it: at most one switch, if the first checks to arrive were of one header
+    assert pool.switched <= 1 and pool.started == 2 + pool.switched
+
+
+def test_one_server_serves_a_header_s_queue_before_it_switches(lean: LeanToolchain, no_leftover_lean: None) -> None:
+    verdicts, pool = _all_at_once(lean, WARM, _mixed(8))  # one worker, a switch_after_s longer than the run
+    assert all(v.verified for v in verdicts), verdicts
+    assert pool.started == 2 and pool.switched == 1  # all of the first header, then all of the other
+
+
+def test_a_header_with_no_server_is_not_starved(
+    lean: LeanToolchain, no_leftover_lean: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mathagent.verify import verifier as verifier_module
+
+    real = verifier_module.WarmConfig
+    monkeypatch.setattr(verifier_module, "WarmConfig", lambda **kw: real(**{**kw, "switch_after_s": 0.0}))
+    verdicts, pool = _all_at_once(lean, WARM, _mixed(8))
+    assert all(v.verified for v in verdicts), verdicts
+    assert pool.switched >= 3  # the waiting header takes the server at once, back and forth
+
+
+def test_a_cancelled_waiting_check_leaves_its_place_to_the_next(lean: LeanToolchain, no_leftover_lean: None) -> None:
+    async def go() -> list[Verdict]:
+        async with Verifier(lean, WARM) as verifier:
+            tasks = _mixed(6)
+            checks = [asyncio.ensure_future(verifier.verify(t)) for t in tasks]
+            await asyncio.sleep(0.05)
+            checks[3].cancel()
+            checks[4].cancel()
+            done = await asyncio.gather(*checks, return_exceptions=True)
+            assert verifier.warm_pool is not None and verifier.warm_pool.state()["waiting"] == 0
+            return [d for d in done if isinstance(d, Verdict)] + [await verifier.verify(tasks[4])]
+
+    verdicts = asyncio.run(asyncio.wait_for(go(), 120))
+    assert len(verdicts) >= 5 and all(v.verified for v in verdicts), verdicts
+
+
+def test_cancellations_at_any_moment_never_wedge_the_pool(lean: LeanToolchain, no_leftover_lean: None) -> None:
+    # clients leaving while their checks wait, start, run or hand their server on: afterwards
+    # every new check still gets a server (a lost place in the scheduler would wait for ever)
+    import random
+
+    rng = random.Random(7)
+
+    async def go() -> list[Verdict]:
+        async with Verifier(lean, dataclasses.replace(WARM, workers=2)) as verifier:
+            for _ in range(6):
+                checks = [asyncio.ensure_future(verifier.verify(t)) for t in _mixed(10)]
+                await asyncio.sleep(rng.uniform(0.0, 0.3))
+                for check in rng.sample(checks, 6):
+                    check.cancel()
+                await asyncio.gather(*checks, return_exceptions=True)
+            assert verifier.warm_pool is not None and verifier.warm_pool.state()["waiting"] == 0
+            return list(await asyncio.gather(*(verifier.verify(t) for t in _mixed(6))))
+
+    verdicts = asyncio.run(asyncio.wait_for(go(), 120))
+    assert all(v.verified for v in verdicts), verdicts

@@ -215,6 +215,7 @@ def identifier(parts: tuple[str, ...]) -> str:
 
 # ---------------------------------------------------------------- a guess, for speed
 
+_MAX_GUESSED_DEPTH = 64  # components of a guessed name: beyond, the guess costs more than it saves
 _NAMED_DECLS = {"theorem", "lemma", "def", "abbrev", "opaque", "axiom", "structure", "class", "inductive", "instance"}
 
 
@@ -228,18 +229,19 @@ def guess_declarations(source: str) -> list[tuple[str, ...]]:
     run with Lean's list. One pass over the tokens.
     """
     names: list[tuple[str, ...]] = []
-    scopes: list[tuple[str, ...]] = []  # per open scope: the namespace components it adds
+    scopes: list[tuple[str, ...]] = [()]  # per open scope: the namespace it leaves open (components)
     keyword = ""  # the keyword the previous token was, if any
     for tok in code_tokens(source):
         if keyword == "namespace" and tok.kind is Kind.IDENT:
-            scopes.append(tok.parts)
+            scopes.append(scopes[-1] + tok.parts if len(scopes[-1]) < _MAX_GUESSED_DEPTH else scopes[-1])
         elif keyword in ("section", "mutual"):
-            scopes.append(())
-        elif keyword == "end" and scopes:
+            scopes.append(scopes[-1])
+        elif keyword == "end" and len(scopes) > 1:
             scopes.pop()
         elif keyword in _NAMED_DECLS and tok.kind is Kind.IDENT and _keyword(tok) not in _NAMED_DECLS:
-            rooted = tok.parts[:1] == ("_root_",)
-            names.append(tok.parts[1:] if rooted else tuple(p for scope in scopes for p in scope) + tok.parts)
+            name = tok.parts[1:] if tok.parts[:1] == ("_root_",) else scopes[-1] + tok.parts
+            if len(name) <= _MAX_GUESSED_DEPTH:  # absurd depths are left to Lean's own list
+                names.append(name)
         keyword = _keyword(tok)
     return names
 

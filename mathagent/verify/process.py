@@ -45,7 +45,7 @@ async def run_process(
 ) -> ProcessResult:
     """Run `command` with `stdin`, enforcing the wall clock and memory caps."""
     start = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(
+    proc = await spawn(
         *command.argv,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
@@ -78,6 +78,35 @@ async def run_process(
         memory_exceeded=memory_exceeded,
         peak_rss_mb=tree.peak_mb,
     )
+
+
+async def spawn(*argv: str, **options: Any) -> asyncio.subprocess.Process:
+    """`asyncio.create_subprocess_exec`, safe to cancel.
+
+    Cancelled while the process is being created, asyncio kills it and waits for
+    it inside the cancelled call, which was seen to hang a sandboxed Lean's start
+    for good (and leave bubblewrap behind). So creation runs to its end, shielded,
+    and a process whose caller is gone is killed and reaped afterwards.
+    """
+    creating = asyncio.ensure_future(asyncio.create_subprocess_exec(*argv, **options))
+    try:
+        return await asyncio.shield(creating)
+    except asyncio.CancelledError:
+        creating.add_done_callback(_reap_unwanted)
+        raise
+
+
+_UNWANTED: set[asyncio.Task[Any]] = set()  # reapers still running (kept referenced until done)
+
+
+def _reap_unwanted(creating: asyncio.Future[asyncio.subprocess.Process]) -> None:
+    if creating.cancelled() or creating.exception() is not None:
+        return
+    proc = creating.result()
+    kill_tree(proc.pid)
+    reaper = asyncio.ensure_future(proc.wait())
+    _UNWANTED.add(reaper)
+    reaper.add_done_callback(_UNWANTED.discard)
 
 
 async def watch(

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 
+from mathagent.jsonl import unencodable
 from mathagent.project import FALLBACK_HEADER
 from mathagent.verify import sandbox
 from mathagent.verify import verdict as codes
@@ -45,7 +46,7 @@ from mathagent.verify.judge import DEFAULT_AXIOMS, AxiomPolicy, RunOutcome, judg
 from mathagent.verify.leantext import guess_declarations, imports_modules
 from mathagent.verify.messages import parse_output
 from mathagent.verify.process import run_process
-from mathagent.verify.tasks import VerifyTask
+from mathagent.verify.tasks import VerifyTask, unsendable
 from mathagent.verify.toolchain import LeanToolchain
 from mathagent.verify.verdict import Diagnostic, Verdict, VerdictKind
 from mathagent.verify.warm import FollowUp, TooBigForWarm, WarmConfig, WarmPool
@@ -132,6 +133,9 @@ class Verifier:
         also sets the CPU-time backstop."""
         timeout = self.options.timeout_s if timeout_s is None else timeout_s
         header = self.options.default_header if task.header is None else task.header
+        problem = unsendable(task) or unencodable(header)
+        if problem is not None:  # Lean reads UTF-8, which a lone surrogate has no form in
+            return self._early(task, VerdictKind.ERROR, codes.BAD_INPUT, problem, time.monotonic())
         key = cache_key(
             self.toolchain.version_line,
             str(self.toolchain.lean),
@@ -195,8 +199,7 @@ class Verifier:
             assembled = assemble_statement_only(formal_statement, header)
         except BadTask as exc:
             return StatementCheck(ok=False, message=str(exc))
-        async with self._slots:
-            outcome = await self._run(assembled, time.monotonic() + self.options.timeout_s)
+        outcome = await self._run(assembled, self.options.timeout_s)
         if outcome.timed_out or outcome.memory_exceeded:
             return StatementCheck(ok=False, message="Lean ran out of time or memory elaborating the statement")
         errors = [
@@ -225,13 +228,12 @@ class Verifier:
             return self._early(task, kind, reasons, message, started)
         if audit_s >= timeout_s:
             return self._early(task, VerdictKind.TIMEOUT, codes.TIMEOUT, "the audit used up the time limit", started)
-        async with self._slots:
-            # the clock runs from here: waiting for a free worker is not the proof's time
-            deadline = time.monotonic() + timeout_s - audit_s
-            if prepared.whole_file:
-                final, outcome = await self._run_whole_file(prepared, deadline)
-            else:
-                final, outcome = prepared, await self._run(prepared, deadline)
+        # the clock runs once a worker is free: waiting for one is not the proof's time
+        budget_s = timeout_s - audit_s
+        if prepared.whole_file:
+            final, outcome = await self._run_whole_file(prepared, budget_s)
+        else:
+            final, outcome = prepared, await self._run(prepared, budget_s)
         verdict = judge(task.id, final, outcome, self.options.axiom_policy)
         verdict = replace(verdict, time_s=round(time.monotonic() - started, 3))
         return self._explained(verdict, prepared.submitted)
@@ -246,18 +248,22 @@ class Verifier:
             verdict = replace(verdict, message=f"{message}. Note: {PRELUDE_HINT}")
         return verdict
 
-    async def _run(self, assembled: Assembled, deadline: float) -> RunOutcome:
+    async def _run(self, assembled: Assembled, budget_s: float) -> RunOutcome:
+        """One Lean run of `assembled`, within `budget_s` from when a worker is free."""
         if self.options.pool == "warm":
-            with contextlib.suppress(TooBigForWarm):  # then `lean --json`, linear where the worker is not
-                return await self._run_warm(assembled, deadline)
-        return await self._run_cold(assembled, deadline)
+            try:
+                return await self._run_warm(assembled, budget_s)
+            except TooBigForWarm as exc:  # then `lean --json`, linear where the worker is not
+                budget_s = _left(exc, budget_s)
+        async with self._slots:
+            return await self._run_cold(assembled, time.monotonic() + budget_s)
 
-    async def _run_warm(self, assembled: Assembled, deadline: float, follow_up: FollowUp | None = None) -> RunOutcome:
+    async def _run_warm(self, assembled: Assembled, budget_s: float, follow_up: FollowUp | None = None) -> RunOutcome:
         if self._warm is None:
             self._warm = WarmPool(self.toolchain, self._warm_config())
-        return await self._warm.run(assembled.warm_key, assembled.text, follow_up=follow_up, deadline=deadline)
+        return await self._warm.run(assembled.warm_key, assembled.text, follow_up=follow_up, budget_s=budget_s)
 
-    async def _run_whole_file(self, base: Assembled, deadline: float) -> tuple[Assembled, RunOutcome]:
+    async def _run_whole_file(self, base: Assembled, budget_s: float) -> tuple[Assembled, RunOutcome]:
         """Check a whole file: the file with a check for each declaration it seems to
         make, kept when Lean's own list of its declarations is covered; otherwise the
         file again with Lean's list. (The assembled file judged, and Lean's run of it.)"""
@@ -265,20 +271,22 @@ class Verifier:
         if self.options.pool == "warm":
             try:
                 # one server: a second version re-elaborates only the checks
-                outcome = await self._run_warm(plan.final, deadline, follow_up=plan)
+                outcome = await self._run_warm(plan.final, budget_s, follow_up=plan)
                 return plan.final, outcome
-            except TooBigForWarm:
-                plan = _DeclarationChecks(base)  # start again, cold
-        outcome = await self._run_cold(plan.final, deadline)
-        text = plan(outcome)
-        if text is None and plan.needs_declarations(outcome):
-            # a wrong guess: Lean writes a file's declarations only when it has no error
-            learned = await self._run_cold(base, deadline)
-            if learned.declarations is None or plan.decided(learned):
-                return base, learned  # the file itself failed, or ran out of time
-            text = plan.with_declarations(learned.declarations)
-        if text is not None:
+            except TooBigForWarm as exc:
+                plan, budget_s = _DeclarationChecks(base), _left(exc, budget_s)  # start again, cold
+        async with self._slots:
+            deadline = time.monotonic() + budget_s
             outcome = await self._run_cold(plan.final, deadline)
+            text = plan(outcome)
+            if text is None and plan.needs_declarations(outcome):
+                # a wrong guess: Lean writes a file's declarations only when it has no error
+                learned = await self._run_cold(base, deadline)
+                if learned.declarations is None or plan.decided(learned):
+                    return base, learned  # the file itself failed, or ran out of time
+                text = plan.with_declarations(learned.declarations)
+            if text is not None:
+                outcome = await self._run_cold(plan.final, deadline)
         return plan.final, outcome
 
     def _warm_config(self) -> WarmConfig:
@@ -389,6 +397,11 @@ class _DeclarationChecks:
 def _errors(outcome: RunOutcome) -> list[int]:
     """The lines of Lean's error messages in a run."""
     return [m.line for m in parse_output(outcome.stdout).messages if m.severity == "error"]
+
+
+def _left(exc: TooBigForWarm, budget_s: float) -> float:
+    """What is left of a check's time once the warm pool handed it on."""
+    return budget_s if exc.deadline is None else max(0.0, exc.deadline - time.monotonic())
 
 
 def _being_cancelled() -> bool:

@@ -38,7 +38,7 @@ import json
 import re
 import tempfile
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -47,7 +47,7 @@ from typing import Any
 from mathagent.verify import sandbox
 from mathagent.verify.declarations import Declaration, from_ilean
 from mathagent.verify.judge import RunOutcome
-from mathagent.verify.process import ProcessTree, kill_tree, watch
+from mathagent.verify.process import ProcessTree, kill_tree, spawn, watch
 from mathagent.verify.toolchain import LeanToolchain
 
 # Given the outcome of a first check, the text of a second one on the same
@@ -68,7 +68,10 @@ class WorkerCrashed(Exception):
 class TooBigForWarm(Exception):
     """A check reported more than a server should take (thousands of commands or
     messages): the worker's cost grows faster than the input there, `lean --json`'s
-    does not. The check is handed to the cold path and the server keeps its header."""
+    does not. The check is handed to the cold path, under the same `deadline`, and
+    the server keeps its header."""
+
+    deadline: float | None = None
 
 
 _HEAD = 64
@@ -86,6 +89,7 @@ class WarmConfig:
     sandbox_kind: str
     max_checks: int = 200  # recycle after this many checks
     max_reports: int = 512  # reports (commands, diagnostics) one check may cause before it goes cold
+    switch_after_s: float = 2.0  # a header with no server, waiting this long, gets one from a busy header
     recycle_mb: int | None = None  # recycle when idle memory exceeds this (default: 3/4 of memory_mb)
 
 
@@ -132,7 +136,7 @@ class LeanServer:
             cpu_seconds=10**7,  # a long-lived server: the per-check deadline is enforced here instead
             scratch=Path(self._scratch.name),
         )
-        self._proc = await asyncio.create_subprocess_exec(
+        self._proc = await spawn(
             *command.argv,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -458,7 +462,7 @@ async def supports_fast_report(toolchain: LeanToolchain, config: WarmConfig) -> 
         probe = LeanServer(toolchain, config, "", True)
         try:
             await probe.start()
-            await probe.check("prelude\n", deadline=time.monotonic() + _START_TIMEOUT_S)
+            await probe.check("prelude\n", deadline=time.monotonic() + _START_TIMEOUT_S, limited=False)
             _FAST_REPORT[key] = probe.alive
         except (WorkerCrashed, asyncio.TimeoutError, OSError):
             _FAST_REPORT[key] = False
@@ -467,12 +471,28 @@ async def supports_fast_report(toolchain: LeanToolchain, config: WarmConfig) -> 
     return _FAST_REPORT[key]
 
 
-class WarmPool:
-    """At most `workers` language servers, each keyed by the header it has warm.
+@dataclass(eq=False)
+class _Waiter:
+    """A check waiting for a server warm for its header."""
 
-    A check goes to an idle server with its header; a new header gets a new
-    server, evicting the least recently used idle one when the limit is
-    reached.
+    key: str
+    since: float
+    granted: asyncio.Future[LeanServer | None]  # a server of its own, or None: start one (room is kept)
+
+
+class WarmPool:
+    """At most `workers` language servers, each keyed by the header it has warm,
+    and the checks waiting for them, scheduled by header.
+
+    A check takes an idle server with its header, or starts one while there is
+    room (evicting an idle server of another header when there is not), or
+    waits. A server that finishes a check goes to the longest-waiting check of
+    its own header; it changes header (closed, and a server for the
+    longest-waiting check of another header started in its place) only when
+    none of its own waits, or for a header that has no server at all while
+    its own has another, or has waited longer than `switch_after_s`. So a
+    load that mixes headers keeps each server on one header instead of
+    restarting servers at every switch, and no header starves.
     """
 
     def __init__(self, toolchain: LeanToolchain, config: WarmConfig) -> None:
@@ -480,79 +500,186 @@ class WarmPool:
         self.config = config
         self._idle: OrderedDict[int, LeanServer] = OrderedDict()  # LRU order
         self._busy: set[LeanServer] = set()
-        self._slots = asyncio.Semaphore(max(1, config.workers))
+        self._starting: dict[str, int] = {}  # header -> servers being started (room granted)
+        self._waiting: dict[str, deque[_Waiter]] = {}  # header -> its checks, oldest first
         self.started = 0  # servers started, for tests and stats
-        self._starting = 0  # servers being started: they count toward `workers` too
+        self.switched = 0  # servers closed to make room for another header
 
     async def run(
-        self, key: str, text: str, *, follow_up: FollowUp | None = None, deadline: float | None = None
+        self,
+        key: str,
+        text: str,
+        *,
+        follow_up: FollowUp | None = None,
+        budget_s: float | None = None,
     ) -> RunOutcome:
-        """Check `text` (and its follow-up) on a server warm for `key`; a
-        crashed server is replaced and the check retried once on a fresh one."""
-        deadline = time.monotonic() + self.config.timeout_s if deadline is None else deadline
-        async with self._slots:
-            for attempt in (1, 2):
-                try:
-                    server = self._take(key) or await self._spawn(key)
-                except WorkerCrashed as exc:
-                    if attempt == 2:
-                        return RunOutcome(
-                            stdout="", stderr=str(exc), returncode=-1, time_s=0.0, sandbox=self.config.sandbox_kind
-                        )
-                    continue
-                self._busy.add(server)
-                try:
-                    if server.fresh:
-                        # a fresh server's first version is its header alone: then a check's
-                        # reports are its own (see `LeanServer.reset`)
-                        opened = await server.check(key, deadline=deadline, limited=False)
-                        if opened.timed_out or opened.memory_exceeded:
-                            self._busy.discard(server)
-                            await server.close()
-                            return opened
-                    outcome = await run_checks(server, text, follow_up, deadline)
-                except TooBigForWarm:
-                    self._busy.discard(server)
-                    if await server.reset(deadline=time.monotonic() + _RESET_TIMEOUT_S):
-                        await self._release(server, None)
-                    else:
-                        await server.close()
-                    raise
-                except WorkerCrashed as exc:
-                    self._busy.discard(server)
-                    stderr = server.stderr_tail()
-                    await server.close()
-                    if attempt == 2:
-                        return RunOutcome(
-                            stdout="", stderr=f"{exc}; {stderr}", returncode=-1, time_s=0.0, sandbox=server.kind
-                        )
-                    continue
-                except BaseException:
-                    self._busy.discard(server)
-                    await server.close()  # cancelled mid-check: never reuse
-                    raise
-                self._busy.discard(server)
-                await self._release(server, outcome)
-                return outcome
+        """Check `text` (and its follow-up) on a server warm for `key`, within
+        `budget_s` from the moment it has a server (waiting is not the check's
+        time); a crashed server is replaced and the check retried once on a
+        fresh one. Raises TooBigForWarm (with the check's deadline) for a check
+        that reports too much."""
+        budget_s = self.config.timeout_s if budget_s is None else budget_s
+        deadline: float | None = None
+        for attempt in (1, 2):
+            server = await self._acquire(key)
+            deadline = time.monotonic() + budget_s if deadline is None else deadline
+            try:
+                if server is None:
+                    server = await self._start(key)
+                if server.fresh:
+                    # a fresh server's first version is its header alone: then a check's
+                    # reports are its own (see `LeanServer.reset`)
+                    opened = await server.check(key, deadline=deadline, limited=False)
+                    if opened.timed_out or opened.memory_exceeded:
+                        await self._retire(server)
+                        return opened
+                outcome = await run_checks(server, text, follow_up, deadline)
+            except TooBigForWarm as exc:
+                assert server is not None
+                exc.deadline = deadline
+                if await server.reset(deadline=time.monotonic() + _RESET_TIMEOUT_S):
+                    await self._release(server, None)
+                else:
+                    await self._retire(server)
+                raise
+            except WorkerCrashed as exc:
+                stderr = server.stderr_tail() if server is not None else ""
+                if server is not None:
+                    await self._retire(server)
+                if attempt == 2:
+                    kind = self.config.sandbox_kind
+                    return RunOutcome(stdout="", stderr=f"{exc}; {stderr}", returncode=-1, time_s=0.0, sandbox=kind)
+                continue
+            except BaseException:
+                if server is not None:  # (a server that failed to start has given its room back)
+                    await self._retire(server)  # cancelled mid-check: never reuse
+                raise
+            await self._release(server, outcome)
+            return outcome
         raise AssertionError("unreachable")  # pragma: no cover
 
     def state(self) -> dict[str, int]:
-        """Servers idle and busy now, and started so far (for a service's health and metrics)."""
-        return {"idle": len(self._idle), "busy": len(self._busy), "started": self.started}
+        """Servers idle and busy now, started so far, and checks waiting (for a service's health and metrics)."""
+        waiting = sum(len(q) for q in self._waiting.values())
+        return {"idle": len(self._idle), "busy": len(self._busy), "started": self.started, "waiting": waiting}
+
+    # ---------------------------------------------------------------- scheduling
+
+    async def _acquire(self, key: str) -> LeanServer | None:
+        """A server warm for `key` (now busy), or None: room to start one for it."""
+        server = self._take(key)
+        if server is not None:
+            return server
+        if self._servers() < max(1, self.config.workers):
+            self._starting[key] = self._starting.get(key, 0) + 1
+            return None
+        if self._idle:  # an idle server's header has no check waiting (it would have got it)
+            _, oldest = self._idle.popitem(last=False)
+            self._starting[key] = self._starting.get(key, 0) + 1
+            self.switched += 1
+            try:
+                await oldest.close()
+            except BaseException:
+                self._room_freed(key)
+                raise
+            return None
+        waiter = _Waiter(key, time.monotonic(), asyncio.get_running_loop().create_future())
+        self._waiting.setdefault(key, deque()).append(waiter)
+        try:
+            return await waiter.granted
+        except asyncio.CancelledError:
+            queue = self._waiting.get(key)
+            if queue is not None and waiter in queue:
+                queue.remove(waiter)
+                if not queue:
+                    del self._waiting[key]
+            if waiter.granted.done() and not waiter.granted.cancelled():
+                granted = waiter.granted.result()  # granted just before the cancellation arrived: pass it on
+                if granted is None:
+                    self._room_freed(key)
+                else:
+                    self._busy.discard(granted)
+                    self._hand_on(granted)
+            raise
 
     def _take(self, key: str) -> LeanServer | None:
         for ident, server in list(self._idle.items()):
             if server.key == key and server.alive:
                 del self._idle[ident]
+                self._busy.add(server)
                 return server
         return None
 
-    async def _spawn(self, key: str) -> LeanServer:
-        self._starting += 1
+    def _servers(self, key: str | None = None) -> int:
+        """Servers alive or being started (for `key` only, if given)."""
+        if key is None:
+            return len(self._idle) + len(self._busy) + sum(self._starting.values())
+        alive = [s for s in (*self._idle.values(), *self._busy) if s.key == key]
+        return len(alive) + self._starting.get(key, 0)
+
+    def _next(self, key: str | None) -> _Waiter | None:
+        """Who gets a server of header `key` (or room, for None), without taking them off their queue."""
+        for waiting_key in list(self._waiting):  # checks cancelled while queued wait for no one
+            queue = self._waiting[waiting_key]
+            while queue and queue[0].granted.done():
+                queue.popleft()
+            if not queue:
+                del self._waiting[waiting_key]
+        heads = [q[0] for q in self._waiting.values()]
+        if not heads:
+            return None
+        now = time.monotonic()
+        own = self._waiting.get(key or "")
+        starving = [w for w in heads if w.key != key and self._servers(w.key) == 0]
+        oldest_starving = min(starving, key=lambda w: w.since, default=None)
+        # a header with no server takes this one when its own header keeps another, or nobody of
+        # its own waits, or it has waited too long
+        if oldest_starving is not None and (
+            not own or self._servers(key) > 1 or now - oldest_starving.since > self.config.switch_after_s
+        ):
+            return oldest_starving
+        if own:
+            return own[0]
+        return min(heads, key=lambda w: w.since)
+
+    def _pop(self, waiter: _Waiter) -> None:
+        queue = self._waiting[waiter.key]
+        queue.popleft()
+        if not queue:
+            del self._waiting[waiter.key]
+
+    def _hand_on(self, server: LeanServer) -> LeanServer | None:
+        """A server free for another check: to the next waiting check of its header, or,
+        when the next one has another header, made room for it (the server is returned
+        to be closed); idle when nobody waits."""
+        waiter = self._next(server.key)
+        if waiter is None:
+            self._idle[id(server)] = server
+            return None
+        self._pop(waiter)
+        if waiter.key == server.key:
+            self._busy.add(server)
+            waiter.granted.set_result(server)
+            return None
+        self._starting[waiter.key] = self._starting.get(waiter.key, 0) + 1
+        self.switched += 1
+        waiter.granted.set_result(None)
+        return server
+
+    def _room_freed(self, key: str) -> None:
+        """Room that was kept for starting a server for `key` is not used: to the next waiting check."""
+        self._starting[key] -= 1
+        if not self._starting[key]:
+            del self._starting[key]
+        waiter = self._next(None)
+        if waiter is not None:
+            self._pop(waiter)
+            self._starting[waiter.key] = self._starting.get(waiter.key, 0) + 1
+            waiter.granted.set_result(None)
+
+    async def _start(self, key: str) -> LeanServer:
+        """Start a server for `key` in the room kept for it."""
         try:
-            while self._idle and len(self._idle) + len(self._busy) + self._starting > self.config.workers:
-                _, oldest = self._idle.popitem(last=False)
-                await oldest.close()
             fast = await supports_fast_report(self.toolchain, self.config)
             server = LeanServer(self.toolchain, self.config, key, fast)
             try:
@@ -560,21 +687,46 @@ class WarmPool:
             except BaseException:
                 await server.close()
                 raise
-        finally:
-            self._starting -= 1
+        except BaseException:
+            self._room_freed(key)
+            raise
+        self._starting[key] -= 1
+        if not self._starting[key]:
+            del self._starting[key]
+        self._busy.add(server)
         self.started += 1
         return server
 
     async def _release(self, server: LeanServer, outcome: RunOutcome | None) -> None:
+        """After a check: the server goes on to the next check, or is closed when spent."""
         limit = self.config.recycle_mb or (int(self.config.memory_mb * 0.75) if self.config.memory_mb else None)
         stopped = outcome is not None and (outcome.timed_out or outcome.memory_exceeded)
         spent = stopped or server.checks >= self.config.max_checks
         if spent or not server.alive or (limit is not None and server.rss_mb() > limit):
-            await server.close()
-        else:
-            self._idle[id(server)] = server
+            await self._retire(server)
+            return
+        self._busy.discard(server)
+        replaced = self._hand_on(server)
+        if replaced is not None:
+            await replaced.close()
+
+    async def _retire(self, server: LeanServer) -> None:
+        """Close a server that must not be reused; its room goes to the next waiting check."""
+        self._busy.discard(server)
+        self._idle.pop(id(server), None)
+        waiter = self._next(None)
+        if waiter is not None:
+            self._pop(waiter)
+            self._starting[waiter.key] = self._starting.get(waiter.key, 0) + 1
+            waiter.granted.set_result(None)
+        await server.close()
 
     async def close(self) -> None:
+        for queue in self._waiting.values():
+            for waiter in queue:
+                if not waiter.granted.done():
+                    waiter.granted.set_exception(WorkerCrashed("the pool was closed"))
+        self._waiting.clear()
         servers = [*self._idle.values(), *self._busy]
         self._idle.clear()
         self._busy.clear()

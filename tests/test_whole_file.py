@@ -1,0 +1,227 @@
+"""Whole files: one Lean run when the declarations the file seems to make cover
+Lean's own list of them, a second run with Lean's list when they do not, and
+checks that report too much on a warm server handed to `lean --json`.
+
+The guess only ever saves a run: whatever it says, every declaration Lean
+reports is audited (both directions, both pools, with the guess forced wrong
+or empty), and the verdicts are those of the cold path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from conftest import PRELUDE_HEADER
+from mathagent.verify import verifier as verifier_module
+from mathagent.verify import warm as warm_module
+from mathagent.verify.leantext import guess_declarations
+from mathagent.verify.tasks import VerifyTask
+from mathagent.verify.toolchain import LeanToolchain
+from mathagent.verify.verdict import Verdict
+from mathagent.verify.verifier import Verifier, VerifyOptions
+
+AXIOM_FREE = "".join(line for line in PRELUDE_HEADER.splitlines(keepends=True) if not line.startswith("axiom "))
+WITH_SORRY = AXIOM_FREE + "axiom sorryAx (α : Sort u) (synthetic : Bool) : α\n"
+GENUINE = AXIOM_FREE + (
+    "namespace A\nprivate theorem p : Eq two two := Eq.refl _\ntheorem q : Eq four four := Eq.refl _\nend A\n"
+    "theorem _root_.r : Eq ten ten := Eq.refl _\n"
+)
+# a synthetic sorry raises no warning: only the audit of `hidden` finds it
+HIDDEN_SORRY = (
+    WITH_SORRY + "theorem fine : Eq two two := Eq.refl _\ntheorem hidden : Eq two four := sorryAx _ Bool.true\n"
+)
+
+
+# ---------------------------------------------------------------- the guess
+
+
+@pytest.mark.parametrize(
+    ("source", "names"),
+    [
+        ("theorem a : T := x\nlemma b : T := x\n", [("a",), ("b",)]),
+        ("namespace N.M\ndef f := 1\nend N.M\ndef g := 2\n", [("N", "M", "f"), ("g",)]),
+        ("namespace N\nsection\nprivate def f := 1\nend\ndef _root_.top := 2\nend N\n", [("N", "f"), ("top",)]),
+        (
+            "noncomputable section\nabbrev f := 1\nend\nmutual\ninductive E\ninductive O\nend\n",
+            [("f",), ("E",), ("O",)],
+        ),
+        (
+            "class inductive C\nstructure S where\ninstance : C := x\ninstance named : C := x\n",
+            [("C",), ("S",), ("named",)],
+        ),
+        ('-- theorem not_this\n/- def nor_this -/\ndef «x.y» := "theorem nor_that"\n', [("x.y",)]),
+        ("@[simp] protected theorem Foo.bar : T := x\n", [("Foo", "bar")]),
+    ],
+    ids=[
+        "keywords",
+        "namespaces",
+        "private-root",
+        "sections-mutual",
+        "classes-instances",
+        "comments-quotes",
+        "modifiers",
+    ],
+)
+def test_the_guess_reads_declarations_as_lean_names_them(source: str, names: list[tuple[str, ...]]) -> None:
+    assert guess_declarations(source) == names
+
+
+@pytest.mark.timeout(60)  # a quadratic scan of this takes hours
+def test_the_guess_is_linear_on_a_megabyte() -> None:
+    # untrusted text: one pass over the tokens, whatever it holds; names nested absurdly
+    # deep are left to Lean's own list (each would be as long as the nesting)
+    assert guess_declarations("namespace A\n" * 40_000 + "theorem t : T := x\n" * 20_000) == []
+    many = guess_declarations("namespace A.B.C\n" + "theorem t : T := x\n" * 50_000)
+    assert many == [("A", "B", "C", "t")] * 50_000
+
+
+# ---------------------------------------------------------------- runs counted
+
+
+class Runs:
+    """How many times Lean ran for the checks: cold processes and warm versions."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.cold = 0
+        self.warm = 0
+        real_cold = verifier_module.Verifier._run_cold
+        real_check = warm_module.LeanServer.check
+
+        async def cold(verifier: Verifier, *args: Any, **kwargs: Any) -> Any:
+            self.cold += 1
+            return await real_cold(verifier, *args, **kwargs)
+
+        async def check(server: warm_module.LeanServer, *args: Any, **kwargs: Any) -> Any:
+            self.warm += kwargs.get("limited", True)  # a fresh server's header alone is not a check
+            return await real_check(server, *args, **kwargs)
+
+        monkeypatch.setattr(verifier_module.Verifier, "_run_cold", cold)
+        monkeypatch.setattr(warm_module.LeanServer, "check", check)
+
+    @property
+    def total(self) -> int:
+        return self.cold + self.warm
+
+
+def _verify(lean: LeanToolchain, options: VerifyOptions, *sources: str) -> list[Verdict]:
+    async def go() -> list[Verdict]:
+        async with Verifier(lean, options) as verifier:
+            return [await verifier.verify(VerifyTask(id=str(i), full_code=s)) for i, s in enumerate(sources)]
+
+    return asyncio.run(go())
+
+
+def _guessing(monkeypatch: pytest.MonkeyPatch, guess: Callable[[str], list[tuple[str, ...]]]) -> None:
+    monkeypatch.setattr(verifier_module, "guess_declarations", guess)
+
+
+def test_a_well_guessed_file_runs_lean_once(
+    lean: LeanToolchain, options: VerifyOptions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = Runs(monkeypatch)
+    [verdict] = _verify(lean, options, GENUINE)
+    assert verdict.verified, verdict
+    assert runs.total == 1
+
+
+@pytest.mark.parametrize(
+    ("guess", "cold_runs", "warm_versions"),
+    [
+        (lambda source: guess_declarations(source) + [("no", "such", "constant")], 3, 2),
+        (lambda source: [], 2, 2),
+        (lambda source: guess_declarations(source)[:-1], 2, 2),
+    ],
+    ids=["wrong", "empty", "short"],
+)
+def test_a_bad_guess_costs_a_run_never_a_verdict(
+    lean: LeanToolchain,
+    options: VerifyOptions,
+    monkeypatch: pytest.MonkeyPatch,
+    guess: Callable[[str], list[tuple[str, ...]]],
+    cold_runs: int,
+    warm_versions: int,
+) -> None:
+    _guessing(monkeypatch, guess)
+    monkeypatch.setattr(verifier_module, "find_banned", lambda *a, **k: [])  # let the hidden sorry reach Lean
+    runs = Runs(monkeypatch)
+    genuine, hidden = _verify(lean, options, GENUINE, HIDDEN_SORRY)
+    assert genuine.verified, genuine
+    assert hidden.verdict == "rejected" and hidden.reasons == ["sorry"], hidden
+    assert "hidden" in hidden.message and "fine" not in hidden.message
+    per_file = cold_runs if options.pool == "cold" else warm_versions
+    assert runs.total == 2 * per_file
+
+
+def test_a_file_with_an_error_is_judged_on_its_first_run(
+    lean: LeanToolchain, options: VerifyOptions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _guessing(monkeypatch, lambda source: [("no", "such")])  # a wrong guess too: the file's own error decides
+    runs = Runs(monkeypatch)
+    [verdict] = _verify(lean, options, AXIOM_FREE + "theorem bad : Eq two four := Eq.refl _\n")
+    assert verdict.verdict == "rejected" and verdict.reasons == ["lean_error"], verdict
+    assert "no.such" not in verdict.message  # the failed guess is not the submission's error
+    assert runs.total == 1
+
+
+def test_a_dangling_in_at_the_end_of_a_file_changes_no_report(lean: LeanToolchain, options: VerifyOptions) -> None:
+    # the fence after the file takes up a trailing `... in`: the reports still name axioms in full
+    source = HIDDEN_SORRY.replace("theorem hidden", "theorem hidden'") + "set_option pp.fullNames false in\n"
+    [verdict] = _verify(lean, options, source)
+    assert verdict.verdict == "rejected", verdict
+    [clean] = _verify(lean, options, GENUINE + "set_option pp.fullNames false in\n")
+    assert clean.verified, clean
+
+
+# ---------------------------------------------------------------- too much for a warm server
+
+FLOOD = AXIOM_FREE + "theorem t : Eq two two := Eq.refl _\n" + "#check two\n" * 700
+
+
+def test_a_check_that_reports_too_much_goes_cold_and_keeps_the_server(
+    lean: LeanToolchain, monkeypatch: pytest.MonkeyPatch, no_leftover_lean: None
+) -> None:
+    warm = VerifyOptions(workers=1, timeout_s=60, memory_mb=4096, default_header=PRELUDE_HEADER, pool="warm")
+    runs = Runs(monkeypatch)
+    small = AXIOM_FREE + "theorem s : Eq two two := Eq.refl _\n"
+
+    async def go() -> tuple[list[Verdict], int]:
+        async with Verifier(lean, warm) as verifier:
+            verdicts = [await verifier.verify(VerifyTask(id=str(i), full_code=s)) for i, s in enumerate([small, FLOOD])]
+            verdicts.append(await verifier.verify(VerifyTask(id="after", full_code=small + "-- again\n")))
+            assert verifier.warm_pool is not None
+            return verdicts, verifier.warm_pool.started
+
+    (first, flood, after), started = asyncio.run(go())
+    assert first.verified and flood.verified and after.verified, (first, flood, after)
+    assert runs.cold == 1  # the flood, and only it, ran cold
+    assert started == 1  # its server was stopped, not lost: the next check reused it
+    # the same messages as the cold path gives
+    [cold] = _verify(lean, dataclasses.replace(warm, pool="cold"), FLOOD)
+    assert len(flood.diagnostics) == len(cold.diagnostics) == 700
+
+
+@pytest.mark.timeout(60)  # rescanning the line per message took minutes
+def test_many_messages_convert_in_linear_time() -> None:
+    # 20,000 messages on one 80,000-character line with characters outside the BMP
+    # (where LSP's UTF-16 columns and Lean's code points differ)
+    line = "𝔸x" * 40_000
+    diagnostics = [
+        {
+            "range": {"start": {"line": 0, "character": 3 * k}, "end": {"line": 0, "character": 3 * k + 2}},
+            "severity": 2,
+            "message": "unused",
+        }
+        for k in range(20_000)
+    ]
+    published = json.dumps({"params": {"diagnostics": diagnostics}}).encode()
+    stdout, has_error = warm_module.as_json_lines(published, line)
+    converted = [json.loads(row) for row in stdout.splitlines()]
+    assert not has_error and len(converted) == 20_000
+    assert converted[1]["pos"] == {"line": 1, "column": 2}  # 3 UTF-16 units = 𝔸 (2) and x (1)
+    assert converted[-1]["endPos"] == {"line": 1, "column": 2 * 19_999 + 1}
