@@ -19,7 +19,7 @@ import psutil
 
 from mathagent.verify.sandbox import SandboxedCommand
 
-_POLL_S = 0.05
+_POLL_S = 0.1  # memory and deadline checks; the finished process itself is seen at once
 _FIRST_SCAN_S = 0.1
 _RESCAN_S = 0.5
 

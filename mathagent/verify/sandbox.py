@@ -36,12 +36,17 @@ class SandboxedCommand:
     argv: list[str]
     env: dict[str, str]
     kind: str  # "bwrap" or "rlimits"
-    preexec: Callable[[], None]
+    preexec: Callable[[], None] | None  # to run between fork and exec (None: the argv sets its own limits)
 
 
 @functools.lru_cache(maxsize=1)
 def bwrap_path() -> str | None:
     return shutil.which("bwrap")
+
+
+@functools.lru_cache(maxsize=1)
+def prlimit_path() -> str | None:
+    return shutil.which("prlimit") or next((p for p in ("/usr/bin/prlimit", "/bin/prlimit") if Path(p).is_file()), None)
 
 
 @functools.lru_cache(maxsize=1)
@@ -95,6 +100,14 @@ def wrap(
         if bwrap is None:  # the check in choose() ran in this process, so only a race gets here
             raise ToolchainError("bwrap disappeared")
         full = [bwrap, *_bwrap_args(read_only, base_env, outputs), "--", *argv]
+        prlimit = prlimit_path()
+        if prlimit is not None:
+            # Limits set by `prlimit` rather than Python code between fork and exec: with no such
+            # code Python starts the process with vfork, about 1 ms instead of 8 ms of a blocked
+            # event loop per check. (bwrap's --die-with-parent does what the prctl would.)
+            cpu = math.ceil(cpu_seconds)
+            limits = ["--core=0", f"--fsize={_FILE_BYTES}", f"--cpu={cpu}:{cpu + 5}"]
+            return SandboxedCommand(argv=[prlimit, *limits, "--", *full], env={}, kind="bwrap", preexec=None)
         return SandboxedCommand(argv=full, env={}, kind="bwrap", preexec=preexec)
     fallback_env = {**base_env, "HOME": str(scratch), "TMPDIR": str(scratch)}
     return SandboxedCommand(argv=argv, env=fallback_env, kind="rlimits", preexec=preexec)

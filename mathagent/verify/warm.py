@@ -58,7 +58,6 @@ _URI = "file:///tmp/mathagent/Check.lean"
 _SEVERITY = {1: "error", 2: "warning", 3: "information", 4: "information"}
 _START_TIMEOUT_S = 120.0
 _RESET_TIMEOUT_S = 10.0  # to stop a check handed to the cold path; a server slower than this is closed
-_POLL_S = 0.05
 
 
 class WorkerCrashed(Exception):
