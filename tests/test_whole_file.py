@@ -180,7 +180,10 @@ def test_a_dangling_in_at_the_end_of_a_file_changes_no_report(lean: LeanToolchai
 
 # ---------------------------------------------------------------- too much for a warm server
 
-FLOOD = AXIOM_FREE + "theorem t : Eq two two := Eq.refl _\n" + "#check two\n" * 700
+# 700 commands, each with a message, on one line: nothing foretells them, the worker's reports count them
+FLOOD = AXIOM_FREE + "theorem t : Eq two two := Eq.refl _\n" + "#check two " * 700 + "\n"
+# 700 lines of commands: seen before any server is asked
+LONG = AXIOM_FREE + "theorem t : Eq two two := Eq.refl _\n" + "#check two\n" * 700
 
 
 def test_a_check_that_reports_too_much_goes_cold_and_keeps_the_server(
@@ -199,7 +202,7 @@ def test_a_check_that_reports_too_much_goes_cold_and_keeps_the_server(
 
     (first, flood, after), started = asyncio.run(go())
     assert first.verified and flood.verified and after.verified, (first, flood, after)
-    assert runs.cold == 1  # the flood, and only it, ran cold
+    assert runs.cold == 1 and runs.warm == 3  # the flood, and only it, ran cold, after its start on a server
     assert started == 1  # its server was stopped, not lost: the next check reused it
     # the same messages as the cold path gives
     [cold] = _verify(lean, dataclasses.replace(warm, pool="cold"), FLOOD)
@@ -225,3 +228,13 @@ def test_many_messages_convert_in_linear_time() -> None:
     assert not has_error and len(converted) == 20_000
     assert converted[1]["pos"] == {"line": 1, "column": 2}  # 3 UTF-16 units = 𝔸 (2) and x (1)
     assert converted[-1]["endPos"] == {"line": 1, "column": 2 * 19_999 + 1}
+
+
+def test_a_long_check_goes_cold_without_asking_a_server(
+    lean: LeanToolchain, monkeypatch: pytest.MonkeyPatch, no_leftover_lean: None
+) -> None:
+    warm = VerifyOptions(workers=1, timeout_s=60, memory_mb=4096, default_header=PRELUDE_HEADER, pool="warm")
+    runs = Runs(monkeypatch)
+    [verdict] = _verify(lean, warm, LONG)
+    assert verdict.verified, verdict
+    assert runs.cold == 1 and runs.warm == 0

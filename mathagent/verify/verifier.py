@@ -250,13 +250,22 @@ class Verifier:
 
     async def _run(self, assembled: Assembled, budget_s: float) -> RunOutcome:
         """One Lean run of `assembled`, within `budget_s` from when a worker is free."""
-        if self.options.pool == "warm":
+        if self.options.pool == "warm" and not self._too_big_for_warm(assembled):
             try:
                 return await self._run_warm(assembled, budget_s)
             except TooBigForWarm as exc:  # then `lean --json`, linear where the worker is not
                 budget_s = _left(exc, budget_s)
         async with self._slots:
             return await self._run_cold(assembled, time.monotonic() + budget_s)
+
+    def _too_big_for_warm(self, assembled: Assembled) -> bool:
+        """Will this check surely cause more reports than a warm server takes (see
+        `WarmConfig.max_reports`)? Then it goes to `lean --json` at once rather than
+        after the worker has spent time on it. (A check with many commands; messages
+        cannot be foreseen, and are counted as they come.)"""
+        limit = self._warm_config().max_reports
+        submitted = sum(seg.count for seg in assembled.segments if seg.origin == SUBMISSION)
+        return submitted > limit or len(assembled.checked) > limit // 2
 
     async def _run_warm(self, assembled: Assembled, budget_s: float, follow_up: FollowUp | None = None) -> RunOutcome:
         if self._warm is None:
@@ -268,7 +277,7 @@ class Verifier:
         make, kept when Lean's own list of its declarations is covered; otherwise the
         file again with Lean's list. (The assembled file judged, and Lean's run of it.)"""
         plan = _DeclarationChecks(base)
-        if self.options.pool == "warm":
+        if self.options.pool == "warm" and not self._too_big_for_warm(plan.guessed):
             try:
                 # one server: a second version re-elaborates only the checks
                 outcome = await self._run_warm(plan.final, budget_s, follow_up=plan)
