@@ -88,7 +88,7 @@ class WarmConfig:
     sandbox_kind: str
     max_checks: int = 200  # recycle after this many checks
     max_reports: int = 512  # reports (commands, diagnostics) one check may cause before it goes cold
-    switch_after_s: float = 2.0  # a header with no server, waiting this long, gets one from a busy header
+    switch_after_s: float = 1.0  # what a server start is taken to cost until one is measured (seconds)
     recycle_mb: int | None = None  # recycle when idle memory exceeds this (default: 3/4 of memory_mb)
 
 
@@ -484,14 +484,14 @@ class WarmPool:
     and the checks waiting for them, scheduled by header.
 
     A check takes an idle server with its header, or starts one while there is
-    room (evicting an idle server of another header when there is not), or
-    waits. A server that finishes a check goes to the longest-waiting check of
-    its own header; it changes header (closed, and a server for the
-    longest-waiting check of another header started in its place) only when
-    none of its own waits, or for a header that has no server at all while
-    its own has another, or has waited longer than `switch_after_s`. So a
-    load that mixes headers keeps each server on one header instead of
-    restarting servers at every switch, and no header starves.
+    room, or (when its header has no server at all) takes the place of the
+    least recently used idle one, or waits in its header's queue. A server that
+    finishes a check goes to the next check of its own header; it changes
+    header (closed, and a server for the other header started in its place)
+    only for a header with no server, or when nobody of its own waits and the
+    other header's check has waited longer than a server start costs (measured
+    per header). So a load that mixes headers keeps each server on one header
+    instead of restarting servers at every switch, and no header starves.
     """
 
     def __init__(self, toolchain: LeanToolchain, config: WarmConfig) -> None:
@@ -501,6 +501,9 @@ class WarmPool:
         self._busy: set[LeanServer] = set()
         self._starting: dict[str, int] = {}  # header -> servers being started (room granted)
         self._waiting: dict[str, deque[_Waiter]] = {}  # header -> its checks, oldest first
+        self._restart: dict[str, float] = {}  # header -> seconds its last server took to start and open it
+        self._wake: asyncio.TimerHandle | None = None
+        self._closing: set[asyncio.Future[None]] = set()
         self.started = 0  # servers started, for tests and stats
         self.switched = 0  # servers closed to make room for another header
 
@@ -524,14 +527,15 @@ class WarmPool:
             deadline = time.monotonic() + budget_s if deadline is None else deadline
             try:
                 if server is None:
+                    starting = time.monotonic()
                     server = await self._start(key)
-                if server.fresh:
                     # a fresh server's first version is its header alone: then a check's
                     # reports are its own (see `LeanServer.reset`)
                     opened = await server.check(key, deadline=deadline, limited=False)
                     if opened.timed_out or opened.memory_exceeded:
                         await self._retire(server)
                         return opened
+                    self._restart[key] = time.monotonic() - starting
                 outcome = await run_checks(server, text, follow_up, deadline)
             except TooBigForWarm as exc:
                 assert server is not None
@@ -570,11 +574,13 @@ class WarmPool:
         if server is not None:
             return server
         if self._servers() < max(1, self.config.workers):
-            self._starting[key] = self._starting.get(key, 0) + 1
+            self._grant_room(key)
             return None
-        if self._idle:  # an idle server's header has no check waiting (it would have got it)
+        if self._idle and self._servers(key) == 0:
+            # an idle server's header has no check waiting (it would have got it), and this
+            # header has no server at all: it takes the least recently used one's place
             _, oldest = self._idle.popitem(last=False)
-            self._starting[key] = self._starting.get(key, 0) + 1
+            self._grant_room(key)
             self.switched += 1
             try:
                 await oldest.close()
@@ -584,6 +590,8 @@ class WarmPool:
             return None
         waiter = _Waiter(key, time.monotonic(), asyncio.get_running_loop().create_future())
         self._waiting.setdefault(key, deque()).append(waiter)
+        if self._idle:  # this header's own server is busy: wait for it, unless that gets dearer than a restart
+            self._wake_later(self._restart_s(key))
         try:
             return await waiter.granted
         except asyncio.CancelledError:
@@ -598,7 +606,9 @@ class WarmPool:
                     self._room_freed(key)
                 else:
                     self._busy.discard(granted)
-                    self._hand_on(granted)
+                    replaced = self._hand_on(granted)
+                    if replaced is not None:
+                        self._close_later(replaced)
             raise
 
     def _take(self, key: str) -> LeanServer | None:
@@ -616,36 +626,86 @@ class WarmPool:
         alive = [s for s in (*self._idle.values(), *self._busy) if s.key == key]
         return len(alive) + self._starting.get(key, 0)
 
-    def _next(self, key: str | None) -> _Waiter | None:
-        """Who gets a server of header `key` (or room, for None), without taking them off their queue."""
-        for waiting_key in list(self._waiting):  # checks cancelled while queued wait for no one
+    def _restart_s(self, key: str) -> float:
+        """What starting a server for `key` costs (measured once one has started), in seconds."""
+        return self._restart.get(key, self.config.switch_after_s)
+
+    def _heads(self) -> list[_Waiter]:
+        """The longest-waiting check of each header (checks cancelled while queued wait for no one)."""
+        for waiting_key in list(self._waiting):
             queue = self._waiting[waiting_key]
             while queue and queue[0].granted.done():
                 queue.popleft()
             if not queue:
                 del self._waiting[waiting_key]
-        heads = [q[0] for q in self._waiting.values()]
-        if not heads:
-            return None
+        return [q[0] for q in self._waiting.values()]
+
+    def _next(self, key: str | None) -> _Waiter | None:
+        """Who gets a freed server of header `key` (or freed room, for None), still on their queue.
+
+        Room goes to the longest-waiting check. A server goes to its own header's next
+        check; another header takes it only where that header has no server at all
+        (and this one keeps another, or its check has waited longer than a server
+        start costs), or where nobody of its own waits and the other header's check
+        has no server or has waited longer than a start costs. Otherwise it stays idle.
+        Switching between two busy headers would only add restarts.
+        """
+        heads = self._heads()
+        if key is None or not heads:
+            return min(heads, key=lambda w: w.since, default=None)
         now = time.monotonic()
-        own = self._waiting.get(key or "")
-        starving = [w for w in heads if w.key != key and self._servers(w.key) == 0]
-        oldest_starving = min(starving, key=lambda w: w.since, default=None)
-        # a header with no server takes this one when its own header keeps another, or nobody of
-        # its own waits, or it has waited too long
-        if oldest_starving is not None and (
-            not own or self._servers(key) > 1 or now - oldest_starving.since > self.config.switch_after_s
-        ):
-            return oldest_starving
+        own = self._waiting.get(key)
+        others = [w for w in heads if w.key != key]
         if own:
-            return own[0]
-        return min(heads, key=lambda w: w.since)
+            keeps_another = self._servers(key) > 1
+            takers = [w for w in others if self._servers(w.key) == 0 and (keeps_another or self._overdue(w, now))]
+        else:
+            takers = [w for w in others if self._servers(w.key) == 0 or self._overdue(w, now)]
+        if takers:
+            return min(takers, key=lambda w: w.since)
+        return own[0] if own else None
+
+    def _overdue(self, waiter: _Waiter, now: float) -> bool:
+        """Has this check waited longer than starting a server of its own would take?"""
+        return now - waiter.since > self._restart_s(waiter.key)
 
     def _pop(self, waiter: _Waiter) -> None:
         queue = self._waiting[waiter.key]
         queue.popleft()
         if not queue:
             del self._waiting[waiter.key]
+
+    def _grant_room(self, key: str) -> None:
+        self._starting[key] = self._starting.get(key, 0) + 1
+
+    def _wake_later(self, delay_s: float) -> None:
+        """Look again at the idle servers once the longest wait may have outgrown a restart."""
+        if self._wake is None or self._wake.cancelled():
+            self._wake = asyncio.get_running_loop().call_later(max(0.0, delay_s), self._rebalance)
+
+    def _rebalance(self) -> None:
+        """Idle servers go to checks of other headers that have waited longer than a restart costs."""
+        self._wake = None
+        while self._idle:
+            ident, server = next(iter(self._idle.items()))
+            waiter = self._next(server.key)
+            if waiter is None or waiter.key == server.key:
+                break
+            del self._idle[ident]
+            self._pop(waiter)
+            self._grant_room(waiter.key)
+            self.switched += 1
+            waiter.granted.set_result(None)
+            self._close_later(server)
+        heads = self._heads()
+        if self._idle and heads:
+            now = time.monotonic()
+            self._wake_later(min(w.since + self._restart_s(w.key) - now for w in heads) + 0.01)
+
+    def _close_later(self, server: LeanServer) -> None:
+        closing = asyncio.ensure_future(server.close())
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
 
     def _hand_on(self, server: LeanServer) -> LeanServer | None:
         """A server free for another check: to the next waiting check of its header, or,
@@ -654,13 +714,15 @@ class WarmPool:
         waiter = self._next(server.key)
         if waiter is None:
             self._idle[id(server)] = server
+            if self._heads():
+                self._rebalance()  # (schedules a look for when a wait outgrows a restart)
             return None
         self._pop(waiter)
         if waiter.key == server.key:
             self._busy.add(server)
             waiter.granted.set_result(server)
             return None
-        self._starting[waiter.key] = self._starting.get(waiter.key, 0) + 1
+        self._grant_room(waiter.key)
         self.switched += 1
         waiter.granted.set_result(None)
         return server
@@ -673,7 +735,7 @@ class WarmPool:
         waiter = self._next(None)
         if waiter is not None:
             self._pop(waiter)
-            self._starting[waiter.key] = self._starting.get(waiter.key, 0) + 1
+            self._grant_room(waiter.key)
             waiter.granted.set_result(None)
 
     async def _start(self, key: str) -> LeanServer:
@@ -716,11 +778,13 @@ class WarmPool:
         waiter = self._next(None)
         if waiter is not None:
             self._pop(waiter)
-            self._starting[waiter.key] = self._starting.get(waiter.key, 0) + 1
+            self._grant_room(waiter.key)
             waiter.granted.set_result(None)
         await server.close()
 
     async def close(self) -> None:
+        if self._wake is not None:
+            self._wake.cancel()
         for queue in self._waiting.values():
             for waiter in queue:
                 if not waiter.granted.done():
@@ -729,4 +793,4 @@ class WarmPool:
         servers = [*self._idle.values(), *self._busy]
         self._idle.clear()
         self._busy.clear()
-        await asyncio.gather(*(s.close() for s in servers), return_exceptions=True)
+        await asyncio.gather(*(s.close() for s in servers), *self._closing, return_exceptions=True)
