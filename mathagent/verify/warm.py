@@ -88,7 +88,9 @@ class WarmConfig:
     sandbox_kind: str
     max_checks: int = 200  # recycle after this many checks
     max_reports: int = 512  # reports (commands, diagnostics) one check may cause before it goes cold
-    switch_after_s: float = 1.0  # what a server start is taken to cost until one is measured (seconds)
+    # seconds a header with no server waits before it takes a busy header's only server (fairness);
+    # also what a server start is taken to cost until one is measured
+    switch_after_s: float = 1.0
     recycle_mb: int | None = None  # recycle when idle memory exceeds this (default: 3/4 of memory_mb)
 
 
@@ -646,8 +648,9 @@ class WarmPool:
         Room goes to the longest-waiting check. A server goes to its own header's next
         check; another header takes it only where that header has no server at all
         (and this one keeps another, or its check has waited longer than a server
-        start costs), or where nobody of its own waits and the other header's check
-        has no server or has waited longer than a start costs. Otherwise it stays idle.
+        start costs and `switch_after_s`), or where nobody of its own waits and the
+        other header's check has no server or has waited longer than a start costs.
+        Otherwise it stays idle.
         Switching between two busy headers would only add restarts.
         """
         heads = self._heads()
@@ -657,17 +660,23 @@ class WarmPool:
         own = self._waiting.get(key)
         others = [w for w in heads if w.key != key]
         if own:
+            # taking a busy header's only server is for fairness, not speed: only after `switch_after_s`
+            patience = self.config.switch_after_s
             keeps_another = self._servers(key) > 1
-            takers = [w for w in others if self._servers(w.key) == 0 and (keeps_another or self._overdue(w, now))]
+            takers = [
+                w
+                for w in others
+                if self._servers(w.key) == 0 and (keeps_another or self._overdue(w, now, at_least=patience))
+            ]
         else:
             takers = [w for w in others if self._servers(w.key) == 0 or self._overdue(w, now)]
         if takers:
             return min(takers, key=lambda w: w.since)
         return own[0] if own else None
 
-    def _overdue(self, waiter: _Waiter, now: float) -> bool:
-        """Has this check waited longer than starting a server of its own would take?"""
-        return now - waiter.since > self._restart_s(waiter.key)
+    def _overdue(self, waiter: _Waiter, now: float, at_least: float = 0.0) -> bool:
+        """Has this check waited longer than starting a server of its own would take (and `at_least`)?"""
+        return now - waiter.since > max(at_least, self._restart_s(waiter.key))
 
     def _pop(self, waiter: _Waiter) -> None:
         queue = self._waiting[waiter.key]
