@@ -14,8 +14,10 @@ With a formal statement (`proof` or `full_code` tasks) the file has four parts:
    asked), `#print axioms` of it, and a type check of each allowed axiom.
 
 A whole file without a statement is untrusted from its first byte. It runs
-once to learn from Lean which declarations it makes (see `declarations`),
-then again with a `#print axioms` check for each of them.
+with a `#print axioms` check for each declaration Lean says it makes (see
+`declarations`); to spare a run, the first one carries checks for the
+declarations it seems to make, kept only when they cover Lean's list (see
+`verifier._DeclarationChecks`).
 
 Only messages positioned on the lines of part 4 are trusted as check results;
 the secret name stops a submission from referring to or faking them.

@@ -5,12 +5,14 @@
         async for index, verdict in verifier.verify_many(tasks):
             ...
 
-Each check is one `lean --json --stdin` process in the sandbox (a whole
-file without a statement: one Lean worker, which elaborates it, reports its
-declarations, then re-checks it with their axiom checks appended), at most
-`workers` at a time. The text audit runs off the event loop and counts
-toward the time limit. Identical checks in flight run once; finished ones
-come from the cache.
+Each check is one `lean --json --stdin` process in the sandbox, at most
+`workers` at a time (a whole file without a statement carries checks for the
+declarations it seems to make, and runs again with Lean's own list when they
+do not cover it: see `_DeclarationChecks`), or, with the warm pool, a version
+of the document of a Lean server that keeps its header elaborated (see
+`warm`). The text audit runs off the event loop and counts toward the time
+limit, which starts when a worker is free. Identical checks in flight run
+once; finished ones come from the cache.
 """
 
 from __future__ import annotations
