@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import tempfile
 import time
 from collections.abc import AsyncGenerator, Iterable
@@ -285,7 +286,7 @@ class Verifier:
                 outcome = await self._run_warm(plan.final, budget_s, follow_up=plan)
                 return plan.final, outcome
             except TooBigForWarm as exc:
-                plan, budget_s = _DeclarationChecks(base), _left(exc, budget_s)  # start again, cold
+                plan.final, budget_s = plan.guessed, _left(exc, budget_s)  # start again, cold
         async with self._slots:
             deadline = time.monotonic() + budget_s
             outcome = await self._run_cold(plan.final, deadline)
@@ -405,9 +406,15 @@ class _DeclarationChecks:
         )
 
 
-def _errors(outcome: RunOutcome) -> list[int]:
+def _errors(outcome: RunOutcome) -> tuple[int, ...]:
     """The lines of Lean's error messages in a run."""
-    return [m.line for m in parse_output(outcome.stdout).messages if m.severity == "error"]
+    return _error_lines(outcome.stdout)
+
+
+@functools.lru_cache(maxsize=8)
+def _error_lines(stdout: str) -> tuple[int, ...]:
+    # asked several times of one run (thousands of messages, for a large file): parsed once
+    return tuple(m.line for m in parse_output(stdout).messages if m.severity == "error")
 
 
 def _left(exc: TooBigForWarm, budget_s: float) -> float:

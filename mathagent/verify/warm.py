@@ -701,10 +701,8 @@ class WarmPool:
             if waiter is None or waiter.key == server.key:
                 break
             del self._idle[ident]
-            self._pop(waiter)
-            self._grant_room(waiter.key)
             self.switched += 1
-            waiter.granted.set_result(None)
+            self._grant(waiter, None)
             self._close_later(server)
         heads = self._heads()
         if self._idle and heads:
@@ -726,26 +724,36 @@ class WarmPool:
             if self._heads():
                 self._rebalance()  # (schedules a look for when a wait outgrows a restart)
             return None
-        self._pop(waiter)
         if waiter.key == server.key:
             self._busy.add(server)
-            waiter.granted.set_result(server)
+            self._grant(waiter, server)
             return None
-        self._grant_room(waiter.key)
         self.switched += 1
-        waiter.granted.set_result(None)
+        self._grant(waiter, None)
         return server
 
     def _room_freed(self, key: str) -> None:
         """Room that was kept for starting a server for `key` is not used: to the next waiting check."""
+        self._drop_room(key)
+        self._room_to_next()
+
+    def _drop_room(self, key: str) -> None:
         self._starting[key] -= 1
         if not self._starting[key]:
             del self._starting[key]
+
+    def _room_to_next(self) -> None:
+        """Room for one more server: to the longest-waiting check, if any."""
         waiter = self._next(None)
         if waiter is not None:
-            self._pop(waiter)
+            self._grant(waiter, None)
+
+    def _grant(self, waiter: _Waiter, server: LeanServer | None) -> None:
+        """Take `waiter` off its queue and give it `server`, or (None) room to start one."""
+        self._pop(waiter)
+        if server is None:
             self._grant_room(waiter.key)
-            waiter.granted.set_result(None)
+        waiter.granted.set_result(server)
 
     async def _start(self, key: str) -> LeanServer:
         """Start a server for `key` in the room kept for it."""
@@ -760,9 +768,7 @@ class WarmPool:
         except BaseException:
             self._room_freed(key)
             raise
-        self._starting[key] -= 1
-        if not self._starting[key]:
-            del self._starting[key]
+        self._drop_room(key)
         self._busy.add(server)
         self.started += 1
         return server
@@ -784,11 +790,7 @@ class WarmPool:
         """Close a server that must not be reused; its room goes to the next waiting check."""
         self._busy.discard(server)
         self._idle.pop(id(server), None)
-        waiter = self._next(None)
-        if waiter is not None:
-            self._pop(waiter)
-            self._grant_room(waiter.key)
-            waiter.granted.set_result(None)
+        self._room_to_next()
         await server.close()
 
     async def close(self) -> None:
