@@ -232,7 +232,8 @@ def test_sigterm_finishes_short_checks_cancels_long_ones_and_leaves_no_lean(
         deadline = time.monotonic() + 30
         while len(server.watch.current()) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert len(server.watch.current()) >= 2, "both checks should be running"
+        running = server.watch.current()
+        assert len(running) >= 2, f"both checks should be running: {running}; {server.stderr()[-2000:]}"
         stopped_at = time.monotonic()
         os.kill(server.pid, signal.SIGTERM)
         # new connections are refused at once (the listening socket is closed, not left to a Lean process)

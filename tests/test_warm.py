@@ -259,3 +259,29 @@ def test_cancellations_at_any_moment_never_wedge_the_pool(lean: LeanToolchain, n
 
     verdicts = asyncio.run(asyncio.wait_for(go(), 120))
     assert all(v.verified for v in verdicts), verdicts
+
+
+def test_servers_starting_together_share_one_fast_report_probe(
+    lean: LeanToolchain, no_leftover_lean: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mathagent.verify import warm
+
+    probes: list[int] = []
+    real_probe = warm._probe_fast_report
+
+    async def counted(toolchain: LeanToolchain, config: warm.WarmConfig) -> bool:
+        probes.append(1)
+        return await real_probe(toolchain, config)
+
+    monkeypatch.setattr(warm, "_probe_fast_report", counted)
+    monkeypatch.setattr(warm, "_FAST_REPORT", {})
+    config = warm.WarmConfig(workers=2, timeout_s=30, memory_mb=4096, sandbox_kind="none")
+
+    async def go() -> list[bool]:
+        callers = [asyncio.ensure_future(warm.supports_fast_report(lean, config)) for _ in range(4)]
+        callers[0].cancel()  # one caller going away leaves the probe to the others
+        return await asyncio.gather(*callers[1:])
+
+    answers = asyncio.run(go())
+    assert len(probes) == 1
+    assert len(set(answers)) == 1

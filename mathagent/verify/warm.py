@@ -454,22 +454,38 @@ async def run_checks(server: LeanServer, text: str, follow_up: FollowUp | None, 
 
 
 _FAST_REPORT: dict[str, bool] = {}
+_FAST_REPORT_PROBES: dict[tuple[str, int], asyncio.Task[bool]] = {}
 
 
 async def supports_fast_report(toolchain: LeanToolchain, config: WarmConfig) -> bool:
-    """Does this Lean accept `-Dserver.reportDelayMs=0`? (older ones lack the option)"""
+    """Does this Lean accept `-Dserver.reportDelayMs=0`? (older ones lack the option)
+
+    Servers started at the same moment share one probe: each starting its own
+    would put extra Lean processes beside the pool's `workers`."""
     key = str(toolchain.lean)
-    if key not in _FAST_REPORT:
-        probe = LeanServer(toolchain, config, "", True)
-        try:
-            await probe.start()
-            await probe.check("prelude\n", deadline=time.monotonic() + _START_TIMEOUT_S, limited=False)
-            _FAST_REPORT[key] = probe.alive
-        except (WorkerCrashed, asyncio.TimeoutError, OSError):
-            _FAST_REPORT[key] = False
-        finally:
-            await probe.close()
-    return _FAST_REPORT[key]
+    if key in _FAST_REPORT:
+        return _FAST_REPORT[key]
+    slot = (key, id(asyncio.get_running_loop()))
+    probe = _FAST_REPORT_PROBES.get(slot)
+    if probe is None or (probe.done() and probe.cancelled()):
+        probe = asyncio.ensure_future(_probe_fast_report(toolchain, config))
+        _FAST_REPORT_PROBES[slot] = probe
+        probe.add_done_callback(lambda _: _FAST_REPORT_PROBES.pop(slot, None))
+    # shielded: one caller cancelled must not cancel the probe the others wait on
+    return await asyncio.shield(probe)
+
+
+async def _probe_fast_report(toolchain: LeanToolchain, config: WarmConfig) -> bool:
+    probe = LeanServer(toolchain, config, "", True)
+    try:
+        await probe.start()
+        await probe.check("prelude\n", deadline=time.monotonic() + _START_TIMEOUT_S, limited=False)
+        _FAST_REPORT[str(toolchain.lean)] = probe.alive
+    except (WorkerCrashed, asyncio.TimeoutError, OSError):
+        _FAST_REPORT[str(toolchain.lean)] = False
+    finally:
+        await probe.close()
+    return _FAST_REPORT[str(toolchain.lean)]
 
 
 @dataclass(eq=False)
