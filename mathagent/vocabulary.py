@@ -12,6 +12,7 @@ Everything imports this module; it imports nothing of mathagent's.
 from __future__ import annotations
 
 from enum import Enum
+from typing import Literal
 
 
 class Word(str, Enum):
@@ -64,6 +65,35 @@ class ErrorKind(Word):
 class PromptKind(Word):
     PROVE = "prove"
     REPAIR = "repair"
+
+
+class Pool(Word):
+    """How checks reach Lean."""
+
+    COLD = "cold"  # a fresh `lean --json` per check
+    WARM = "warm"  # language servers that keep headers elaborated
+
+
+class SandboxMode(Word):
+    """The sandbox asked for (`--sandbox`)."""
+
+    AUTO = "auto"  # bubblewrap where it works, else rlimits only
+    BWRAP = "bwrap"
+    NONE = "none"
+
+
+class SandboxKind(Word):
+    """The sandbox a check actually ran in."""
+
+    BWRAP = "bwrap"
+    RLIMITS = "rlimits"  # resource limits only
+    NOT_RUN = "not run"  # decided without Lean
+
+
+# The same words as config files and flags take them (pydantic checks TOML strictly,
+# where an enum field would refuse the plain word); a test keeps both spellings equal.
+PoolName = Literal["cold", "warm"]
+SandboxModeName = Literal["auto", "bwrap", "none"]
 
 
 # ---------------------------------------------------------------- reason codes

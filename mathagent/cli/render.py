@@ -28,7 +28,7 @@ from mathagent.agent.records import Result
 from mathagent.doctor import Check
 from mathagent.verify.toolchain import LeanToolchain
 from mathagent.verify.verdict import Verdict
-from mathagent.vocabulary import Status, VerdictKind
+from mathagent.vocabulary import SandboxKind, Status, VerdictKind
 
 if TYPE_CHECKING:
     from mathagent.batch import BatchSummary
@@ -105,8 +105,8 @@ def verify_summary(verdicts: list[Verdict], toolchain: LeanToolchain) -> Text:
     parts = [f"{counts.get(k, 0)} {k}" for k in VerdictKind if counts.get(k)]
     text = Text(", ".join(parts) or "nothing checked", style="bold")
     text.append(f"  ·  Lean {toolchain.version} ({toolchain.origin})", style="dim")
-    sandboxes = {v.sandbox for v in verdicts if v.sandbox not in ("", "not run")}
-    if "rlimits" in sandboxes:
+    sandboxes = {v.sandbox for v in verdicts if v.sandbox not in ("", SandboxKind.NOT_RUN)}
+    if SandboxKind.RLIMITS in sandboxes:
         text.append(
             "\nwarning: bubblewrap is not available, checks ran with rlimits only (no isolation)", style="yellow"
         )

