@@ -19,13 +19,14 @@ from typing import Any
 
 from mathagent.engines.base import Chat, Message, Sampling
 from mathagent.errors import ConfigError
+from mathagent.vocabulary import PromptKind
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-NAMES = ("solve", "solve_cot", "formalize", "prove", "repair", "tactic", "judge")
+NAMES: tuple[str, ...] = tuple(PromptKind)
 
 
 @dataclass(frozen=True)

@@ -63,8 +63,14 @@ class ErrorKind(Word):
 
 
 class PromptKind(Word):
-    PROVE = "prove"
-    REPAIR = "repair"
+    """The prompt templates (`prompts/<kind>.toml`); an attempt records the one it came from."""
+
+    SOLVE = "solve"  # a natural-language solution with a boxed answer
+    SOLVE_COT = "solve_cot"  # the question alone, as InternLM2-Math was tuned on
+    FORMALIZE = "formalize"  # a Lean statement of the problem
+    PROVE = "prove"  # a whole Lean proof
+    REPAIR = "repair"  # a proof again, with Lean's errors
+    TACTIC = "tactic"  # one tactic for a goal state
 
 
 class Pool(Word):

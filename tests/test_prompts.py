@@ -28,7 +28,13 @@ def test_prompts_carry_the_tasks_inputs() -> None:
     assert prompts.load("formalize").variables >= {"problem", "answer"}
     tactic = prompts.render("tactic", state="⊢ 1 + 1 = 2\n")[0].content
     assert tactic.startswith("My LEAN 4 state is:\n```lean\n⊢ 1 + 1 = 2\n```")
-    assert prompts.load("judge").default_sampling().temperature == 0.0
+
+
+def test_every_template_file_is_a_prompt_kind_and_every_kind_has_one() -> None:
+    from pathlib import Path
+
+    files = {p.stem for p in (Path(__file__).resolve().parent.parent / "prompts").glob("*.toml")}
+    assert files == set(prompts.NAMES)
 
 
 def test_lean_braces_need_no_escaping() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from mathagent import prompts
 from mathagent.engines.base import Chat
 from mathagent.verify.verdict import Diagnostic, Verdict
+from mathagent.vocabulary import PromptKind
 
 MAX_ERRORS = 6
 MAX_MESSAGE_LINES = 8
@@ -38,4 +39,4 @@ def repair_prompt(code: str, verdict: Verdict) -> Chat | None:
     failure is not something to repair (cheats, timeouts, no error to show)."""
     if not any(d.severity == "error" for d in verdict.diagnostics):
         return None
-    return prompts.render("repair", code=code, errors=format_errors(code, verdict.diagnostics))
+    return prompts.render(PromptKind.REPAIR, code=code, errors=format_errors(code, verdict.diagnostics))

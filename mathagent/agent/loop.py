@@ -181,8 +181,10 @@ class Agent:
 
     async def _formalize(self, problem: Problem, result: Result) -> str | None:
         name = "mathagent_" + re.sub(r"\W+", "_", problem.id).strip("_")
-        chat = prompts.render("formalize", problem=problem.informal or "", answer=result.answer or "", name=name)
-        template = prompts.load("formalize")
+        chat = prompts.render(
+            PromptKind.FORMALIZE, problem=problem.informal or "", answer=result.answer or "", name=name
+        )
+        template = prompts.load(PromptKind.FORMALIZE)
         t0 = time.monotonic()
         [[sample]] = await self.engine.generate([chat], template.default_sampling())
         result.model_s += time.monotonic() - t0

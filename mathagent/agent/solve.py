@@ -17,7 +17,7 @@ from typing import Any
 from mathagent import prompts
 from mathagent.agent import answers, mathcheck
 from mathagent.engines.base import Engine, Sample
-from mathagent.vocabulary import AnswerCheck
+from mathagent.vocabulary import AnswerCheck, PromptKind
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ async def solve(
     *,
     samples: int = 1,
     overrides: dict[str, Any] | None = None,
-    prompt: str = "solve",
+    prompt: str = PromptKind.SOLVE,
 ) -> SolveResult:
     """Solve `problem` with `samples` solutions and a majority vote.
 
