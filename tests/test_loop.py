@@ -62,7 +62,7 @@ def test_repairs_with_leans_error_and_verifies(lean: LeanToolchain, server: Scri
     assert result.proof is not None and "Eq.refl _" in result.proof
     first, second = result.attempts
     assert (first.round, first.prompt_kind, first.verdict, first.reasons) == (1, "prove", "rejected", ["lean_error"])
-    assert any("mismatch" in d["message"] for d in first.diagnostics)
+    assert any("mismatch" in d.message for d in first.diagnostics)
     assert (second.round, second.prompt_kind, second.parent, second.verdict) == (2, "repair", 0, "verified")
     assert result.verified_attempt == 1 and result.rounds == 2
     repair_request = server.requests[-1]["messages"][-1]["content"]

@@ -9,6 +9,7 @@ import pytest
 from mathagent.agent.records import Attempt, Result
 from mathagent.batch import BatchSummary
 from mathagent.eval.metrics import solved_ids, summarize
+from mathagent.verify.verdict import Diagnostic
 from mathagent.vocabulary import AnswerCheck, ErrorKind, PromptKind, StatementSource, Status, VerdictKind
 
 
@@ -42,10 +43,13 @@ def proved(pid: str, verdicts: list[tuple[int, VerdictKind]], *, status: Status 
 def test_a_result_survives_its_json_line() -> None:
     result = proved("p1", [(1, VerdictKind.REJECTED), (2, VerdictKind.VERIFIED)])
     result.attempts[0].reasons = ["lean_error"]
+    result.attempts[0].diagnostics = [Diagnostic("error", 3, 7, 3, 9, "type mismatch")]
     line = json.dumps(result.to_dict())
     back = Result.from_dict(json.loads(line))
     assert back == result
     assert back.status is Status.VERIFIED and back.attempts[1].verdict is VerdictKind.VERIFIED
+    assert back.attempts[0].diagnostics[0].message == "type mismatch"  # typed again, not a dict
+    assert json.loads(line)["attempts"][0]["diagnostics"][0]["line"] == 3
     assert json.loads(json.dumps(back.to_dict())) == json.loads(line)  # the JSON is plain strings, as before
 
 

@@ -23,6 +23,7 @@ import asyncio
 import re
 import time
 from dataclasses import dataclass
+from enum import Enum, auto
 from typing import Any
 
 from mathagent import prompts
@@ -193,8 +194,11 @@ class Agent:
         return statement_from_output(sample.text)
 
 
-# What a task in a proof search is doing.
-_GENERATION, _CHECK = "generation", "check"
+class _Work(Enum):
+    """What a task in a proof search is doing."""
+
+    GENERATION = auto()
+    CHECK = auto()
 
 
 class _ProofSearch:
@@ -219,7 +223,7 @@ class _ProofSearch:
         self.agent, self.verifier, self.problem = agent, verifier, problem
         self.statement, self.header, self.result, self.emit = statement, header, result, emit
         self.budget = budget
-        self.pending: dict[asyncio.Task[Any], tuple[str, Any]] = {}
+        self.pending: dict[asyncio.Task[Any], tuple[_Work, Any]] = {}
         self.seen: dict[str, int] = {}  # normalized proof -> attempt index
         self.repairs: dict[int, int] = {}  # round -> repairs started
         self._verdicts: dict[int, Verdict] = {}  # attempt index -> its verdict (for deferred repairs)
@@ -232,7 +236,7 @@ class _ProofSearch:
                 done, _ = await asyncio.wait(self.pending, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     what, data = self.pending.pop(task)
-                    if what == _GENERATION:
+                    if what is _Work.GENERATION:
                         self._on_generated(task.result(), *data)  # EngineError propagates to Agent.run
                     elif self._on_verdict(data, task.result()):
                         return
@@ -246,7 +250,7 @@ class _ProofSearch:
         self.emit(events.Generating(round_, kind, n))
         sampling = prompts.load(kind).default_sampling(max_tokens=self.budget.max_tokens, n=n)
         task = asyncio.ensure_future(self._timed_generate(chat, sampling))
-        self.pending[task] = (_GENERATION, (round_, kind, parent))
+        self.pending[task] = (_Work.GENERATION, (round_, kind, parent))
 
     def _verify(self, attempt: Attempt) -> None:
         task = VerifyTask(
@@ -255,7 +259,7 @@ class _ProofSearch:
             proof=attempt.proof,
             header=self.header,
         )
-        self.pending[asyncio.ensure_future(self.verifier.verify(task))] = (_CHECK, attempt)
+        self.pending[asyncio.ensure_future(self.verifier.verify(task))] = (_Work.CHECK, attempt)
 
     def _on_generated(
         self, generated: tuple[list[Sample], float], round_: int, kind: PromptKind, parent: int | None
@@ -276,7 +280,7 @@ class _ProofSearch:
             else:
                 self.seen[key] = attempt.index
                 self._verify(attempt)
-        checking = sum(1 for what, _ in self.pending.values() if what == _CHECK)
+        checking = sum(1 for what, _ in self.pending.values() if what is _Work.CHECK)
         self.emit(events.Verifying(round_, checking))
 
     def _on_verdict(self, attempt: Attempt, verdict: Verdict) -> bool:
@@ -305,7 +309,7 @@ class _ProofSearch:
         """Exhaustive mode: once every round-1 proof has a verdict, stop if one
         passed, else repair the failures. False while round 1 is still running."""
         first = [a for a in self.result.attempts if a.round == 1]
-        if any(a.verdict is None for a in first) or any(w == _GENERATION for w, _ in self.pending.values()):
+        if any(a.verdict is None for a in first) or any(w is _Work.GENERATION for w, _ in self.pending.values()):
             return False
         if self.result.status is Status.VERIFIED:
             return True
@@ -404,7 +408,7 @@ def _apply_verdict(attempt: Attempt, verdict: Verdict) -> None:
     attempt.verdict = verdict.verdict
     attempt.reasons = list(verdict.reasons)
     attempt.message = verdict.message
-    attempt.diagnostics = [d.__dict__ for d in verdict.diagnostics]
+    attempt.diagnostics = list(verdict.diagnostics)
     attempt.verify_s = verdict.time_s
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from mathagent.jsonl import Row, first_field
 from mathagent.verify.leantext import join_proof, parse_statement
+from mathagent.verify.verdict import Diagnostic
 from mathagent.vocabulary import AnswerCheck, ErrorKind, PromptKind, StatementSource, Status, VerdictKind
 
 _ID_KEYS = ("id", "name", "problem_id", "task_id")
@@ -91,7 +92,7 @@ class Attempt:
     verdict: VerdictKind | None = None
     reasons: list[str] = field(default_factory=list)
     message: str = ""
-    diagnostics: list[dict[str, Any]] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
     prompt_tokens: int = 0
     completion_tokens: int = 0
     mean_logprob: float | None = None
@@ -103,6 +104,7 @@ class Attempt:
         values = _known(cls, data)
         values["prompt_kind"] = PromptKind(values.get("prompt_kind", PromptKind.PROVE))
         values["verdict"] = _enum(VerdictKind, values.get("verdict"))
+        values["diagnostics"] = [Diagnostic(**d) for d in values.get("diagnostics", [])]
         values.setdefault("text", "")
         values.setdefault("proof", None)
         return cls(**values)
