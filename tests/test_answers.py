@@ -48,6 +48,43 @@ def test_final_answer(output: str, answer: str | None) -> None:
         assert found is not None and answers.same(found, answer), (found, answer)
 
 
+# What math-verify's own regression cases exercise (tests/test_math_verify_cases.py), written afresh.
+JUDGED = [
+    # an output that is only the answer, written as a person writes it: no full stop, no $...$
+    ("2500", "2 500", True),
+    ("0.75", ".75", True),
+    ("4250", "4,250", True),
+    ("4250.5", "4250,5", True),  # a decimal comma
+    ("\\frac{7}{4}", "\\frac{7}{4}", True),
+    ("-\\frac{7}{4}", "-\\frac{7}{4}", True),
+    ("35\\%", "35 percent", True),
+    ("35\\%", "$35$ %", True),
+    ("\\frac{7}{4}", "\\frac{4}{7}", False),
+    # one line of prose ending on its number, a unit attached
+    ("12.5", "so the rope is not 10 but 12.5m", True),
+    ("12.5", "so the rope is not 12.5 but 10m", False),
+    # a chat model that went on past its turn
+    ("42", "Adding the two parts gives 42. <|im_end|>\n<|im_start|>user\nNow compute 6 + 7.", True),
+    ("42", "Adding the two parts gives 40. <|im_end|>\n<|im_start|>user\nWhat is 40 + 2?", False),
+    # a fraction as a plain-text result
+    ("\\frac{5}{8}", "Dividing, P = (1/2) / (4/5) = 5/8 so Bob wins with probability 5/8.", True),
+    ("\\frac{5}{8}", "Dividing, P = (1/2) / (4/5) = 5/9 so Bob wins with probability 5/9.", False),
+    # the whole output is the choice
+    ("\\text{C}", "$C$", True),
+    ("\\text{C}", "(D)", False),
+    # a reference with a decimal comma (two digits after it) is also read as that number
+    ("2,75", "2.75", True),
+    ("2,75", "$\\boxed{2, 75}$", True),
+    ("3,5", "3.5", False),  # one digit after the comma: the list 3, 5
+]
+
+
+@pytest.mark.parametrize(("reference", "output", "match"), JUDGED)
+def test_judge_reads_answers_as_written(reference: str, output: str, match: bool) -> None:
+    judgement = answers.judge(reference, output)
+    assert judgement.match is match, judgement
+
+
 LEAN_OUTPUTS = [
     (
         "Here is the proof:\n```lean4\ntheorem t : 1 + 1 = 2 := by\n  norm_num\n```\nDone.",

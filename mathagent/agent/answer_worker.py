@@ -23,6 +23,7 @@ from typing import Any
 LETTERS = ("A", "B", "C", "D", "E")
 MAX_ANSWER_CHARS = 2000  # a longer "answer" is not an answer: not comparable, at once
 OUTPUT_TAIL_CHARS = 6000  # the final answer is at the end of an output
+BARE_WORDS = 3  # an output of one line and at most this many words is an answer as written
 CALL_TIMEOUT_S = 2  # math-verify's own (whole seconds) bound on each parse and comparison
 
 _LETTER = re.compile(r"^\s*\$?\s*(?:\\text(?:bf)?\s*\{)?\s*\(?\s*([A-E])\s*\)?\s*\}?\s*\$?\s*$")
@@ -86,10 +87,12 @@ def _parse(text: str) -> list[Any]:
 _REPEATING = re.compile(r"(?<![\d.])(\d*)\.(\d*)\\overline\s*\{(\d+)\}")
 _E_NOTATION = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)[eE]([+-]?\d+)(?!\w|\.\d)")
 _GROUPED = re.compile(r"^\s*-?\d{1,3}(?:(?:\s|\\,|\\ |\\;|\\:|\\!|~)\d{3})+(?:\.\d+)?\s*$")
-_NEXT_QUESTION = re.compile(r"\n\s*(?:Question|Q|Problem)\s*\d*\s*[:.]")
+# a base model going on to the next few-shot question, or a chat model past its turn (`<|im_start|>user`)
+_NEXT_QUESTION = re.compile(r"\n\s*(?:Question|Q|Problem)\s*\d*\s*[:.]|<\|[a-z_]+\|>")
+_DIGIT_OR_COMMAND = re.compile(r"\d|\\[a-zA-Z]")
 _MATH_MARKERS = ("\\boxed", "\\fbox", "$", "\\[", "\\(")
 _SENTENCE_END = re.compile(r"[.!?。]\s*$|[)\]}$]\s*$")
-_NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?")
+_NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+(?![\d.,]))?")  # 7,425.5 or 2/3
 _RELATION_LIST = re.compile(r"\b[a-z]\s*=\s*-?[\w./^{}]+(?:\s*(?:,|or|and)\s*[a-z]\s*=\s*-?[\w./^{}]+)+")
 _DECIMAL_COMMA = re.compile(r"-?\d+,\d{2}")  # 1000,99: two digits after a comma are never a thousands group
 _CODE_BLOCK = re.compile(r"```.*?(?:```|\Z)", re.S)
@@ -132,7 +135,7 @@ def _plain_answer(tail: str) -> str | None:
     said = _said_answer(tail)
     if said:
         return said
-    if not _SENTENCE_END.search(tail):
+    if not _SENTENCE_END.search(tail) and not _ends_on_number(tail):
         return None  # cut off mid-sentence: whatever number came last is not an answer
     sentences = [x for x in re.split(r"(?<=[.!?])\s+|\n+", tail.strip()) if _NUMBER.search(x)]
     if not sentences:
@@ -151,6 +154,18 @@ def _plain_answer(tail: str) -> str | None:
         if after:
             return after.group().replace(",", "")
     return _NUMBER.findall(last)[-1].replace(",", "")
+
+
+def _ends_on_number(text: str) -> bool:
+    """One line ending on a number, a unit perhaps attached (`... which is 1,000.99€`): that number
+    is its answer, though no full stop follows (a colon announces what is still to come)."""
+    words = text.split()
+    return (
+        "\n" not in text.strip()
+        and bool(words)
+        and not text.rstrip().endswith(":")
+        and any(c.isdigit() for c in words[-1])
+    )
 
 
 def _lean_conclusion(code: str) -> str | None:
@@ -203,6 +218,8 @@ def _parse_text(tail: str) -> list[Any]:
     hashes = tail.rfind("####")
     if hashes >= 0:  # GSM8K's own answer line, which models trained on it write too
         tail = "the answer is " + tail[hashes + 4 :].strip().split("\n")[0].replace(",", "")
+    if _is_bare(tail):  # `1 000`, `.4`, `28 percent`, `\frac{10}{9}`: read as math-verify reads them
+        return _parse(tail) or _parse_plain(tail.strip())
     if not any(marker in tail for marker in _MATH_MARKERS):
         return _parse_plain(_plain_answer(tail))
     if "\\boxed" not in tail and "\\fbox" not in tail:
@@ -218,6 +235,13 @@ def _parse_text(tail: str) -> list[Any]:
         return found
     # "The answer is \dfrac13." outside math mode: read the phrase's rest as math
     return _parse_plain(_said_answer(tail))
+
+
+def _is_bare(text: str) -> bool:
+    """One line of a few words with a digit or a LaTeX command: an answer as written, not a
+    solution cut off (whose last number is no answer)."""
+    text = text.strip()
+    return "\n" not in text and len(text.split()) <= BARE_WORDS and _DIGIT_OR_COMMAND.search(text) is not None
 
 
 def _parse_plain(answer: str | None) -> list[Any]:
@@ -255,8 +279,11 @@ _LETTER_ANSWERS = (
 
 
 def _letter(output: str) -> str | None:
-    """The multiple-choice letter a model's output ends on: a boxed letter,
-    else the last one named as the answer, else the last `(X)`."""
+    """The multiple-choice letter a model's output ends on: the output itself when it is one,
+    a boxed letter, else the last one named as the answer, else the last `(X)`."""
+    alone = _LETTER.match(output)  # `$E$`, `(B)`: the whole output is the letter
+    if alone:
+        return alone.group(1)
     for pattern in _LETTER_ANSWERS:
         found = pattern.findall(output)
         if found:
@@ -311,7 +338,10 @@ def judge(reference: str, output: str) -> dict[str, Any]:
         return {"answer": None, "gold": _shown(gold), "match": None}
     if not pred:  # no final answer: wrong, as every scorer counts it
         return {"answer": None, "gold": _shown(gold), "match": False if gold else None}
-    return {"answer": _shown(pred), "gold": _shown(gold), "match": _verify(gold, pred)}
+    match = _verify(gold, pred)
+    if not match and _DECIMAL_COMMA.fullmatch(reference.strip()):  # `1,22`: the list 1, 22 or the number 1.22
+        match = _verify(_parse_or_nothing(reference.strip().replace(",", ".")), pred) or match
+    return {"answer": _shown(pred), "gold": _shown(gold), "match": match}
 
 
 def extract(output: str) -> str | None:
