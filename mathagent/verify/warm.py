@@ -55,7 +55,7 @@ from mathagent.vocabulary import SandboxKind
 # server (or None): how a whole file is checked again with its declarations' checks.
 FollowUp = Callable[[RunOutcome], "str | None"]
 
-_URI = "file:///tmp/mathagent/Check.lean"
+DOCUMENT_URI = "file:///tmp/mathagent/Check.lean"
 _SEVERITY = {1: "error", 2: "warning", 3: "information", 4: "information"}
 _START_TIMEOUT_S = 120.0
 _RESET_TIMEOUT_S = 10.0  # to stop a check handed to the cold path; a server slower than this is closed
@@ -215,18 +215,18 @@ class LeanServer:
         if version == 1:
             self._notify(
                 "textDocument/didOpen",
-                {"textDocument": {"uri": _URI, "languageId": "lean4", "version": 1, "text": text}},
+                {"textDocument": {"uri": DOCUMENT_URI, "languageId": "lean4", "version": 1, "text": text}},
             )
         else:
             self._notify(
                 "textDocument/didChange",
-                {"textDocument": {"uri": _URI, "version": version}, "contentChanges": [{"text": text}]},
+                {"textDocument": {"uri": DOCUMENT_URI, "version": version}, "contentChanges": [{"text": text}]},
             )
         flooded = asyncio.Event()
         if limited:
             self._flooded[version] = flooded
         waited = asyncio.ensure_future(
-            self._request("textDocument/waitForDiagnostics", {"uri": _URI, "version": version})
+            self.request("textDocument/waitForDiagnostics", {"uri": DOCUMENT_URI, "version": version})
         )
         flood = asyncio.ensure_future(flooded.wait())
         done = asyncio.ensure_future(asyncio.wait({waited, flood}, return_when=asyncio.FIRST_COMPLETED))
@@ -298,7 +298,7 @@ class LeanServer:
     def _notify(self, method: str, params: dict[str, Any]) -> None:
         self._send({"jsonrpc": "2.0", "method": method, "params": params})
 
-    async def _request(self, method: str, params: dict[str, Any]) -> Any:
+    async def request(self, method: str, params: dict[str, Any]) -> Any:
         request_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = future
