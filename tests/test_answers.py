@@ -13,7 +13,7 @@ import pytest
 
 from mathagent.agent import answers, mathcheck
 from mathagent.agent.extract import last_lean_block, proof_after_statement
-from mathagent.agent.solve import check_answer, vote
+from mathagent.agent.solve import check_answer
 from mathagent.vocabulary import AnswerCheck
 
 # Written in the styles InternLM2-Math and similar models produce.
@@ -167,8 +167,32 @@ def test_check_statuses() -> None:
     assert check_answer("Prove Fermat's last theorem.", "done")[0] == AnswerCheck.NOT_CHECKED
 
 
-def test_vote_groups_equivalent_answers() -> None:
-    assert vote(["\\frac{1}{2}", "0.5", "1/3", None, "2/4"]) == [("\\frac{1}{2}", 3), ("1/3", 1)]
+SAMPLES = [
+    "So $p = \\boxed{\\frac{1}{2}}$.",
+    "The answer is 0.5.",
+    "Hence $\\boxed{1/3}$.",
+    "I cannot solve this.",
+    "Therefore the probability is $\\boxed{2/4}$.",
+]
+
+
+def test_tally_groups_equivalent_answers() -> None:
+    vote = answers.tally(SAMPLES)
+    assert vote.answers[3] is None and vote.answer == "\\frac{1}{2}"
+    assert vote.votes == [("\\frac{1}{2}", 3), ("\\frac{1}{3}", 1)]
+    assert vote.winner == 0  # no scores: the first sample of the winning answer speaks for it
+
+
+def test_tally_takes_the_best_scored_sample_of_the_winning_answer() -> None:
+    assert answers.tally(SAMPLES, [-0.9, -0.2, -0.1, 0.0, -0.5]).winner == 1  # not 2 or 3: they lost the vote
+    assert answers.tally(["I cannot solve this.", "Nor can I."], [-1.0, -0.5]).winner == 1  # no answers: the best
+    assert answers.tally([]) == answers.Tally(answers=[], votes=[], winner=None)
+
+
+def test_score_judges_the_solution_and_every_sample() -> None:
+    scored = answers.score("\\frac{1}{2}", SAMPLES[0], SAMPLES)
+    assert (scored.match, scored.gold) == (True, "\\frac{1}{2}")
+    assert scored.sample_matches == [True, True, False, False, True]
 
 
 # the fence pattern extraction used before, kept as the oracle: same blocks, but quadratic on fence lines

@@ -1,7 +1,9 @@
 """Final answers, judged the way the field scores them: Hugging Face's `math-verify`.
 
-Every place mathagent compares natural-language answers comes here: solve's
-majority vote, the loop's match against a dataset's answer, and through the
+Every place mathagent compares natural-language answers comes here, through
+one path: `tally` reads each sample's final answer and takes the majority vote
+(solve, and `eval --rescore`), `score` judges the winner and every sample
+against a dataset's answer (the loop, and `eval --rescore`); through the
 results they record, the batch summary and `eval`'s accuracy and pass@k.
 `math-verify` extracts the final answer from what a model wrote (`\\boxed{}`,
 a last formula, "the answer is", Minerva's "Final Answer: ..."), reads the
@@ -26,6 +28,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -217,3 +221,54 @@ def same(a: str, b: str) -> bool | None:
 
 def groups(answers: list[str | None]) -> list[int | None]:
     return checker().groups(answers)
+
+
+# ---------------------------------------------------------------- samples: the vote, then the reference
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Samples' final answers and their majority vote."""
+
+    answers: list[str | None]  # each sample's final answer, as written (None: none found)
+    votes: list[tuple[str, int]]  # (answer of a group, its votes), most votes first (ties: first seen)
+    winner: int | None  # the sample that speaks for the vote: the best-scored of the winning group,
+    # or of all samples when none gave an answer (None: no samples)
+
+    @property
+    def answer(self) -> str | None:
+        """The winning answer (None when no sample gave one)."""
+        return self.votes[0][0] if self.votes else None
+
+
+def tally(texts: Sequence[str], scores: Sequence[float | None] | None = None) -> Tally:
+    """Read each sample's final answer, group equivalent answers and count them.
+
+    `scores` (a sample's mean log-probability, say) pick the sample that speaks for the
+    winning group; without them, or among equal scores, the first one does."""
+    found = [extract(text) for text in texts]
+    homes = groups(found)
+    counts = Counter(home for home in homes if home is not None)  # missing answers vote for none
+    order = sorted(counts, key=lambda home: (-counts[home], home))
+    votes = [(found[home] or "", counts[home]) for home in order]
+    pool = [i for i, home in enumerate(homes) if order and home == order[0]] or list(range(len(texts)))
+    ranked = [float("-inf") if x is None else x for x in (scores or [None] * len(texts))]
+    winner = max(pool, key=lambda i: ranked[i]) if pool else None
+    return Tally(answers=found, votes=votes, winner=winner)
+
+
+@dataclass(frozen=True)
+class Score:
+    """A solution and its samples against a dataset's answer, as the field scores them."""
+
+    match: bool  # the solution (the vote's winning sample) reaches the reference; not comparable counts as wrong
+    gold: str | None  # the reference as parsed
+    sample_matches: list[bool]  # each sample, in order
+
+
+def score(reference: str, solution: str, samples: Sequence[str]) -> Score:
+    """Judge the winning `solution`, then every sample, against `reference`."""
+    first = judge(reference, solution)
+    return Score(
+        match=bool(first.match), gold=first.gold, sample_matches=[bool(judge(reference, t).match) for t in samples]
+    )

@@ -139,14 +139,10 @@ class Agent:
             result.answer_samples = [s.answer for s in nl.samples]
             result.sample_texts = [s.text for s in nl.samples]
             if problem.answer is not None:
-                reference = problem.answer
                 # the winning answer (its best sample), then every sample: as the field scores them
-                judged = await asyncio.to_thread(
-                    lambda: [answers.judge(reference, text) for text in [nl.solution, *result.sample_texts]]
-                )
-                result.reference_match = bool(judged[0].match)  # not comparable counts as wrong, as scorers count it
-                result.reference_parsed = judged[0].gold
-                result.sample_matches = [bool(j.match) for j in judged[1:]]
+                scored = await asyncio.to_thread(answers.score, problem.answer, nl.solution, result.sample_texts)
+                result.reference_match, result.reference_parsed = scored.match, scored.gold
+                result.sample_matches = scored.sample_matches
             result.prompt_tokens += nl.prompt_tokens
             result.completion_tokens += nl.completion_tokens
             emit(events.Solved(nl.solution, nl.answer, nl.check, nl.check_detail))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -91,20 +90,10 @@ def _judge_samples(
     problem: str, outputs: list[Sample]
 ) -> tuple[list[SolutionSample], list[tuple[str, int]], SolutionSample | None, tuple[AnswerCheck, str]]:
     """Each sample's answer, the vote, the best sample of the winning answer, sympy's check."""
-    records = [_record(s, answers.extract(s.text)) for s in outputs]
-    given = [r.answer for r in records]
-    homes = answers.groups(given)
-    votes = vote_from_groups(given, homes)
-    top = top_group(homes)
-    pool = [r for r, h in zip(records, homes, strict=True) if top is not None and h == top] or records
-    best = max(pool, key=lambda r: r.mean_logprob if r.mean_logprob is not None else float("-inf")) if pool else None
-    return records, votes, best, check_answer(problem, votes[0][0] if votes else None)
-
-
-def top_group(homes: list[int | None]) -> int | None:
-    """The group with the most votes (ties: the one seen first)."""
-    counts = _counts(homes)
-    return max(counts, key=lambda h: (counts[h], -h)) if counts else None
+    vote = answers.tally([s.text for s in outputs], [s.mean_logprob for s in outputs])
+    records = [_record(s, answer) for s, answer in zip(outputs, vote.answers, strict=True)]
+    best = records[vote.winner] if vote.winner is not None else None
+    return records, vote.votes, best, check_answer(problem, vote.answer)
 
 
 def _record(sample: Sample, answer: str | None) -> SolutionSample:
@@ -115,22 +104,6 @@ def _record(sample: Sample, answer: str | None) -> SolutionSample:
         completion_tokens=sample.completion_tokens,
         mean_logprob=sample.mean_logprob,
     )
-
-
-def vote(answer_list: list[str | None]) -> list[tuple[str, int]]:
-    """Group equivalent answers and count them, most votes first."""
-    return vote_from_groups(answer_list, answers.groups(answer_list))
-
-
-def vote_from_groups(answer_list: list[str | None], homes: list[int | None]) -> list[tuple[str, int]]:
-    """(representative answer, votes) per group, most votes first (ties: first seen)."""
-    counts = _counts(homes)
-    return [(answer_list[h] or "", counts[h]) for h in sorted(counts, key=lambda h: (-counts[h], h))]
-
-
-def _counts(homes: list[int | None]) -> dict[int, int]:
-    """Votes per group (missing answers vote for none)."""
-    return Counter(home for home in homes if home is not None)
 
 
 def check_answer(problem: str, answer: str | None) -> tuple[AnswerCheck, str]:

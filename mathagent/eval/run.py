@@ -15,7 +15,6 @@ from mathagent import __version__
 from mathagent.agent import answers
 from mathagent.agent.loop import Budget
 from mathagent.agent.records import Result
-from mathagent.agent.solve import top_group, vote_from_groups
 from mathagent.errors import InputError
 from mathagent.eval import report
 from mathagent.eval.datasets import Dataset
@@ -152,20 +151,16 @@ def rescore(run_dir: Path) -> int:
 def _rejudge(result: Result, reference: str) -> None:
     if result.sample_texts:
         texts = result.sample_texts
-        extracted = [answers.extract(t) for t in texts]
-        homes = answers.groups(extracted)
-        votes = vote_from_groups(extracted, homes)
-        top = top_group(homes)
-        result.answer = votes[0][0] if votes else None
-        result.answer_samples = extracted
-        winner_text = texts[top] if top is not None else (result.solution or "")
+        vote = answers.tally(texts)
+        result.answer = vote.answer
+        result.answer_samples = vote.answers
+        winner_text = texts[vote.winner] if vote.votes and vote.winner is not None else (result.solution or "")
     else:  # recorded before sample texts were kept: judge the recorded answers
         texts = [f"\\boxed{{{a}}}" if a is not None else "" for a in result.answer_samples]
         winner_text = result.solution or (f"\\boxed{{{result.answer}}}" if result.answer is not None else "")
-    judged = [answers.judge(reference, text) for text in [winner_text, *texts]]
-    result.reference_match = bool(judged[0].match)
-    result.reference_parsed = judged[0].gold
-    result.sample_matches = [bool(j.match) for j in judged[1:]]
+    scored = answers.score(reference, winner_text, texts)
+    result.reference_match, result.reference_parsed = scored.match, scored.gold
+    result.sample_matches = scored.sample_matches
 
 
 def finish(run_dir: Path) -> Metrics:
