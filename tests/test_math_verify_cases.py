@@ -38,8 +38,15 @@ SDIST_SHA256 = "45ac6c61344ba056b9e99a660a4bc8d044ed408f730aed68c60435aa5eec4645
 # math-verify's comparison defaults, and the one mathagent changes (`answer_worker._verify`)
 DEFAULTS = {"precision": 6, "strict": True, "allow_set_relation_comp": False}
 MATHAGENT = {"precision": 6, "strict": True, "allow_set_relation_comp": True}
-# what pip prints when it cannot reach the index at all
-_UNREACHABLE = ("NewConnectionError", "Max retries exceeded", "Temporary failure in name resolution", "ProxyError")
+# what pip prints when the index cannot be reached (or, offline or behind a mirror, has no such version:
+# 0.9.0 is on PyPI, so the index pip was given is not PyPI)
+_UNREACHABLE = (
+    "NewConnectionError",
+    "Max retries exceeded",
+    "Temporary failure in name resolution",
+    "ProxyError",
+    "No matching distribution found",
+)
 
 
 @dataclass(frozen=True)
@@ -66,7 +73,8 @@ def sdist_tests(request: pytest.FixtureRequest) -> Path:
             timeout=300,
         )
         if proc.returncode != 0 and any(marker in proc.stdout + proc.stderr for marker in _UNREACHABLE):
-            pytest.skip(f"PyPI cannot be reached to fetch math-verify's sdist: {proc.stderr.strip()[-300:]}")
+            why = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "no output"
+            pytest.skip(f"PyPI cannot be reached to fetch math-verify's {VERSION} sdist (pip: {why})")
         assert archive.is_file(), f"pip download gave no {SDIST}:\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}"
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()
     assert digest == SDIST_SHA256, f"{archive} is not the sdist these counts were taken on (sha256 {digest})"
