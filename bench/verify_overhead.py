@@ -142,7 +142,7 @@ def main() -> None:
 
     settings = load_settings()
     if args.lean:
-        settings = settings.with_overrides(lean=args.lean, lean_origin="--lean")
+        settings = settings.with_overrides(lean={"path": args.lean}, lean_origin="--lean")
     toolchain = find_lean(settings, None)
     tasks = make_tasks(args.tasks)
     modes = ["task", "file"] if args.mode == "both" else [args.mode]

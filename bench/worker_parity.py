@@ -85,7 +85,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = load_settings()
     if args.lean:
-        settings = settings.with_overrides(lean=args.lean, lean_origin="--lean")
+        settings = settings.with_overrides(lean={"path": args.lean}, lean_origin="--lean")
     lean = find_lean(settings, None).lean
     ways = ("bare", "cold", "warm")
     results: dict[str, dict[str, list[tuple[float, float]]]] = {}

@@ -8,7 +8,7 @@ from mathagent.errors import (
     VerifierError,
 )
 from mathagent.verify.tasks import VerifyTask
-from mathagent.verify.toolchain import LeanToolchain, find_lean
+from mathagent.verify.toolchain import LeanSearch, LeanToolchain, find_lean
 from mathagent.verify.verdict import Diagnostic, Verdict
 from mathagent.verify.verifier import Verifier, VerifyOptions, verify_tasks
 
@@ -18,6 +18,7 @@ __all__ = [
     "ConfigError",
     "Diagnostic",
     "InputError",
+    "LeanSearch",
     "LeanToolchain",
     "MathAgentError",
     "ToolchainError",

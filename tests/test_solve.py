@@ -67,24 +67,24 @@ def test_solve_reports_an_unreachable_server(tmp_path: Path) -> None:
 
 
 def test_missing_vllm_gives_the_install_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from mathagent.config import Settings
+    from mathagent.config import EngineSettings
     from mathagent.engines import select
 
     monkeypatch.setattr(select, "vllm_available", lambda: False)
-    settings = Settings(cache_dir=tmp_path, model="internlm/internlm2-math-plus-7b")
+    engine = EngineSettings(model="internlm/internlm2-math-plus-7b")
     with pytest.raises(EngineError) as info:
-        select.build(select.choose(settings), settings)
+        select.build(select.choose(engine), engine, tmp_path)
     assert "pip install" in (info.value.hint or "")
 
 
 def test_engine_choice_follows_settings(tmp_path: Path) -> None:
-    from mathagent.config import Settings
+    from mathagent.config import EngineSettings
     from mathagent.engines import select
 
-    assert select.choose(Settings(base_url="http://h:1/v1")).kind == "openai"
-    chosen = select.choose(Settings(model="internlm2-math-plus-1_8b"))
+    assert select.choose(EngineSettings(base_url="http://h:1/v1")).kind == "openai"
+    chosen = select.choose(EngineSettings(model="internlm2-math-plus-1_8b"))
     assert (chosen.kind, chosen.model) == ("vllm", "internlm/internlm2-math-plus-1_8b")
-    default = select.choose(Settings())
+    default = select.choose(EngineSettings())
     assert default.embedded or default.model == "internlm/internlm2-math-plus-7b"  # embedded on CPU, InternLM2 on GPU
     with pytest.raises(EngineError, match="needs a server URL"):
-        select.choose(Settings(engine="openai"))
+        select.choose(EngineSettings(kind="openai"))

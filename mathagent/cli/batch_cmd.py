@@ -103,13 +103,9 @@ def batch(
         lean,
         project,
         header_file,
-        engine=engine,
-        model=model,
-        base_url=base_url,
-        api_key=api_key,
-        workers=workers,
-        pool=pool,
-        cluster_address=ray,
+        engine={"kind": engine, "model": model, "base_url": base_url, "api_key": api_key},
+        verify={"workers": workers, "pool": pool},
+        cluster={"address": ray},
     )
     err = Console(stderr=True)
     if cluster is None:  # on a cluster, the nodes' Lean counts, and the checker says what it found

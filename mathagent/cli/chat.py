@@ -48,6 +48,9 @@ def chat(
     check_engine(engine)
     check_pool(pool)
     settings, lake_project = settings_from_flags(
-        lean, project, engine=engine, model=model, base_url=base_url, api_key=api_key, pool=pool
+        lean,
+        project,
+        engine={"kind": engine, "model": model, "base_url": base_url, "api_key": api_key},
+        verify={"pool": pool},
     )
     chat_repl.run(settings, lake_project, header_file, Budget(rounds=rounds, samples=samples, max_tokens=max_tokens))

@@ -30,36 +30,38 @@ def verify_options(
     settings: Settings, header: str, *, default_pool: str, extra_axioms: tuple[str, ...] = ()
 ) -> VerifyOptions:
     """The verifier's options from settings (flags, env and config already merged)."""
+    verify = settings.verify
     return VerifyOptions(
-        workers=settings.workers,
-        timeout_s=settings.timeout_s,
-        memory_mb=settings.memory_mb,
-        max_bytes=settings.max_bytes,
-        allow_axioms=(*settings.allow_axioms, *extra_axioms),
-        allow_native=settings.allow_native,
-        sandbox=settings.sandbox,
+        workers=verify.workers,
+        timeout_s=verify.timeout,
+        memory_mb=verify.memory_mb,
+        max_bytes=verify.max_bytes,
+        allow_axioms=(*verify.allow_axioms, *extra_axioms),
+        allow_native=verify.allow_native,
+        sandbox=verify.sandbox,
         default_header=header,
-        cache_path=settings.cache_dir / "verdicts.sqlite3" if settings.use_cache else None,
-        pool=settings.pool or default_pool,
+        cache_path=settings.cache_dir / "verdicts.sqlite3" if verify.cache else None,
+        pool=verify.pool or default_pool,
     )
 
 
 def settings_from_flags(
-    lean: Path | None = None, project: Path | None = None, **overrides: object
+    lean: Path | None = None, project: Path | None = None, **overrides: Any
 ) -> tuple[Settings, Path | None]:
-    """Config files and env, then flags on top; and the Lake project to use."""
+    """Config files and env, then flags on top (a dict per table, `None` for a flag not given);
+    and the Lake project to use."""
     settings = load_settings()
     if lean is not None:
-        settings = settings.with_overrides(lean=lean.expanduser(), lean_origin="--lean")
-    settings = settings.with_overrides(project=project, **overrides)
-    return settings, find_project(Path.cwd(), settings.project)
+        settings = settings.with_overrides(lean={"path": lean.expanduser()}, lean_origin="--lean")
+    settings = settings.with_overrides(lean={"project": project}, **overrides)
+    return settings, find_project(Path.cwd(), settings.lean.project)
 
 
-def settings_rule(field: str) -> Callable[[Any], Any]:
-    """A typer callback holding a flag to the range its Settings field allows in files and env too."""
+def settings_rule(key: str) -> Callable[[Any], Any]:
+    """A typer callback holding a flag to the range its setting (`engine.base_url`) allows in files and env too."""
 
     def check(value: Any) -> Any:
-        if value is not None and (rule := allowed(field, value)) is not None:
+        if value is not None and (rule := allowed(key, value)) is not None:
             raise typer.BadParameter(f"must be {rule} (got {value!r})")
         return value
 
@@ -85,7 +87,7 @@ BaseUrlOpt = Annotated[
         "--base-url",
         help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1",
         show_default=False,
-        callback=settings_rule("base_url"),
+        callback=settings_rule("engine.base_url"),
     ),
 ]
 ApiKeyOpt = Annotated[
@@ -156,7 +158,7 @@ RayOpt = Annotated[
         "to start a local one; off: this machine only. Each node checks with as many Lean workers as it has CPUs "
         "(\\[cluster] workers_per_node).  \\[default: \\[cluster] address, else off]",
         show_default=False,
-        callback=settings_rule("cluster_address"),
+        callback=settings_rule("cluster.address"),
     ),
 ]
 

@@ -43,7 +43,7 @@ def doctor(
         help="Check every node of a Ray cluster instead: the one \\[cluster] address names, else the one running "
         "here (auto); or the cluster at ADDRESS.",
         show_default=False,
-        callback=settings_rule("cluster_address"),
+        callback=settings_rule("cluster.address"),
     ),
 ) -> None:
     settings, lake_project = settings_from_flags(lean, project)
@@ -65,22 +65,23 @@ def doctor(
 
 def _cluster(settings: Settings, project: Path | None, ray: str, json_out: bool) -> None:
     """Every node of the cluster: what it has, and whether it gets checks."""
+    from mathagent.cluster.nodes import named_lean
     from mathagent.cluster.probe import survey
     from mathagent.cluster.session import connect
 
     # a bare --ray asks about the cluster there is, not about a new local one
-    address = ray if ray != "local" else settings.cluster_address or "auto"
+    address = ray if ray != "local" else settings.cluster.address or "auto"
     if address in ("off", "local"):
         address = "auto"
     with connect(address):
-        reports = survey(settings, project)
+        reports = survey(named_lean(settings), project)
     if json_out:
         typer.echo(json.dumps([r.as_dict() for r in reports], indent=2))
     else:
         console = Console()
         for r in reports:
-            console.print(node_table(r, settings.cluster_workers or r.cpus))
-        usable = sum(1 for r in reports if r.lean_ok and (settings.cluster_workers or r.cpus))
+            console.print(node_table(r, settings.cluster.workers_per_node or r.cpus))
+        usable = sum(1 for r in reports if r.lean_ok and (settings.cluster.workers_per_node or r.cpus))
         console.print(f"{len(reports)} node(s), {usable} with Lean checks", style="bold")
     raise typer.Exit(0 if any(r.lean_ok for r in reports) else 1)
 

@@ -134,13 +134,9 @@ def run_command(
         lean,
         project,
         header_file,
-        engine=engine,
-        model=model,
-        base_url=base_url,
-        api_key=api_key,
-        workers=workers,
-        pool=pool,
-        cluster_address=ray,
+        engine={"kind": engine, "model": model, "base_url": base_url, "api_key": api_key},
+        verify={"workers": workers, "pool": pool},
+        cluster={"address": ray},
     )
     budget = Budget(
         rounds=rounds,

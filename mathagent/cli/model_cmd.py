@@ -30,7 +30,7 @@ def pull() -> None:
         folder = embedded.prepare(settings.cache_dir, lambda m: console.print(f"[dim]{escape(m)}[/dim]"))
         console.print(f"[green]ready:[/green] {embedded.MODEL_NAME}, in {escape(str(folder))}", highlight=False)
     try:
-        choice = select.choose(settings)
+        choice = select.choose(settings.engine)
     except MathAgentError:
         choice = None
     if choice is not None and not choice.embedded:
@@ -47,7 +47,7 @@ def pull() -> None:
 def show(json_out: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
     """Which engine and model `solve` would use here, and why."""
     settings, _ = settings_from_flags()
-    choice = select.choose(settings)
+    choice = select.choose(settings.engine)
     info = {
         "engine": choice.kind,
         "model": choice.model,

@@ -109,7 +109,8 @@ async def cluster_agent(rt: runtime.Runtime, budget: Budget, say: Callable[[str]
     nodes = alive_nodes()
     cpus, gpus = sum(n.cpus for n in nodes), sum(n.gpus for n in nodes)
     say(f"Ray cluster: {len(nodes)} node(s), {cpus} CPU(s), {gpus} GPU(s)")
-    checker = RayChecker(rt.settings, rt.options, project=find_project(Path.cwd(), rt.settings.project), say=say)
+    project = find_project(Path.cwd(), rt.settings.lean.project)
+    checker = RayChecker(rt.settings, rt.options, project=project, say=say)
     engine: Engine | None = None
     try:
         verifier: RayChecker | None = checker
@@ -120,7 +121,7 @@ async def cluster_agent(rt: runtime.Runtime, budget: Budget, say: Callable[[str]
             verifier = None
         plans = plan_replicas(rt.choice, rt.settings, nodes)
         if plans:
-            cluster_engine = RayEngine(plans, rt.settings, say=say)
+            cluster_engine = RayEngine(plans, rt.settings.engine, say=say)
             engine = cluster_engine
             await cluster_engine.start()
         else:

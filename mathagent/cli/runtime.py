@@ -43,7 +43,7 @@ def prepare(settings: Settings, project: Path | None, header_file: Path | None) 
     except ToolchainError as exc:
         toolchain, problem = None, exc.message.splitlines()[0]
     options = verify_options(settings, header, default_pool="warm")  # the loop checks many proofs per header
-    return Runtime(settings, select.choose(settings), toolchain, problem, options)
+    return Runtime(settings, select.choose(settings.engine), toolchain, problem, options)
 
 
 @asynccontextmanager
@@ -64,7 +64,9 @@ async def open_agent(
 async def load_engine(runtime: Runtime, say: Callable[[str], None], *, interactive: bool = False) -> Engine:
     """The engine in this process, started (off the event loop: loading takes seconds)."""
     engine = await asyncio.to_thread(
-        lambda: select.build(runtime.choice, runtime.settings, say, interactive=interactive)
+        lambda: select.build(
+            runtime.choice, runtime.settings.engine, runtime.settings.cache_dir, say, interactive=interactive
+        )
     )
     if isinstance(engine, OpenAIEngine):
         await engine.model()  # reach the server now: a wrong URL fails here, named, not mid-run

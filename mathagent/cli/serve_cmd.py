@@ -67,21 +67,21 @@ def serve(
         "--timeout",
         help=f"Seconds per check when a request names none, above 0 and at most {MAX_SECONDS:g}.  \\[default: 60]",
         show_default=False,
-        callback=settings_rule("timeout_s"),
+        callback=settings_rule("verify.timeout"),
     ),
     max_timeout: float | None = typer.Option(
         None,
         "--max-timeout",
         help="The most seconds per check a request may ask for.  \\[default: 300]",
         show_default=False,
-        callback=settings_rule("serve_max_timeout_s"),
+        callback=settings_rule("serve.max_timeout"),
     ),
     grace: float | None = typer.Option(
         None,
         "--grace",
         help="On SIGTERM or Ctrl-C, seconds to let running checks finish before cancelling them.  \\[default: 30]",
         show_default=False,
-        callback=settings_rule("serve_grace_s"),
+        callback=settings_rule("serve.grace"),
     ),
     header_timeout: float | None = typer.Option(
         None,
@@ -89,14 +89,14 @@ def serve(
         help="Seconds a request may take to send its headers (from its first byte); then 408 and the connection "
         "is closed.  \\[default: 10]",
         show_default=False,
-        callback=settings_rule("serve_header_timeout_s"),
+        callback=settings_rule("serve.header_timeout"),
     ),
     body_timeout: float | None = typer.Option(
         None,
         "--body-timeout",
         help="Seconds a request may take to send its body, after its headers; then 408.  \\[default: 30]",
         show_default=False,
-        callback=settings_rule("serve_body_timeout_s"),
+        callback=settings_rule("serve.body_timeout"),
     ),
     max_receiving: int | None = typer.Option(
         None,
@@ -126,28 +126,30 @@ def serve(
     settings, lake_project = settings_from_flags(
         lean,
         project,
-        workers=workers,
-        pool=pool,
-        timeout_s=timeout,
-        use_cache=False if no_cache else None,
-        serve_host=host,
-        serve_port=port,
-        serve_api_key=api_key,
-        serve_max_timeout_s=max_timeout,
-        serve_tasks=tasks,
-        serve_grace_s=grace,
-        serve_header_timeout_s=header_timeout,
-        serve_body_timeout_s=body_timeout,
-        serve_max_receiving=max_receiving,
+        verify={"workers": workers, "pool": pool, "timeout": timeout, "cache": False if no_cache else None},
+        serve={
+            "host": host,
+            "port": port,
+            "api_key": api_key,
+            "max_timeout": max_timeout,
+            "tasks": tasks,
+            "grace": grace,
+            "header_timeout": header_timeout,
+            "body_timeout": body_timeout,
+            "max_receiving": max_receiving,
+        },
     )
     header = read_header(header_file, lake_project)
     toolchain = find_lean(settings, lake_project)
-    statements = Statements.load(settings.serve_tasks) if settings.serve_tasks is not None else None
+    serve = settings.serve
+    statements = Statements.load(serve.tasks) if serve.tasks is not None else None
     limits = _limits(settings)
     # the verifier's own limit is the cap: a request's timeout may go up to it (it also sets the CPU backstop)
-    options = verify_options(settings.with_overrides(timeout_s=limits.max_timeout_s), header, default_pool="warm")
+    options = verify_options(
+        settings.with_overrides(verify={"timeout": limits.max_timeout_s}), header, default_pool="warm"
+    )
     service = CheckService(ServiceConfig(toolchain, options, limits, statements))
-    listen = Listen(settings.serve_host, settings.serve_port, settings.serve_grace_s, settings.serve_api_key)
+    listen = Listen(serve.host, serve.port, serve.grace, serve.api_key)
     console = Console(stderr=True)
     _log_to_stderr()
 
@@ -176,16 +178,17 @@ def serve(
 def _limits(settings: Settings) -> ServeLimits:
     from mathagent.serve import ServeLimits
 
+    serve = settings.serve
     return ServeLimits(
-        max_body_bytes=settings.serve_max_body_bytes,
-        max_snippets=settings.serve_max_snippets,
-        max_code_bytes=settings.max_bytes,
-        default_timeout_s=min(settings.timeout_s, settings.serve_max_timeout_s),
-        max_timeout_s=settings.serve_max_timeout_s,
-        max_queue=settings.serve_max_queue,
-        header_timeout_s=settings.serve_header_timeout_s,
-        body_timeout_s=settings.serve_body_timeout_s,
-        max_receiving=settings.serve_max_receiving,
+        max_body_bytes=serve.max_body_bytes,
+        max_snippets=serve.max_snippets,
+        max_code_bytes=settings.verify.max_bytes,
+        default_timeout_s=min(settings.verify.timeout, serve.max_timeout),
+        max_timeout_s=serve.max_timeout,
+        max_queue=serve.max_queue,
+        header_timeout_s=serve.header_timeout,
+        body_timeout_s=serve.body_timeout,
+        max_receiving=serve.max_receiving,
     )
 
 

@@ -77,8 +77,10 @@ def solve_command(
     check_engine(engine)
     if not problem.strip():
         raise typer.BadParameter("the problem is empty", param_hint="PROBLEM")
-    settings, _ = settings_from_flags(project=project, engine=engine, model=model, base_url=base_url, api_key=api_key)
-    choice = select.choose(settings)
+    settings, _ = settings_from_flags(
+        project=project, engine={"kind": engine, "model": model, "base_url": base_url, "api_key": api_key}
+    )
+    choice = select.choose(settings.engine)
     overrides = {
         k: v for k, v in (("max_tokens", max_tokens), ("temperature", temperature), ("seed", seed)) if v is not None
     }
@@ -100,7 +102,9 @@ async def _run(
     from mathagent.agent.solve import solve
     from mathagent.engines import select
 
-    engine: Engine = await asyncio.to_thread(lambda: select.build(choice, settings, say, interactive=True))
+    engine: Engine = await asyncio.to_thread(
+        lambda: select.build(choice, settings.engine, settings.cache_dir, say, interactive=True)
+    )
     try:
         return await solve(problem, engine, samples=samples, overrides=overrides)
     finally:

@@ -83,7 +83,7 @@ def verify(
         "--timeout",
         help=f"Wall-clock limit per check, in seconds, above 0 and at most {MAX_SECONDS:g}.  \\[default: 60]",
         show_default=False,
-        callback=settings_rule("timeout_s"),
+        callback=settings_rule("verify.timeout"),
     ),
     memory_mb: int | None = typer.Option(
         None,
@@ -125,15 +125,17 @@ def verify(
     settings, lake_project = settings_from_flags(
         lean,
         project,
-        workers=workers,
-        timeout_s=timeout,
-        memory_mb=memory_mb,
-        max_bytes=max_bytes,
-        sandbox=sandbox,
-        pool=pool,
-        allow_native=allow_native or None,
-        use_cache=False if no_cache else None,
-        cluster_address=ray,
+        verify={
+            "workers": workers,
+            "timeout": timeout,
+            "memory_mb": memory_mb,
+            "max_bytes": max_bytes,
+            "sandbox": sandbox,
+            "pool": pool,
+            "allow_native": allow_native or None,
+            "cache": False if no_cache else None,
+        },
+        cluster={"address": ray},
     )
     from mathagent.cluster.session import address_of
 

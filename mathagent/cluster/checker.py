@@ -31,7 +31,7 @@ from typing import Any
 
 from mathagent.cluster.errors import START_HINT, import_ray
 from mathagent.cluster.node import LeanNode, NodeInfo
-from mathagent.cluster.nodes import NodeSpec, alive_nodes
+from mathagent.cluster.nodes import NodeSpec, alive_nodes, named_lean
 from mathagent.cluster.remote import actor_class, brief, call, close_all, kill, lost_errors, start_all
 from mathagent.cluster.router import NoMembers, Router
 from mathagent.config import Settings
@@ -76,7 +76,11 @@ class RayChecker:
         say: Callable[[str], None] = lambda _: None,
         refresh_s: float = REFRESH_S,
     ) -> None:
-        self.settings = settings
+        """`project`: the driver's Lake project, used on nodes where that folder exists. A node is
+        sent `options`, its worker count, `project` and the Lean named with --lean, if one was:
+        it takes everything else from its own environment and config files."""
+        self._lean = named_lean(settings)
+        self._workers_per_node = settings.cluster.workers_per_node
         self._options = options
         self._project = str(project) if project is not None else None
         self._say = say
@@ -147,7 +151,7 @@ class RayChecker:
         starts = []
         for spec in specs:
             self._seen.add(spec.node_id)
-            workers = self.settings.cluster_workers or spec.cpus
+            workers = self._workers_per_node or spec.cpus
             if workers < 1:
                 self._joined((NodeInfo(spec.node_id, spec.host, problem="it has no CPUs for Ray"), None))
                 continue
@@ -181,7 +185,7 @@ class RayChecker:
     async def _start_one(self, spec: NodeSpec, actor: Any, workers: int) -> tuple[NodeInfo, Any]:
         rx = import_ray().exceptions
         try:
-            start = actor.start.remote(self.settings, self._project, self._options, workers)
+            start = actor.start.remote(self._lean, self._project, self._options, workers)
             info: NodeInfo = await asyncio.wait_for(call(start), START_TIMEOUT_S)
         except asyncio.TimeoutError:
             info = NodeInfo(spec.node_id, spec.host, problem=f"its verifier did not start in {START_TIMEOUT_S:g} s")

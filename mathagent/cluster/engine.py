@@ -29,7 +29,7 @@ from mathagent.cluster.nodes import NodeSpec
 from mathagent.cluster.remote import actor_class, brief, call, close_all, kill, lost_errors, start_all
 from mathagent.cluster.replica import EngineReplica
 from mathagent.cluster.router import NoMembers, Router
-from mathagent.config import Settings
+from mathagent.config import EngineSettings, Settings
 from mathagent.engines.base import Chat, EngineError, EngineInfo, Sample, Sampling
 from mathagent.engines.families import DEFAULT_MODEL, resolve_model
 from mathagent.engines.select import EngineChoice
@@ -48,35 +48,36 @@ class ReplicaPlan:
     node_id: str | None = None  # the node it must run on (endpoints go round-robin over the nodes); None: Ray places it
 
 
-def cluster_choice(choice: EngineChoice, settings: Settings, gpus: int) -> EngineChoice:
+def cluster_choice(choice: EngineChoice, engine: EngineSettings, gpus: int) -> EngineChoice:
     """On a cluster with GPUs, the engine `auto` (or `vllm`) picks on a GPU machine,
     even when the driver itself has none."""
-    if gpus == 0 or choice.device != "cpu" or settings.engine not in ("auto", "vllm"):
+    if gpus == 0 or choice.device != "cpu" or engine.kind not in ("auto", "vllm"):
         return choice
-    model = resolve_model(settings.model) if settings.model else DEFAULT_MODEL
+    model = resolve_model(engine.model) if engine.model else DEFAULT_MODEL
     return EngineChoice("vllm", model, None, "gpu", False, "the Ray cluster has GPUs")
 
 
 def plan_replicas(choice: EngineChoice, settings: Settings, nodes: list[NodeSpec]) -> list[ReplicaPlan]:
     """The engine replicas to start on the cluster; none: generate in the driver."""
-    if settings.cluster_base_urls:
+    engine, cluster = settings.engine, settings.cluster
+    if cluster.base_urls:
         return [
             ReplicaPlan(
-                EngineChoice("openai", settings.model, url, "server", False, "an endpoint of [cluster] base_urls"),
+                EngineChoice("openai", engine.model, url, "server", False, "an endpoint of [cluster] base_urls"),
                 node_id=nodes[i % len(nodes)].node_id if nodes else None,
             )
-            for i, url in enumerate(settings.cluster_base_urls)
+            for i, url in enumerate(cluster.base_urls)
         ]
     if choice.kind == "openai":
         return []  # one endpoint: the driver talks to it directly
     gpus = sum(n.gpus for n in nodes)
-    choice = cluster_choice(choice, settings, gpus)
+    choice = cluster_choice(choice, engine, gpus)
     on_gpu = choice.kind == "vllm" and choice.device == "gpu"
-    count = settings.cluster_engine_replicas
+    count = cluster.engine_replicas
     if count is None:
-        count = gpus // settings.tensor_parallel_size if on_gpu else 0
+        count = gpus // engine.tensor_parallel_size if on_gpu else 0
     if on_gpu:
-        return [ReplicaPlan(choice, num_gpus=settings.tensor_parallel_size) for _ in range(count)]
+        return [ReplicaPlan(choice, num_gpus=engine.tensor_parallel_size) for _ in range(count)]
     return [ReplicaPlan(choice, num_cpus=1) for _ in range(count)]
 
 
@@ -91,12 +92,13 @@ class RayEngine:
     """Generation on engine replicas on the cluster. `start()` loads them (slow)."""
 
     def __init__(
-        self, plans: list[ReplicaPlan], settings: Settings, *, say: Callable[[str], None] = lambda _: None
+        self, plans: list[ReplicaPlan], engine: EngineSettings, *, say: Callable[[str], None] = lambda _: None
     ) -> None:
+        """`engine`: the `[engine]` settings, all a replica is given besides its plan."""
         if not plans:
             raise ValueError("RayEngine needs at least one replica")
         self.plans = plans
-        self.settings = settings
+        self.engine = engine
         first = plans[0].choice
         self.info = EngineInfo(kind=first.kind, model=first.model or "(server default)", detail="on Ray")
         self._say = say
@@ -155,7 +157,7 @@ class RayEngine:
             return False
         info, node_id = outcome
         self.info = EngineInfo(kind=info.kind, model=info.model, detail=f"{info.detail}; replicas on Ray")
-        self._router.add(f"replica-{index}", _Replica(index, node_id, actor), self.settings.concurrency)
+        self._router.add(f"replica-{index}", _Replica(index, node_id, actor), self.engine.concurrency)
         self._say(f"engine replica {index} on node {node_id[:8]}: {self.plans[index].choice.describe()}")
         return True
 
@@ -163,7 +165,7 @@ class RayEngine:
         self, index: int, plan: ReplicaPlan, actor: Any
     ) -> tuple[int, Any, tuple[EngineInfo, str] | str]:
         try:
-            started = await asyncio.wait_for(call(actor.start.remote(plan.choice, self.settings)), START_TIMEOUT_S)
+            started = await asyncio.wait_for(call(actor.start.remote(plan.choice, self.engine)), START_TIMEOUT_S)
         except asyncio.TimeoutError:
             return index, actor, f"not loaded within {START_TIMEOUT_S:g} s"
         except MathAgentError as exc:

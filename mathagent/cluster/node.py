@@ -1,7 +1,7 @@
 """What runs on each node: its own Lean, behind its own Verifier.
 
 `LeanNode` is a Ray actor (one per node, pinned to it). It finds the node's
-Lean by the usual rules (see `nodes.node_settings`), runs a `Verifier` with
+Lean by the usual rules (see `nodes.node_search`), runs a `Verifier` with
 the driver's limits and policy and one worker per CPU, and keeps its warm
 pool between checks. Checks are the Verifier's own: the same audit, judge
 and sandbox as on one machine, so the verdicts are the same.
@@ -14,8 +14,7 @@ import socket
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from mathagent.cluster.nodes import node_project, node_settings
-from mathagent.config import Settings
+from mathagent.cluster.nodes import node_search
 from mathagent.errors import MathAgentError
 from mathagent.verify.tasks import VerifyTask
 from mathagent.verify.toolchain import LeanToolchain, find_lean
@@ -61,16 +60,17 @@ class LeanNode:
     def __init__(self) -> None:
         self._verifier: Verifier | None = None
 
-    async def start(self, settings: Settings, project: str | None, options: VerifyOptions, workers: int) -> NodeInfo:
-        """Find this node's Lean and open a Verifier on it; a node without one says why."""
+    async def start(self, lean: Path | None, project: str | None, options: VerifyOptions, workers: int) -> NodeInfo:
+        """Find this node's Lean (`lean`: the one named on the driver's command line) and open a Verifier on it;
+        a node without one says why."""
         from mathagent.cluster.errors import import_ray
 
         node_id = import_ray().get_runtime_context().get_node_id()
         host = socket.gethostname()
         try:
-            here = node_settings(settings)
-            toolchain = await asyncio.to_thread(find_lean, here, node_project(here, project))
-            cache = cache_path_for(options, here.cache_dir)
+            search = node_search(lean, project)
+            toolchain = await asyncio.to_thread(find_lean, search)
+            cache = cache_path_for(options, search.cache_dir)
             self._verifier = Verifier(toolchain, replace(options, workers=workers, cache_path=cache))
         except MathAgentError as exc:
             return NodeInfo(node_id, host, problem=f"no usable Lean ({one_line(exc.message)})")

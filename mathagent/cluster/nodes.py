@@ -1,12 +1,13 @@
-"""The cluster's nodes as the driver sees them, and settings as a node sees them."""
+"""The cluster's nodes as the driver sees them, and where a node looks for Lean."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mathagent.cluster.errors import import_ray
 from mathagent.config import Settings, load_settings
+from mathagent.verify.toolchain import LeanSearch
 
 HEAD_RESOURCE = "node:__internal_head__"
 
@@ -47,27 +48,24 @@ def alive_nodes() -> list[NodeSpec]:
     return sorted(found, key=lambda n: (n.head, n.node_id))
 
 
-def node_settings(driver: Settings) -> Settings:
-    """The settings a node works with: the driver's limits and policy, with
-    where things are on this node from its own environment and config files
-    (MATHAGENT_LEAN, MATHAGENT_CACHE_DIR, `[lean]` in its mathagent.toml).
-    A Lean named with --lean on the command line applies to every node."""
+def named_lean(settings: Settings) -> Path | None:
+    """The Lean every node runs: one named with --lean on the command line. None: each node finds its own."""
+    return settings.lean.path if settings.lean_origin == "--lean" else None
+
+
+def node_search(named: Path | None, driver_project: str | None) -> LeanSearch:
+    """Where a node looks for Lean: as its own environment and config files say (MATHAGENT_LEAN,
+    MATHAGENT_CACHE_DIR, `[lean]` in its mathagent.toml), except a Lean `named` on the driver's command
+    line, which every node runs. Its Lake project: its own setting, else the driver's if that folder is here."""
     here = load_settings()
-    named = driver.lean_origin == "--lean"
-    return driver.model_copy(
-        update={
-            "lean": driver.lean if named else here.lean,
-            "lean_origin": driver.lean_origin if named else here.lean_origin,
-            "cache_dir": here.cache_dir,
-            "project": here.project,
-        }
-    )
+    search = here.lean_search(node_project(here, driver_project))
+    return replace(search, lean=named, lean_origin="--lean") if named is not None else search
 
 
 def node_project(settings: Settings, driver_project: str | None) -> Path | None:
     """The Lake project on this node: its own setting, else the driver's if that folder exists here."""
-    if settings.project is not None:
-        return settings.project
+    if settings.lean.project is not None:
+        return settings.lean.project
     if driver_project and Path(driver_project).is_dir():
         return Path(driver_project)
     return None

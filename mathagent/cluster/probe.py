@@ -16,8 +16,7 @@ from typing import Any
 
 from mathagent.cluster.errors import import_ray
 from mathagent.cluster.node import one_line
-from mathagent.cluster.nodes import NodeSpec, alive_nodes, node_project, node_settings
-from mathagent.config import Settings
+from mathagent.cluster.nodes import NodeSpec, alive_nodes, node_search
 from mathagent.engines import select
 from mathagent.errors import MathAgentError
 from mathagent.hardware import nvidia_gpus
@@ -52,11 +51,11 @@ class NodeReport:
         return asdict(self)
 
 
-def probe(settings: Settings, project: str | None) -> dict[str, Any]:
-    """Run on a node: what it has (a dict, so that it travels as plain data)."""
-    here = node_settings(settings)
+def probe(named: Path | None, project: str | None) -> dict[str, Any]:
+    """Run on a node: what it has (a dict, so that it travels as plain data). `named`: the Lean
+    named on the driver's command line; `project`: the driver's Lake project."""
     try:
-        toolchain = find_lean(here, node_project(here, project))
+        toolchain = find_lean(node_search(named, project))
     except MathAgentError as exc:
         lean, lean_ok, library = f"no usable Lean: {one_line(exc.message)}", False, ""
     else:
@@ -93,8 +92,9 @@ def _engines() -> str:
     return ", ".join(found) or "none in-process (an OpenAI-compatible server still works)"
 
 
-def survey(settings: Settings, project: Path | None) -> list[NodeReport]:
-    """Probe every live node; a node whose probe fails is reported with why."""
+def survey(lean: Path | None, project: Path | None) -> list[NodeReport]:
+    """Probe every live node; a node whose probe fails is reported with why. `lean`: a Lean
+    every node runs (one named with --lean), else each finds its own."""
     ray = import_ray()
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -105,7 +105,7 @@ def survey(settings: Settings, project: Path | None) -> list[NodeReport]:
             num_cpus=0,
             max_retries=0,
             scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=n.node_id, soft=False),
-        ).remote(settings, str(project) if project else None)
+        ).remote(lean, str(project) if project else None)
         for n in nodes
     ]
     reports = []

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import asyncio
 
-from mathagent.cluster.nodes import node_settings
-from mathagent.config import Settings
+from mathagent.config import EngineSettings, load_settings
 from mathagent.engines import select
 from mathagent.engines.base import Chat, Engine, EngineError, EngineInfo, Sample, Sampling
 from mathagent.engines.openai import OpenAIEngine
@@ -24,17 +23,18 @@ class EngineReplica:
     def __init__(self) -> None:
         self._engine: Engine | None = None
 
-    async def start(self, choice: select.EngineChoice, settings: Settings) -> tuple[EngineInfo, str]:
-        """Load the model; the engine's info and the id of the node it runs on."""
+    async def start(self, choice: select.EngineChoice, engine: EngineSettings) -> tuple[EngineInfo, str]:
+        """Load the model (`engine`: the driver's `[engine]` settings); the engine's info and the id of
+        the node it runs on."""
         from mathagent.cluster.errors import import_ray
 
-        here = node_settings(settings)  # the embedded model and engine logs go to this node's cache folder
+        cache_dir = load_settings().cache_dir  # the embedded model and engine logs go to this node's cache folder
         # interactive: the engine core runs in this actor's process (no engine processes of its own)
-        engine = await asyncio.to_thread(lambda: select.build(choice, here, interactive=True))
-        self._engine = engine
-        if isinstance(engine, OpenAIEngine):
-            await engine.model()  # reach the server now: a wrong URL fails here, named
-        return engine.info, import_ray().get_runtime_context().get_node_id()
+        built = await asyncio.to_thread(lambda: select.build(choice, engine, cache_dir, interactive=True))
+        self._engine = built
+        if isinstance(built, OpenAIEngine):
+            await built.model()  # reach the server now: a wrong URL fails here, named
+        return built.info, import_ray().get_runtime_context().get_node_id()
 
     async def generate(self, prompts: list[Chat], sampling: Sampling) -> list[list[Sample]]:
         if self._engine is None:

@@ -13,7 +13,7 @@ from mathagent.engines.enginelog import log_path, stderr_to_log
 
 def address_of(settings: Settings) -> str | None:
     """The cluster a command runs on (`--ray`, MATHAGENT_RAY or `[cluster] address`); None: this machine."""
-    address = settings.cluster_address
+    address = settings.cluster.address
     return None if address in (None, "off") else address
 
 

