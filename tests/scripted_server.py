@@ -32,12 +32,15 @@ from typing import Any
 class Rule:
     pattern: str
     replies: list[str]
+    # each reply's log-probability per token (default -0.1), so that rankings by it can be tested
+    logprobs: list[float] = field(default_factory=list)
     _cycle: Any = field(default=None, repr=False)
 
-    def next_reply(self) -> str:
+    def next_reply(self) -> tuple[str, float]:
         if self._cycle is None:
-            self._cycle = itertools.cycle(self.replies)
-        return next(self._cycle)
+            self._cycle = itertools.cycle(range(len(self.replies)))
+        i = next(self._cycle)
+        return self.replies[i], self.logprobs[i] if i < len(self.logprobs) else -0.1
 
 
 class ScriptedServer:
@@ -61,12 +64,12 @@ class ScriptedServer:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
-    def reply_for(self, prompt: str) -> str:
+    def reply_for(self, prompt: str) -> tuple[str, float]:
         with self._lock:
             for rule in self.rules:
                 if re.search(rule.pattern, prompt, re.S):
                     return rule.next_reply()
-        return self.default
+        return self.default, -0.1
 
     def start(self, port: int = 0) -> str:
         server = self
@@ -116,7 +119,7 @@ class ScriptedServer:
                 choices = []
                 total = 0
                 for i in range(int(request.get("n") or 1)):
-                    text = server.reply_for(prompt)
+                    text, logprob = server.reply_for(prompt)
                     tokens = max(1, len(text.split()))
                     limit = int(request.get("max_tokens") or tokens)
                     finish = "stop"
@@ -124,7 +127,8 @@ class ScriptedServer:
                         text, tokens, finish = " ".join(text.split()[:limit]), limit, "length"
                     total += tokens
                     content = [
-                        {"token": w, "logprob": -0.1, "bytes": None, "top_logprobs": []} for w in text.split()[:tokens]
+                        {"token": w, "logprob": logprob, "bytes": None, "top_logprobs": []}
+                        for w in text.split()[:tokens]
                     ]
                     choices.append(
                         {
