@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT
 from mathagent.cli.common import bare_ray
 from mathagent.cluster.engine import plan_replicas
-from mathagent.cluster.nodes import NodeSpec
+from mathagent.cluster.nodes import NodeSpec, named_lean, node_search
 from mathagent.cluster.router import NoMembers, Router
 from mathagent.config import ClusterSettings, EngineSettings, Settings, load_settings
 from mathagent.engines.select import choose
@@ -84,6 +84,29 @@ def test_the_cluster_table_in_mathagent_toml(tmp_path: Path) -> None:
     (tmp_path / "mathagent.toml").write_text("[cluster]\nworkers = 4\n")
     with pytest.raises(ConfigError, match=r"unknown key cluster\.workers; did you mean cluster\.workers_per_node"):
         load_settings(cwd=tmp_path, env={})
+
+
+def test_a_node_looks_for_lean_by_its_own_settings_unless_the_driver_named_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node = tmp_path / "node"
+    (node / "lake").mkdir(parents=True)
+    (node / "mathagent.toml").write_text('[lean]\npath = "bin/lean"\n')
+    monkeypatch.chdir(node)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("MATHAGENT_CACHE_DIR", str(tmp_path / "node-cache"))
+    for name in ("MATHAGENT_LEAN", "MATHAGENT_PROJECT"):
+        monkeypatch.delenv(name, raising=False)
+    own = node_search(None, str(node / "lake"))
+    assert own.lean == node / "bin" / "lean" and own.lean_origin == f"config file {node / 'mathagent.toml'}"
+    assert own.cache_dir == tmp_path / "node-cache" and own.project == node / "lake"
+    named = node_search(Path("/opt/lean/bin/lean"), str(tmp_path / "not-on-this-node"))
+    assert named.lean == Path("/opt/lean/bin/lean") and named.lean_origin == "--lean"
+    assert named.project is None and named.cache_dir == tmp_path / "node-cache"
+    # the driver's settings say which Lean it named; one from a config file or the environment is not sent
+    driver = Settings().with_overrides(lean={"path": Path("/opt/lean/bin/lean")}, lean_origin="--lean")
+    assert named_lean(driver) == Path("/opt/lean/bin/lean")
+    assert named_lean(load_settings()) is None
 
 
 def test_a_bad_ray_flag_is_a_usage_error() -> None:

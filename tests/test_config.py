@@ -224,6 +224,17 @@ def test_mathagent_api_key_beats_openai_api_key_and_empty_means_unset(tmp_path: 
     assert empty.engine.kind == "auto" and empty.verify.workers >= 1
 
 
+def test_the_environment_is_the_mapping_given_not_the_process_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MATHAGENT_WORKERS", "5")
+    monkeypatch.setenv("MATHAGENT_ENGINE", "vllm")
+    given = load_settings(tmp_path, clean_env(tmp_path, MATHAGENT_WORKERS="3", MATHAGENT_RAY="auto"))
+    assert given.verify.workers == 3 and given.engine.kind == "auto" and given.cluster.address == "auto"
+    lower = load_settings(tmp_path, clean_env(tmp_path, mathagent_timeout="7", MATHAGENT_SERVE_API_KEY="k"))
+    assert lower.verify.timeout == 7.0 and lower.serve.api_key == "k" and lower.engine.api_key is None
+
+
 def test_overrides_are_checked_like_every_other_source() -> None:
     with pytest.raises(ConfigError) as caught:
         Settings().with_overrides(verify={"timeout": -5.0})
