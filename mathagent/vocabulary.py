@@ -12,7 +12,7 @@ Everything imports this module; it imports nothing of mathagent's.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Literal
+from typing import Literal, NewType
 
 
 class Word(str, Enum):
@@ -104,22 +104,38 @@ SandboxModeName = Literal["auto", "bwrap", "none"]
 
 # ---------------------------------------------------------------- reason codes
 
-LEAN_ERROR = "lean_error"
-SORRY = "sorry"
+# Why a verdict is not `verified`: a word of its own type, so that a reason is never an
+# arbitrary string. `axiom:<name>` and `banned:<command>` are built by `axiom_reason` and
+# `banned_reason` from the prefixes.
+Reason = NewType("Reason", str)
+
+
+LEAN_ERROR = Reason("lean_error")
+SORRY = Reason("sorry")
 AXIOM_PREFIX = "axiom:"
 BANNED_PREFIX = "banned:"
-STATEMENT_CHANGED = "statement_changed"
-THEOREM_MISSING = "theorem_missing"
-HEADER_CHANGED = "header_changed"
-CHECKS_MISSING = "checks_missing"
-FORGED_OUTPUT = "forged_output"
-BAD_STATEMENT = "bad_statement"
-BAD_HEADER = "bad_header"
-BAD_INPUT = "bad_input"
-HEADER_AXIOM = "header_axiom"  # an allowed axiom's name declared by the task's header
-FAKE_AXIOM = "fake_axiom"  # an allowed axiom's name declared by the submission, or not the canonical one
-TOO_LARGE = "too_large"
-TIMEOUT = "timeout"
-MEMORY = "memory"
-CRASH = "crash"
-NO_PROOF = "no_proof"  # the model's output held no Lean code to check
+STATEMENT_CHANGED = Reason("statement_changed")
+THEOREM_MISSING = Reason("theorem_missing")
+HEADER_CHANGED = Reason("header_changed")
+CHECKS_MISSING = Reason("checks_missing")
+FORGED_OUTPUT = Reason("forged_output")
+BAD_STATEMENT = Reason("bad_statement")
+BAD_HEADER = Reason("bad_header")
+BAD_INPUT = Reason("bad_input")
+HEADER_AXIOM = Reason("header_axiom")  # an allowed axiom's name declared by the task's header
+FAKE_AXIOM = Reason("fake_axiom")  # an allowed axiom's name declared by the submission, or not the canonical one
+TOO_LARGE = Reason("too_large")
+TIMEOUT = Reason("timeout")
+MEMORY = Reason("memory")
+CRASH = Reason("crash")
+NO_PROOF = Reason("no_proof")  # the model's output held no Lean code to check
+
+
+def axiom_reason(name: str) -> Reason:
+    """The reason for depending on the axiom `name` (its full name)."""
+    return Reason(AXIOM_PREFIX + name)
+
+
+def banned_reason(command: str) -> Reason:
+    """The reason for using the banned command `command`."""
+    return Reason(BANNED_PREFIX + command)

@@ -45,6 +45,7 @@ from mathagent.verify.leantext import (
 )
 from mathagent.verify.lexer import Kind, Token, code_tokens, tokenize
 from mathagent.verify.tasks import VerifyTask
+from mathagent.vocabulary import Reason
 
 HEADER, REFERENCE, SUBMISSION, CHECK = "header", "reference", "submission", "check"
 
@@ -132,7 +133,7 @@ class Assembled:
 class Rejection(Exception):
     """The text fails a check that needs no Lean run."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: Reason, message: str) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from mathagent.verify import verdict as codes
 from mathagent.verify.lexer import Kind, Token, tokenize
+from mathagent.vocabulary import Reason
 
 # Command and term keywords, spelled as Lean's keywords (unescaped identifiers).
 _WORDS = {
@@ -134,8 +135,8 @@ class BannedUse:
     column: int  # 0-based, like Lean's positions
 
     @property
-    def reason(self) -> str:
-        return f"{codes.BANNED_PREFIX}{self.command}"
+    def reason(self) -> Reason:
+        return codes.banned_reason(self.command)
 
 
 def find_banned(source: str, *, allow_native: bool = False, whole_file: bool = False) -> list[BannedUse]:

@@ -28,7 +28,7 @@ from mathagent.verify.assemble import (
 from mathagent.verify.declarations import Declaration, split_name
 from mathagent.verify.messages import LeanMessage, parse_output
 from mathagent.verify.verdict import Diagnostic, Verdict, VerdictKind
-from mathagent.vocabulary import SandboxKind
+from mathagent.vocabulary import Reason, SandboxKind
 
 DEFAULT_AXIOMS = ("propext", "Quot.sound", "Classical.choice")
 
@@ -78,7 +78,7 @@ def judge(task_id: str, assembled: Assembled, run: RunOutcome, policy: AxiomPoli
         kind, reason, note = stopped
         return _verdict(task_id, kind, [(reason, note)], diagnostics, [], run)
 
-    findings: list[tuple[str, str]] = []  # (reason code, note for people)
+    findings: list[tuple[Reason, str]] = []  # (reason code, note for people)
     by_line: dict[int, list[LeanMessage]] = {}
     check_lines = {t.axioms_line for t in assembled.targets} | {t.type_line for t in assembled.targets if t.type_line}
     check_lines |= {line for _, line in assembled.canonical_lines}
@@ -146,7 +146,7 @@ def _axiom_findings(
     declarations: Iterable[Declaration],
     by_line: dict[int, list[LeanMessage]],
     policy: AxiomPolicy,
-) -> list[tuple[str, str]]:
+) -> list[tuple[Reason, str]]:
     """What is wrong with the axioms the checked constants depend on.
 
     Names are full names (see `assemble.print_axioms`), compared with the full
@@ -154,7 +154,7 @@ def _axiom_findings(
     one only when the file (header included) does not declare it and, where
     modules are imported, the kernel confirmed it has the real axiom's type.
     """
-    findings: list[tuple[str, str]] = []
+    findings: list[tuple[Reason, str]] = []
     declared_in = {d.name: assembled.origin(d.line) for d in declarations}
     # A Lean without `pp.privateNames` prints a private constant by its plain name:
     # the file's private declarations, by that name, can then never pass for an allowed axiom.
@@ -169,9 +169,7 @@ def _axiom_findings(
         if name == "sorryAx":
             findings.append((codes.SORRY, f"the proof uses `sorry`{used_by}"))
         elif name not in policy.allowed:
-            findings.append(
-                (f"{codes.AXIOM_PREFIX}{name}", f"depends on the axiom `{name}`, which is not allowed{used_by}")
-            )
+            findings.append((codes.axiom_reason(name), f"depends on the axiom `{name}`, which is not allowed{used_by}"))
         elif where in (SUBMISSION, CHECK):
             findings.append(
                 (codes.FAKE_AXIOM, f"the submission declares its own `{name}`; only the real axiom is allowed")
@@ -201,7 +199,7 @@ def _listing(names: list[str], limit: int = 3) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def _stopped(run: RunOutcome, messages: list[LeanMessage]) -> tuple[VerdictKind, str, str] | None:
+def _stopped(run: RunOutcome, messages: list[LeanMessage]) -> tuple[VerdictKind, Reason, str] | None:
     """(kind, reason, note) when Lean was killed or crashed, else None."""
     if run.timed_out:
         return VerdictKind.TIMEOUT, codes.TIMEOUT, f"Lean did not finish within the time limit ({run.time_s:.1f} s)"
@@ -213,7 +211,7 @@ def _stopped(run: RunOutcome, messages: list[LeanMessage]) -> tuple[VerdictKind,
     return None
 
 
-def _read_checks(target: Target, by_line: dict[int, list[LeanMessage]]) -> tuple[list[tuple[str, str]], list[str]]:
+def _read_checks(target: Target, by_line: dict[int, list[LeanMessage]]) -> tuple[list[tuple[Reason, str]], list[str]]:
     """Findings and axioms from the verifier's own check lines for one target."""
     type_errors = [m for m in by_line.get(target.type_line or 0, []) if m.severity == "error"]
     if any(_UNKNOWN.search(m.text) for m in type_errors):
@@ -272,7 +270,7 @@ def _split_names(listing: str) -> list[str]:
 def _verdict(
     task_id: str,
     kind: VerdictKind,
-    findings: list[tuple[str, str]],
+    findings: list[tuple[Reason, str]],
     diagnostics: list[Diagnostic],
     axioms: list[str],
     run: RunOutcome,

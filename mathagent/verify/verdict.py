@@ -28,7 +28,10 @@ from mathagent.vocabulary import (  # noqa: F401
     THEOREM_MISSING,
     TIMEOUT,
     TOO_LARGE,
+    Reason,
     VerdictKind,
+    axiom_reason,
+    banned_reason,
 )
 
 Severity = Literal["error", "warning", "information"]  # Lean's own message severities
@@ -60,7 +63,7 @@ class Verdict:
 
     id: str
     verdict: VerdictKind
-    reasons: list[str] = field(default_factory=list)
+    reasons: list[Reason] = field(default_factory=list)
     message: str = ""
     diagnostics: list[Diagnostic] = field(default_factory=list)
     axioms: list[str] = field(default_factory=list)
@@ -86,4 +89,5 @@ class Verdict:
         fields = dict(data)
         fields["verdict"] = VerdictKind(fields["verdict"])
         fields["diagnostics"] = [Diagnostic(**d) for d in fields.get("diagnostics", [])]
+        fields["reasons"] = [Reason(str(r)) for r in fields.get("reasons", [])]
         return cls(**fields)

