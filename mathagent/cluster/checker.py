@@ -214,24 +214,27 @@ class RayChecker:
     async def verify(self, task: VerifyTask) -> Verdict:
         """One task's verdict, from whichever node runs it; a lost node's check runs again on another."""
         header = self._options.default_header if task.header is None else task.header
-        verdict: Verdict = await self._on_a_node(header, "verify", task)
+        verdict: Verdict = await self._on_a_node(header, lambda actor: actor.verify.remote(task))
         return verdict
 
     async def check_statement(self, formal_statement: str, header: str | None = None) -> StatementCheck:
         header = self._options.default_header if header is None else header
-        check: StatementCheck = await self._on_a_node(header, "check_statement", formal_statement, header)
+        check: StatementCheck = await self._on_a_node(
+            header, lambda actor: actor.check_statement.remote(formal_statement, header)
+        )
         return check
 
     def verify_many(self, tasks: Iterable[VerifyTask]) -> AsyncGenerator[tuple[int, Verdict], None]:
         return as_completed(self.verify, tasks)
 
-    async def _on_a_node(self, header: str, method: str, *args: Any) -> Any:
+    async def _on_a_node(self, header: str, ask: Callable[[Any], Any]) -> Any:
+        """`ask(actor)` (a remote call) on a node for `header`, again on another while nodes are lost."""
         eligible = self._eligible(header)
         while True:
             try:
                 async with self._router.lease(_affinity(header), eligible) as (name, node):
                     try:
-                        return await call(getattr(node.actor, method).remote(*args))
+                        return await call(ask(node.actor))
                     except lost_errors() as exc:
                         self._lose(name, exc)
             except NoMembers:
