@@ -22,7 +22,7 @@ import re
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, get_args
 from urllib.parse import urlsplit
 
 import platformdirs
@@ -32,6 +32,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from mathagent.errors import ConfigError
 from mathagent.verify.toolchain import LeanSearch
+from mathagent.vocabulary import EngineKindName, PoolName, SandboxModeName
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -39,8 +40,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 CONFIG_NAME = "mathagent.toml"
-EngineKind = Literal["auto", "torch", "vllm", "openai"]
-ENGINES: tuple[str, ...] = get_args(EngineKind)
+ENGINES: tuple[str, ...] = get_args(EngineKindName)
 MAX_WORKERS = 1024  # each worker is a Lean process; more than this is a typo, not a machine
 MAX_SECONDS = 86400.0  # one day: longer is a typo (and a negative or zero limit fails every check)
 MIN_MEMORY_MB = 256  # a prelude-only Lean needs about 100 MB to start; Mathlib needs gigabytes
@@ -125,17 +125,17 @@ class VerifySettings(_Table):
     )
     allow_native: bool = Field(default=False, description=_FLAG)
     cache: bool = Field(default=True, description=_FLAG)  # remember verdicts in the cache folder
-    sandbox: Annotated[Literal["auto", "bwrap", "none"], Env("MATHAGENT_SANDBOX")] = Field(
+    sandbox: Annotated[SandboxModeName, Env("MATHAGENT_SANDBOX")] = Field(
         default="auto", description="one of auto, bwrap, none"
     )
     # None: each command's default (verify cold, the others warm)
-    pool: Literal["cold", "warm"] | None = Field(default=None, description="one of cold, warm")
+    pool: PoolName | None = Field(default=None, description="one of cold, warm")
 
 
 class EngineSettings(_Table):
     """`[engine]`: the model, and how to reach or load it."""
 
-    kind: Annotated[EngineKind, Env("MATHAGENT_ENGINE")] = Field(
+    kind: Annotated[EngineKindName, Env("MATHAGENT_ENGINE")] = Field(
         default="auto", description=f"one of {', '.join(ENGINES)}"
     )
     # hub id, short InternLM2-Math name, or local folder

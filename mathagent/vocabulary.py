@@ -96,10 +96,28 @@ class SandboxKind(Word):
     NOT_RUN = "not run"  # decided without Lean
 
 
+class EngineKind(Word):
+    """Which engine generates (`--engine`); `auto` decides from the settings and the machine."""
+
+    AUTO = "auto"
+    TORCH = "torch"  # plain PyTorch on the CPU
+    VLLM = "vllm"  # in-process vLLM
+    OPENAI = "openai"  # an OpenAI-compatible server
+
+
+class Device(Word):
+    """Where a model runs."""
+
+    GPU = "gpu"
+    CPU = "cpu"
+    SERVER = "server"  # behind an OpenAI-compatible endpoint
+
+
 # The same words as config files and flags take them (pydantic checks TOML strictly,
 # where an enum field would refuse the plain word); a test keeps both spellings equal.
 PoolName = Literal["cold", "warm"]
 SandboxModeName = Literal["auto", "bwrap", "none"]
+EngineKindName = Literal["auto", "torch", "vllm", "openai"]
 
 
 # ---------------------------------------------------------------- reason codes

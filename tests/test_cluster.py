@@ -29,6 +29,7 @@ import pytest
 
 from conftest import PRELUDE_HEADER, ROOT, lean_processes
 from mathagent.verify.toolchain import LeanToolchain
+from mathagent.vocabulary import Device, EngineKind
 from scripted_server import Rule, ScriptedServer
 
 pytestmark = pytest.mark.slow  # a Ray cluster and whole commands in subprocesses
@@ -505,7 +506,7 @@ def test_vllm_engine_replica_on_the_cluster(connected: Any, tiny_model: Path) ->
 
     chat = [Message("user", "What is 2+3?")]
     settings = EngineSettings(max_model_len=256)
-    plan = ReplicaPlan(EngineChoice("vllm", str(tiny_model), None, "cpu", False, "test"), num_cpus=1)
+    plan = ReplicaPlan(EngineChoice(EngineKind.VLLM, str(tiny_model), None, Device.CPU, False, "test"), num_cpus=1)
     said: list[str] = []
 
     async def go() -> tuple[list, list, list, int]:

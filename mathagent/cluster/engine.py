@@ -34,6 +34,7 @@ from mathagent.engines.base import Chat, EngineError, EngineInfo, Sample, Sampli
 from mathagent.engines.families import DEFAULT_MODEL, resolve_model
 from mathagent.engines.select import EngineChoice
 from mathagent.errors import MathAgentError
+from mathagent.vocabulary import Device, EngineKind
 
 START_TIMEOUT_S = 3600.0  # a 20B model from the hub onto a fresh node takes a while
 
@@ -51,10 +52,10 @@ class ReplicaPlan:
 def cluster_choice(choice: EngineChoice, engine: EngineSettings, gpus: int) -> EngineChoice:
     """On a cluster with GPUs, the engine `auto` (or `vllm`) picks on a GPU machine,
     even when the driver itself has none."""
-    if gpus == 0 or choice.device != "cpu" or engine.kind not in ("auto", "vllm"):
+    if gpus == 0 or choice.device != Device.CPU or engine.kind not in (EngineKind.AUTO, EngineKind.VLLM):
         return choice
     model = resolve_model(engine.model) if engine.model else DEFAULT_MODEL
-    return EngineChoice("vllm", model, None, "gpu", False, "the Ray cluster has GPUs")
+    return EngineChoice(EngineKind.VLLM, model, None, Device.GPU, False, "the Ray cluster has GPUs")
 
 
 def plan_replicas(choice: EngineChoice, settings: Settings, nodes: list[NodeSpec]) -> list[ReplicaPlan]:
@@ -63,16 +64,18 @@ def plan_replicas(choice: EngineChoice, settings: Settings, nodes: list[NodeSpec
     if cluster.base_urls:
         return [
             ReplicaPlan(
-                EngineChoice("openai", engine.model, url, "server", False, "an endpoint of [cluster] base_urls"),
+                EngineChoice(
+                    EngineKind.OPENAI, engine.model, url, Device.SERVER, False, "an endpoint of [cluster] base_urls"
+                ),
                 node_id=nodes[i % len(nodes)].node_id if nodes else None,
             )
             for i, url in enumerate(cluster.base_urls)
         ]
-    if choice.kind == "openai":
+    if choice.kind == EngineKind.OPENAI:
         return []  # one endpoint: the driver talks to it directly
     gpus = sum(n.gpus for n in nodes)
     choice = cluster_choice(choice, engine, gpus)
-    on_gpu = choice.kind == "vllm" and choice.device == "gpu"
+    on_gpu = choice.kind == EngineKind.VLLM and choice.device == Device.GPU
     count = cluster.engine_replicas
     if count is None:
         count = gpus // engine.tensor_parallel_size if on_gpu else 0

@@ -19,22 +19,23 @@ from mathagent.engines import embedded, enginelog
 from mathagent.engines.base import Engine, EngineError, EngineInfo
 from mathagent.engines.families import CHATML, DEFAULT_MODEL, resolve_model
 from mathagent.hardware import nvidia_gpus
+from mathagent.vocabulary import Device, EngineKind
 
 
 @dataclass(frozen=True)
 class EngineChoice:
-    kind: str  # "torch" | "vllm" | "openai"
+    kind: EngineKind  # never AUTO: the engine decided on
     model: str | None  # None with openai: the server's first model
     base_url: str | None
-    device: str  # "gpu" | "cpu" | "server"
+    device: Device
     embedded: bool
     why: str
 
     def describe(self) -> str:
-        if self.kind == "openai":
+        if self.kind == EngineKind.OPENAI:
             return f"OpenAI-compatible server {self.base_url} (model: {self.model or 'server default'})"
         what = "SmolLM2-135M-Instruct (embedded)" if self.embedded else self.model
-        if self.kind == "torch":
+        if self.kind == EngineKind.TORCH:
             return f"PyTorch on the CPU: {what}"
         return f"in-process vLLM on the {self.device.upper()}: {what}"
 
@@ -42,14 +43,16 @@ class EngineChoice:
 def choose(engine: EngineSettings) -> EngineChoice:
     """Decide, from the `[engine]` settings, without loading anything."""
     kind = engine.kind
-    if kind == "openai" or (kind == "auto" and engine.base_url):
+    if kind == EngineKind.OPENAI or (kind == EngineKind.AUTO and engine.base_url):
         if not engine.base_url:
             raise EngineError(
                 "engine `openai` needs a server URL",
                 hint="pass --base-url http://HOST:PORT/v1 or set MATHAGENT_BASE_URL",
             )
-        return EngineChoice("openai", engine.model, engine.base_url, "server", False, "a server URL is configured")
-    if kind == "torch":
+        return EngineChoice(
+            EngineKind.OPENAI, engine.model, engine.base_url, Device.SERVER, False, "a server URL is configured"
+        )
+    if kind == EngineKind.TORCH:
         if engine.model and not Path(engine.model).expanduser().is_dir():
             raise EngineError(
                 f"engine `torch` runs a local model folder; {engine.model} is not one",
@@ -57,16 +60,23 @@ def choose(engine: EngineSettings) -> EngineChoice:
                 "or --engine vllm for hub models",
             )
         if engine.model:
-            return EngineChoice("torch", engine.model, None, "cpu", False, "engine torch with a model folder")
-        return EngineChoice("torch", embedded.MODEL_NAME, None, "cpu", True, "engine torch, no model configured")
-    device = "gpu" if nvidia_gpus() else "cpu"
+            return EngineChoice(
+                EngineKind.TORCH, engine.model, None, Device.CPU, False, "engine torch with a model folder"
+            )
+        return EngineChoice(
+            EngineKind.TORCH, embedded.MODEL_NAME, None, Device.CPU, True, "engine torch, no model configured"
+        )
+    device = Device.GPU if nvidia_gpus() else Device.CPU
     if engine.model:
-        return EngineChoice("vllm", resolve_model(engine.model), None, device, False, "a model is configured")
-    if device == "gpu":
-        return EngineChoice("vllm", DEFAULT_MODEL, None, device, False, "a GPU is present and no model is configured")
-    if kind == "vllm":
-        return EngineChoice("vllm", embedded.MODEL_NAME, None, "cpu", True, "engine vllm on a CPU, no model configured")
-    return EngineChoice("torch", embedded.MODEL_NAME, None, "cpu", True, "no GPU, and no model or server is configured")
+        return EngineChoice(EngineKind.VLLM, resolve_model(engine.model), None, device, False, "a model is configured")
+    if device == Device.GPU:
+        why = "a GPU is present and no model is configured"
+        return EngineChoice(EngineKind.VLLM, DEFAULT_MODEL, None, device, False, why)
+    if kind == EngineKind.VLLM:
+        why = "engine vllm on a CPU, no model configured"
+        return EngineChoice(EngineKind.VLLM, embedded.MODEL_NAME, None, Device.CPU, True, why)
+    why = "no GPU, and no model or server is configured"
+    return EngineChoice(EngineKind.TORCH, embedded.MODEL_NAME, None, Device.CPU, True, why)
 
 
 def vllm_available() -> bool:
@@ -84,7 +94,7 @@ def build(
     """Construct the engine and load its model (the slow part); `cache_dir` holds the embedded
     model and the engine log. `interactive`: a chat or one question, where Ctrl-C stops an answer
     and the engine must live on."""
-    if choice.kind == "openai":
+    if choice.kind == EngineKind.OPENAI:
         from mathagent.engines.openai import OpenAIConfig, OpenAIEngine
 
         if choice.base_url is None:
@@ -98,7 +108,7 @@ def build(
                 concurrency=engine.concurrency,
             )
         )
-    if choice.kind == "torch":
+    if choice.kind == EngineKind.TORCH:
         return _build_torch(choice, cache_dir, say)
     from mathagent.engines.vllm import INSTALL_HINT, VLLMConfig, VLLMEngine
 
@@ -115,11 +125,11 @@ def build(
     config = VLLMConfig(
         model=model,
         tensor_parallel_size=engine.tensor_parallel_size,
-        max_model_len=engine.max_model_len or (2048 if choice.device == "cpu" else 4096),
+        max_model_len=engine.max_model_len or (2048 if choice.device == Device.CPU else 4096),
         in_process=interactive,  # a session must survive Ctrl-C; batch runs keep vLLM's processes on a GPU
         log_path=enginelog.log_path(cache_dir),
     )
-    if choice.device == "cpu":
+    if choice.device == Device.CPU:
         config = config.for_cpu()
     vllm = VLLMEngine(config, family)
     if choice.embedded:
