@@ -52,7 +52,7 @@ def main() -> None:
     args = parser.parse_args()
 
     gpu = bool(nvidia_gpus())
-    model = args.model or str(embedded.prepare(load_settings().cache_dir, print))
+    model = args.model or str(embedded.ensure_model(load_settings().cache_dir, print))
     config = VLLMConfig(model=model, max_model_len=2048)
     engine = VLLMEngine(config if gpu else config.for_cpu(), None if args.model else CHATML)
     engine.start()

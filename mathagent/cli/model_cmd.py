@@ -27,7 +27,7 @@ def pull() -> None:
             f"{embedded.MODEL_NAME} is already there, in {escape(str(folder))}: nothing to download", highlight=False
         )
     else:
-        folder = embedded.prepare(settings.cache_dir, lambda m: console.print(f"[dim]{escape(m)}[/dim]"))
+        folder = embedded.ensure_model(settings.cache_dir, lambda m: console.print(f"[dim]{escape(m)}[/dim]"))
         console.print(f"[green]ready:[/green] {embedded.MODEL_NAME}, in {escape(str(folder))}", highlight=False)
     try:
         choice = select.choose(settings.engine)

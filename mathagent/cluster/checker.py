@@ -56,7 +56,7 @@ class _Node:
 
 
 @functools.lru_cache(maxsize=256)
-def _needs_modules(header: str) -> bool:
+def _imports_modules(header: str) -> bool:
     return imports_modules(header)
 
 
@@ -246,7 +246,7 @@ class RayChecker:
 
     def _eligible(self, header: str) -> Callable[[_Node], bool] | None:
         """A header that imports modules goes to nodes whose Lean has Init (and so maybe Mathlib), if any."""
-        if not _needs_modules(header):
+        if not _imports_modules(header):
             return None
         nodes = self._router.members().values()
         if any(n.info.toolchain is not None and not n.info.toolchain.prelude_only for n in nodes):

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
 from mathagent.errors import MathAgentError
+from mathagent.vocabulary import EngineKind
 
 Role = Literal["system", "user", "assistant"]
 
@@ -58,7 +59,7 @@ class Sample:
 class EngineInfo:
     """What an engine is, for people (doctor, --json output)."""
 
-    kind: str  # "vllm" | "openai"
+    kind: EngineKind  # never AUTO
     model: str
     detail: str = ""
     extra: dict[str, object] = field(default_factory=dict)
@@ -66,7 +67,7 @@ class EngineInfo:
 
 @runtime_checkable
 class Engine(Protocol):
-    """Batched generation. Implementations: VLLMEngine, OpenAIEngine."""
+    """Batched generation. Implementations: VLLMEngine, OpenAIEngine, TorchCPUEngine."""
 
     info: EngineInfo
 

@@ -39,7 +39,7 @@ def is_ready(cache_dir: Path) -> bool:
     return (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
 
 
-def prepare(cache_dir: Path, say: Callable[[str], None] = lambda _: None) -> Path:
+def ensure_model(cache_dir: Path, say: Callable[[str], None] = lambda _: None) -> Path:
     """The converted model folder, fetching and converting it first if needed."""
     target = model_dir(cache_dir)
     if is_ready(cache_dir):

@@ -13,6 +13,7 @@ from typing import Any
 
 from mathagent.engines.base import Chat, EngineError, EngineInfo, Sample, Sampling
 from mathagent.engines.families import Family, family_of
+from mathagent.vocabulary import EngineKind
 
 INSTALL_HINT = "pip install openai"
 
@@ -36,7 +37,7 @@ class OpenAIEngine:
         self._client: Any = None
         self._model: str | None = config.model
         self._slots = asyncio.Semaphore(config.concurrency)
-        self.info = EngineInfo(kind="openai", model=config.model or "(server default)", detail=config.base_url)
+        self.info = EngineInfo(kind=EngineKind.OPENAI, model=config.model or "(server default)", detail=config.base_url)
 
     def _connect(self) -> Any:
         if self._client is None:
@@ -64,7 +65,7 @@ class OpenAIEngine:
             if not names:
                 raise EngineError(f"the server at {self.config.base_url} serves no model")
             self._model = names[0]
-            self.info = EngineInfo(kind="openai", model=self._model, detail=self.config.base_url)
+            self.info = EngineInfo(kind=EngineKind.OPENAI, model=self._model, detail=self.config.base_url)
         return self._model
 
     @property

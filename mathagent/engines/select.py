@@ -120,7 +120,7 @@ def build(
     model = choice.model or DEFAULT_MODEL
     if choice.embedded:
         say(embedded.NOTICE)
-        model = str(embedded.prepare(cache_dir, say))
+        model = str(embedded.ensure_model(cache_dir, say))
         family = CHATML
     config = VLLMConfig(
         model=model,
@@ -133,7 +133,7 @@ def build(
         config = config.for_cpu()
     vllm = VLLMEngine(config, family)
     if choice.embedded:
-        vllm.info = EngineInfo(kind="vllm", model=embedded.MODEL_NAME, detail=f"embedded, {model}")
+        vllm.info = EngineInfo(kind=EngineKind.VLLM, model=embedded.MODEL_NAME, detail=f"embedded, {model}")
     say(f"loading {choice.describe()} (this takes a while)")
     vllm.start()
     return vllm
@@ -152,12 +152,14 @@ def _build_torch(choice: EngineChoice, cache_dir: Path, say: Callable[[str], Non
 
     if choice.embedded:
         say(embedded.NOTICE)
-        folder, family = embedded.prepare(cache_dir, say), CHATML
+        folder, family = embedded.ensure_model(cache_dir, say), CHATML
     else:
         folder, family = Path(choice.model or "").expanduser(), None
     engine = TorchCPUEngine(folder, family)
     say(f"loading {choice.describe()}")
     engine.start()
     if choice.embedded:
-        engine.info = EngineInfo(kind="torch", model=embedded.MODEL_NAME, detail=f"embedded, {engine.info.detail}")
+        engine.info = EngineInfo(
+            kind=EngineKind.TORCH, model=embedded.MODEL_NAME, detail=f"embedded, {engine.info.detail}"
+        )
     return engine

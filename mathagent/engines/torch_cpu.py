@@ -23,6 +23,7 @@ from typing import Any
 
 from mathagent.engines.base import Chat, EngineError, EngineInfo, Sample, Sampling
 from mathagent.engines.families import Family, family_of
+from mathagent.vocabulary import EngineKind
 
 MAX_BATCH = 16  # sequences decoded together; more only costs memory on a CPU
 PROMPT_TOKENS_LIMIT = 8192
@@ -58,7 +59,7 @@ class TorchCPUEngine:
         self.family = family or family_of(str(folder))
         self.dtype_name = dtype
         self.threads = threads
-        self.info = EngineInfo(kind="torch", model=folder.name, detail="plain PyTorch on the CPU")
+        self.info = EngineInfo(kind=EngineKind.TORCH, model=folder.name, detail="plain PyTorch on the CPU")
         self._model: Any = None
         self._tokenizer: Any = None
         self._template: Any = None
@@ -99,7 +100,7 @@ class TorchCPUEngine:
             if token is not None:
                 self._eos.add(token)
         self.info = EngineInfo(
-            kind="torch",
+            kind=EngineKind.TORCH,
             model=self.folder.name,
             detail=f"plain PyTorch on the CPU, {str(dtype).removeprefix('torch.')}",
         )

@@ -21,6 +21,7 @@ from typing import Any
 from mathagent.engines.base import Chat, EngineError, EngineInfo, Sample, Sampling
 from mathagent.engines.enginelog import stderr_to_log, verbose
 from mathagent.engines.families import Family, family_of
+from mathagent.vocabulary import EngineKind
 
 INSTALL_HINT = (
     "pip install 'mathagent[vllm]' (CUDA GPU), or for CPU: pip install 'mathagent[cpu]' "
@@ -71,7 +72,9 @@ class VLLMEngine:
     def __init__(self, config: VLLMConfig, family: Family | None = None) -> None:
         self.config = config
         self.family = family or family_of(config.model)
-        self.info = EngineInfo(kind="vllm", model=config.model, detail=f"in-process vLLM, dtype {config.dtype}")
+        self.info = EngineInfo(
+            kind=EngineKind.VLLM, model=config.model, detail=f"in-process vLLM, dtype {config.dtype}"
+        )
         self._llm: Any = None
         self._wake = threading.Condition()
         self._adds: list[_Request] = []

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from mathagent.serve.limits import Refused, over_limit
-from mathagent.serve.metrics import Metrics
+from mathagent.serve.metrics import ServiceCounters
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -35,7 +35,7 @@ class Guard:
     """ASGI middleware: API key, body size, requests in progress, responses counted by status."""
 
     def __init__(
-        self, app: ASGIApp, *, api_key: str | None, max_body_bytes: int, max_requests: int, metrics: Metrics
+        self, app: ASGIApp, *, api_key: str | None, max_body_bytes: int, max_requests: int, metrics: ServiceCounters
     ) -> None:
         self.app = app
         self.key = api_key.encode("utf-8") if api_key else None

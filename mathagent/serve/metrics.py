@@ -17,7 +17,7 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-class Metrics:
+class ServiceCounters:
     """Checks by verdict, their latency, and HTTP responses by status code."""
 
     def __init__(self) -> None:

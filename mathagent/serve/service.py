@@ -27,7 +27,7 @@ import psutil
 
 from mathagent import __version__
 from mathagent.serve.limits import Refused, ServeLimits
-from mathagent.serve.metrics import Metrics
+from mathagent.serve.metrics import ServiceCounters
 from mathagent.serve.statements import Statements
 from mathagent.verify import verdict as codes
 from mathagent.verify.tasks import VerifyTask
@@ -54,10 +54,10 @@ class ServiceConfig:
 class CheckService:
     """Admit, run and account for checks. Enter it (async with) before use."""
 
-    def __init__(self, config: ServiceConfig, metrics: Metrics | None = None) -> None:
+    def __init__(self, config: ServiceConfig, metrics: ServiceCounters | None = None) -> None:
         self.config = config
         self.limits = config.limits
-        self.metrics = metrics or Metrics()
+        self.metrics = metrics or ServiceCounters()
         self.verifier = Verifier(config.toolchain, config.options)
         self.depth = 0  # checks admitted and not finished
         self.draining = False

@@ -24,7 +24,7 @@ _HINT = "--tasks takes a JSONL file of tasks with `id` and `formal_statement` (a
 
 
 @dataclass(frozen=True)
-class Statement:
+class KnownStatement:
     formal_statement: str
     header: str | None  # None: the server's default header
 
@@ -32,7 +32,7 @@ class Statement:
 class Statements:
     """Task id -> the statement (and header) a snippet with that id must prove."""
 
-    def __init__(self, by_id: dict[str, Statement], source: str = "") -> None:
+    def __init__(self, by_id: dict[str, KnownStatement], source: str = "") -> None:
         self.by_id = by_id
         self.source = source
         self.longest = max((len(ident) for ident in by_id), default=0)
@@ -40,7 +40,7 @@ class Statements:
     def __len__(self) -> int:
         return len(self.by_id)
 
-    def find(self, snippet_id: str) -> tuple[str, Statement] | None:
+    def find(self, snippet_id: str) -> tuple[str, KnownStatement] | None:
         """(task id, statement) for a snippet id `ID` or `ID#suffix` (the longest task id that fits)."""
         candidate = snippet_id
         if len(candidate) > self.longest:
@@ -77,7 +77,7 @@ class Statements:
         """Read a task file; a bad row stops the server from starting (InputError naming the line)."""
         if not path.is_file():
             raise InputError(f"no such file: {path}" if not path.exists() else f"{path} is not a file", hint=_HINT)
-        by_id: dict[str, Statement] = {}
+        by_id: dict[str, KnownStatement] = {}
         for row in read_rows(path):
             if row.error is not None:
                 raise InputError(f"{row.source}: {row.error}", hint=_HINT)
@@ -94,7 +94,7 @@ class Statements:
                 raise InputError(f"{row.source}: the task has {problem}", hint=_HINT)
             if str(ident) in by_id:
                 raise InputError(f"{row.source}: task id {str(ident)!r} appears twice", hint=_HINT)
-            by_id[str(ident)] = Statement(statement, header)
+            by_id[str(ident)] = KnownStatement(statement, header)
         if not by_id:
             raise InputError(f"{path} has no tasks", hint=_HINT)
         return cls(by_id, str(path))

@@ -64,7 +64,7 @@ class AxiomPolicy:
     trusted: frozenset[str] = frozenset()
 
 
-def judge(task_id: str, assembled: Assembled, run: RunOutcome, policy: AxiomPolicy | Iterable[str]) -> Verdict:
+def judge_run(task_id: str, assembled: Assembled, run: RunOutcome, policy: AxiomPolicy | Iterable[str]) -> Verdict:
     """The verdict for one Lean run of `assembled`."""
     if not isinstance(policy, AxiomPolicy):
         policy = AxiomPolicy(allowed=frozenset(policy))

@@ -45,7 +45,7 @@ from mathagent.verify.banned import BannedUse, find_banned
 from mathagent.verify.cache import VerdictCache, cache_key
 from mathagent.verify.completion import as_completed
 from mathagent.verify.declarations import Declaration, read_ilean
-from mathagent.verify.judge import DEFAULT_AXIOMS, AxiomPolicy, RunOutcome, judge
+from mathagent.verify.judge import DEFAULT_AXIOMS, AxiomPolicy, RunOutcome, judge_run
 from mathagent.verify.leantext import guess_declarations, imports_modules
 from mathagent.verify.messages import parse_output
 from mathagent.verify.process import run_process
@@ -225,7 +225,7 @@ class Verifier:
         # The audit is plain Python over untrusted text: off the event loop, so
         # it never holds up other checks, and within this check's time limit.
         prepared, audit_s = await asyncio.to_thread(
-            _timed_prepare, task, header, self.options.allow_native, self.toolchain.private_names
+            _timed_audit, task, header, self.options.allow_native, self.toolchain.private_names
         )
         if isinstance(prepared, tuple):
             kind, reasons, message = prepared
@@ -238,7 +238,7 @@ class Verifier:
             final, outcome = await self._run_whole_file(prepared, budget_s)
         else:
             final, outcome = prepared, await self._run(prepared, budget_s)
-        verdict = judge(task.id, final, outcome, self.options.axiom_policy)
+        verdict = judge_run(task.id, final, outcome, self.options.axiom_policy)
         verdict = replace(verdict, time_s=round(time.monotonic() - started, 3))
         return self._explained(verdict, prepared.submitted)
 
@@ -248,7 +248,7 @@ class Verifier:
         if not self.toolchain.prelude_only or not {codes.LEAN_ERROR, codes.BAD_HEADER} & set(verdict.reasons):
             return verdict
         message = verdict.message.split(". Note: this Lean is the prelude-only", 1)[0]  # a note in any wording
-        if message != verdict.message or _needs_modules(submitted, verdict):
+        if message != verdict.message or _failed_for_want_of_modules(submitted, verdict):
             verdict = replace(verdict, message=f"{message}. Note: {PRELUDE_HINT}")
         return verdict
 
@@ -430,7 +430,7 @@ def _being_cancelled() -> bool:
     return bool(cancelling and cancelling())
 
 
-def _needs_modules(submitted: str, verdict: Verdict) -> bool:
+def _failed_for_want_of_modules(submitted: str, verdict: Verdict) -> bool:
     """Did the check fail for want of modules a prelude-only Lean lacks: an
     `import`, or Lean not finding a module (Init, which every file without
     `prelude` imports, or Mathlib)?"""
@@ -446,16 +446,16 @@ def _submitted_bytes(task: VerifyTask) -> int:
     return sum(len(t.encode("utf-8")) for t in (task.proof, task.full_code, task.formal_statement) if t)
 
 
-def _timed_prepare(
+def _timed_audit(
     task: VerifyTask, header: str, allow_native: bool, private_names: bool
 ) -> tuple[Assembled | tuple[VerdictKind, Reason | list[Reason], str], float]:
-    """`_prepare` and the seconds it took (its own, not the wait for a thread to run it)."""
+    """`_assemble_and_audit` and the seconds it took (its own, not the wait for a thread to run it)."""
     started = time.monotonic()
-    prepared = _prepare(task, header, allow_native, private_names)
+    prepared = _assemble_and_audit(task, header, allow_native, private_names)
     return prepared, time.monotonic() - started
 
 
-def _prepare(
+def _assemble_and_audit(
     task: VerifyTask, header: str, allow_native: bool, private_names: bool
 ) -> Assembled | tuple[VerdictKind, Reason | list[Reason], str]:
     """Assemble and audit the task: the file to run, or (kind, reasons, message)
