@@ -24,6 +24,7 @@ from mathagent.cli.common import (
     verify_options,
 )
 from mathagent.config import MAX_SECONDS, Settings
+from mathagent.vocabulary import Pool
 
 if TYPE_CHECKING:
     from mathagent.serve import ServeLimits
@@ -146,7 +147,7 @@ def serve(
     limits = _limits(settings)
     # the verifier's own limit is the cap: a request's timeout may go up to it (it also sets the CPU backstop)
     options = verify_options(
-        settings.with_overrides(verify={"timeout": limits.max_timeout_s}), header, default_pool="warm"
+        settings.with_overrides(verify={"timeout": limits.max_timeout_s}), header, default_pool=Pool.WARM
     )
     service = CheckService(ServiceConfig(toolchain, options, limits, statements))
     listen = Listen(serve.host, serve.port, serve.grace, serve.api_key)

@@ -36,6 +36,7 @@ from mathagent.verify.tasks import BadRow, VerifyTask, bad_row_verdict, read_jso
 from mathagent.verify.toolchain import LeanToolchain, find_lean
 from mathagent.verify.verdict import Verdict
 from mathagent.verify.verifier import PRELUDE_HINT, Verifier
+from mathagent.vocabulary import Pool, SandboxMode
 
 HELP = """Check Lean proofs and say which are [bold]verified[/bold].
 
@@ -119,8 +120,9 @@ def verify(
 ) -> None:
     if not files and input is None:
         raise typer.BadParameter("give Lean files to check, or --input tasks.jsonl", param_hint="FILES / --input")
-    if sandbox is not None and sandbox not in ("auto", "bwrap", "none"):
-        raise typer.BadParameter("must be auto, bwrap or none", param_hint="--sandbox")
+    if sandbox is not None and sandbox not in set(SandboxMode):
+        *others, last = SandboxMode
+        raise typer.BadParameter(f"must be {', '.join(others)} or {last}", param_hint="--sandbox")
     check_pool(pool)
     settings, lake_project = settings_from_flags(
         lean,
@@ -142,7 +144,7 @@ def verify(
     cluster = address_of(settings)
     items = _read_inputs(files or [], input)
     header = read_header(header_file, lake_project)
-    options = verify_options(settings, header, default_pool="cold", extra_axioms=tuple(allow_axiom))
+    options = verify_options(settings, header, default_pool=Pool.COLD, extra_axioms=tuple(allow_axiom))
     open_checker: Callable[[], AbstractAsyncContextManager[Checker]]
     joined: AbstractContextManager[None]
     if cluster is None:
