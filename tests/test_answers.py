@@ -1,4 +1,4 @@
-"""Reading real model output: final answers, Lean blocks, proofs; and sympy's checks.
+"""Reading real model output: final answers, and sympy's checks (Lean blocks: test_leantext.py).
 
 How answers are compared (math-verify) is tested case by case on the corpus
 in tests/test_answer_corpus.py; here, what mathagent builds on it.
@@ -6,13 +6,9 @@ in tests/test_answer_corpus.py; here, what mathagent builds on it.
 
 from __future__ import annotations
 
-import random
-import re
-
 import pytest
 
 from mathagent.agent import answers, mathcheck
-from mathagent.agent.extract import last_lean_block, proof_after_statement
 from mathagent.agent.solve import check_answer
 from mathagent.vocabulary import AnswerCheck
 
@@ -85,46 +81,6 @@ def test_judge_reads_answers_as_written(reference: str, output: str, match: bool
     assert judgement.match is match, judgement
 
 
-LEAN_OUTPUTS = [
-    (
-        "Here is the proof:\n```lean4\ntheorem t : 1 + 1 = 2 := by\n  norm_num\n```\nDone.",
-        "theorem t : 1 + 1 = 2 := by\n  norm_num",
-    ),
-    (
-        "```lean\nexample : True := trivial\n```\nbetter:\n```lean\ntheorem t : True := trivial\n```",
-        "theorem t : True := trivial",
-    ),
-    ("```\ntheorem t : True := by\n  trivial\n```", "theorem t : True := by\n  trivial"),
-    ("```python\nprint(1)\n```", None),
-    ("The proof:\ntheorem t : True := by\n  trivial", "theorem t : True := by\n  trivial"),
-    ("```lean4\ntheorem t : True := by\n  trivial", "theorem t : True := by\n  trivial"),  # cut off by max_tokens
-]
-
-
-@pytest.mark.parametrize(("output", "code"), LEAN_OUTPUTS)
-def test_last_lean_block(output: str, code: str | None) -> None:
-    assert last_lean_block(output) == code
-
-
-def test_proof_after_a_restated_statement() -> None:
-    statement = "theorem mathd_algebra_10 : abs ((120 : ℝ) / 100 * 30 - 130 / 100 * 20) = 10 := by sorry"
-    code = (
-        "import Mathlib\nimport Aesop\nset_option maxHeartbeats 400000\nopen BigOperators Real Nat Topology Rat\n\n"
-        "/-- The answer is 10. -/\ntheorem mathd_algebra_10 : abs ((120 : ℝ) / 100 * 30 - 130 / 100 * 20) = 10 := by\n"
-        "  norm_num [abs_of_nonneg]\n"
-    )
-    assert proof_after_statement(code, statement) == "\n  norm_num [abs_of_nonneg]\n"
-
-
-def test_proof_without_restatement_is_the_code_itself() -> None:
-    assert proof_after_statement("  simp", "theorem t : True := by sorry") == "  simp"
-
-
-def test_proof_after_statement_skips_default_argument_assigns() -> None:
-    statement = "theorem t (n : ℕ := 3) : n = n := by"
-    assert proof_after_statement("theorem t (n : ℕ := 3) : n = n := by\n  rfl", statement) == "\n  rfl"
-
-
 COMPUTED = [
     ("What is the sum of the roots of x^2 - 5x + 6 = 0?", "5"),
     ("What is 2+3?", "5"),
@@ -193,29 +149,3 @@ def test_score_judges_the_solution_and_every_sample() -> None:
     scored = answers.score("\\frac{1}{2}", SAMPLES[0], SAMPLES)
     assert (scored.match, scored.gold) == (True, "\\frac{1}{2}")
     assert scored.sample_matches == [True, True, False, False, True]
-
-
-# the fence pattern extraction used before, kept as the oracle: same blocks, but quadratic on fence lines
-_OLD_FENCE = re.compile(r"```[ \t]*(?P<lang>[\w+-]*)[^\n]*\n(?P<body>.*?)(?:```|\Z)", re.S)
-
-
-def test_fenced_blocks_match_the_old_pattern_on_generated_text() -> None:
-    from mathagent.agent.extract import fenced_blocks
-
-    pieces = ["`", "``", "```", "````", "\n", " ", "\t", "lean", "lean4", "a", "+", "-", "é", "x y", "\r"]
-    rng = random.Random(7)
-    for _ in range(20000):
-        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 25)))
-        assert list(fenced_blocks(text)) == [(m["lang"], m["body"]) for m in _OLD_FENCE.finditer(text)], text
-
-
-@pytest.mark.timeout(30)
-def test_lean_block_extraction_is_one_pass_on_1mb_of_fence_lines() -> None:
-    # "```a" repeated: the old pattern retried every fence to the end of the line (7 s at 160 kB)
-    assert last_lean_block("```a" * 250_000) is None
-    assert last_lean_block("```lean\n" + "a" * 1_000_000) == "a" * 1_000_000
-    # one fence line of 1 MB labelled `a`, not Lean: its block is not taken
-    assert last_lean_block("```a" * 250_000 + "\ntheorem t : True := trivial\n```") is None
-    assert last_lean_block("```a" * 250_000 + "\n```\n```lean\ntheorem t : True := trivial\n```") == (
-        "theorem t : True := trivial"
-    )

@@ -10,7 +10,8 @@ import pytest
 
 from conftest import PRELUDE_HEADER
 from mathagent.agent import events
-from mathagent.agent.loop import Agent, Budget, proof_from_output, statement_from_output
+from mathagent.agent.extract import proof_from_output, statement_from_output
+from mathagent.agent.loop import Agent, Budget
 from mathagent.agent.records import Problem, Result
 from mathagent.engines.openai import OpenAIConfig, OpenAIEngine
 from mathagent.verify.toolchain import LeanToolchain

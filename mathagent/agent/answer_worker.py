@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from mathagent.verify.leantext import Fence, conclusion_value, fences
+
 LETTERS = ("A", "B", "C", "D", "E")
 MAX_ANSWER_CHARS = 2000  # a longer "answer" is not an answer: not comparable, at once
 OUTPUT_TAIL_CHARS = 6000  # the final answer is at the end of an output
@@ -95,13 +97,10 @@ _SENTENCE_END = re.compile(r"[.!?。]\s*$|[)\]}$]\s*$")
 _NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+(?![\d.,]))?")  # 7,425.5 or 2/3
 _RELATION_LIST = re.compile(r"\b[a-z]\s*=\s*-?[\w./^{}]+(?:\s*(?:,|or|and)\s*[a-z]\s*=\s*-?[\w./^{}]+)+")
 _DECIMAL_COMMA = re.compile(r"-?\d+,\d{2}")  # 1000,99: two digits after a comma are never a thousands group
-_CODE_BLOCK = re.compile(r"```.*?(?:```|\Z)", re.S)
-_LEAN_DECLARATION = re.compile(r"\b(?:theorem|lemma|example)\b")
 # `(x : ℕ)`: what precedes the colon, stripped in `_unascribed` (a lazy group between two `\s*`
 # here would backtrack cubically on a long run of spaces)
 _LEAN_ASCRIPTION = re.compile(r"\(([^():]+):\s*[ℕℤℚℝℂ]\s*\)")
 _LEAN_SQRT = re.compile(r"(?:Real\.sqrt|√)\s*(\([^()]*\)|[\w.]+)")
-_LEAN_OPENERS, _LEAN_CLOSERS = "([{⟨", ")]}⟩"
 _TOTAL_WORDS = re.compile(r"\b(?:in total|total|altogether|in all|overall)\b", re.I)
 
 
@@ -169,28 +168,11 @@ def _ends_on_number(text: str) -> bool:
 
 
 def _lean_conclusion(code: str) -> str | None:
-    """The value a restated Lean theorem ends on: `theorem t (h : ...) : x = 3 := ...` gives `3`."""
-    found = list(_LEAN_DECLARATION.finditer(code))
-    if not found:
+    """The value a restated Lean theorem ends on, in LaTeX: `theorem t (h : ...) : x = 3 := ...` gives `3`."""
+    value = conclusion_value(code)
+    if value is None:
         return None
-    start = found[-1].end()
-    end = code.find(":=", start)
-    statement = code[start : end if end >= 0 else len(code)]
-    depth, colon = 0, -1
-    for i, char in enumerate(statement):  # the conclusion follows the last colon outside the binders
-        if char in _LEAN_OPENERS:
-            depth += 1
-        elif char in _LEAN_CLOSERS:
-            depth = max(0, depth - 1)
-        elif char == ":" and depth == 0:
-            colon = i
-    conclusion = statement[colon + 1 :]
-    equals = [
-        i for i, char in enumerate(conclusion) if char == "=" and conclusion[i - 1 : i] not in ("<", ">", "!", "=")
-    ]
-    if colon < 0 or not equals:
-        return None
-    value = _LEAN_ASCRIPTION.sub(_unascribed, conclusion[equals[-1] + 1 :].strip())
+    value = _LEAN_ASCRIPTION.sub(_unascribed, value)
     value = _LEAN_SQRT.sub(lambda m: "\\sqrt{" + m.group(1).removeprefix("(").removesuffix(")") + "}", value)
     return value.replace("Real.pi", "\\pi").replace("π", "\\pi").replace("*", "\\cdot ")
 
@@ -206,11 +188,21 @@ def parse_output(output: str) -> list[Any]:
     cut = _NEXT_QUESTION.search(tail)
     if cut and cut.start() > 0:
         tail = tail[: cut.start()]  # a base model went on to write the next few-shot question
-    blocks = [m.group() for m in _CODE_BLOCK.finditer(tail)]
+    blocks = list(fences(tail))
     if blocks:  # a Lean restatement after the solution: the prose answers first, else the theorem
-        found = _parse_text(_CODE_BLOCK.sub("\n", tail))
-        return found or _parse_plain(_lean_conclusion(blocks[-1]))
+        found = _parse_text(_outside(tail, blocks))
+        return found or _parse_plain(_lean_conclusion(blocks[-1].body))
     return _parse_text(tail)
+
+
+def _outside(text: str, blocks: list[Fence]) -> str:
+    """`text` with each fenced block replaced by a newline."""
+    pieces, last = [], 0
+    for block in blocks:
+        pieces.append(text[last : block.start])
+        last = block.end
+    pieces.append(text[last:])
+    return "\n".join(pieces)
 
 
 def _parse_text(tail: str) -> list[Any]:

@@ -28,11 +28,7 @@ from typing import Any
 
 from mathagent import prompts
 from mathagent.agent import answers, events
-from mathagent.agent.extract import (
-    last_lean_block,
-    proof_after_statement,
-    statement_end,
-)
+from mathagent.agent.extract import proof_from_output, statement_from_output
 from mathagent.agent.feedback import repair_prompt
 from mathagent.agent.records import Attempt, Problem, Result
 from mathagent.agent.solve import solve
@@ -41,7 +37,6 @@ from mathagent.project import FALLBACK_HEADER
 from mathagent.verify.assemble import BadTask, Rejection, assemble
 from mathagent.verify.checker import Checker
 from mathagent.verify.leantext import imports_modules
-from mathagent.verify.lexer import mask
 from mathagent.verify.tasks import VerifyTask
 from mathagent.verify.verdict import Verdict
 from mathagent.vocabulary import NO_PROOF, ErrorKind, PromptKind, StatementSource, Status, VerdictKind
@@ -366,34 +361,6 @@ class _ProofSearch:
         except (BadTask, Rejection):
             return None
         return repair_prompt(submitted, verdict)
-
-
-def proof_from_output(text: str, statement: str) -> str | None:
-    """The proof to submit from a model's output: its last Lean block (or the
-    text itself when it wrote no fence), minus a repeated header and statement."""
-    code = last_lean_block(text)
-    if code is None:
-        code = text if text.strip() else None  # keep indentation: it may be a tactic block
-    if code is None:
-        return None
-    try:
-        proof = proof_after_statement(code, statement)
-    except ValueError:
-        return None
-    return proof if proof.strip() else None
-
-
-def statement_from_output(text: str) -> str | None:
-    """A theorem statement, up to its `:=`, from an autoformalization output."""
-    code = last_lean_block(text) or text
-    masked = mask(code)
-    decl = re.search(r"(?m)^[ \t]*(?:theorem|lemma)\s+\S+", masked)
-    if decl is None:
-        return None
-    end = statement_end(masked, decl.end())
-    if end is None:
-        return None
-    return code[decl.start() : end].strip()
 
 
 def _normalize(proof: str | None) -> str:

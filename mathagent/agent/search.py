@@ -26,9 +26,9 @@ from enum import Enum
 from typing import Any
 
 from mathagent import prompts
-from mathagent.agent.extract import fenced_blocks
 from mathagent.engines.base import Engine
 from mathagent.verify.checker import Checker
+from mathagent.verify.leantext import fences
 from mathagent.verify.session import ProofSession, ProofState, proof_text
 from mathagent.verify.tasks import VerifyTask
 from mathagent.verify.verdict import Verdict
@@ -99,8 +99,8 @@ SearchListener = Callable[[TraceNode], None]
 def tactic_from_output(text: str, limit: int) -> str | None:
     """The tactic in a model's answer: the body of its first fenced block, else the
     text itself; None when empty or longer than `limit` characters."""
-    blocks = list(fenced_blocks(text))
-    tactic = (blocks[0][1] if blocks else text).strip("\n").rstrip()
+    first = next(fences(text), None)
+    tactic = (first.body if first else text).strip("\n").rstrip()
     if not tactic.strip() or len(tactic) > limit:
         return None
     return tactic

@@ -8,13 +8,22 @@ about untrusted text (which declarations a submission makes) are never
 decided here: they come from Lean itself (see `declarations`). The one
 reading of untrusted text, `guess_declarations`, is a guess that saves a
 Lean run when Lean confirms it, and costs one when it is wrong.
+
+Model output is read here too (`fences`, `last_lean_block`,
+`proof_after_statement`, `first_statement`, `conclusion_value`): what to
+submit, which statement was formalised, which value a restated theorem
+ends on. Those readings choose what Lean is asked; Lean's verdict alone
+decides whether it holds. Each is one pass over its input (model output is
+untrusted, and may be megabytes of anything).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from mathagent.verify.lexer import Kind, Token, code_tokens, tokenize
+from mathagent.verify.lexer import Kind, Token, code_tokens, mask, tokenize
 
 _DECL_WORDS = ("theorem", "lemma")
 _MODIFIERS = {"private", "protected", "noncomputable", "nonrec", "partial", "unsafe"}
@@ -94,9 +103,14 @@ def _is(text: str, tok: Token, symbol: str) -> bool:
 def _final_assign(text: str, tokens: list[Token], start: int) -> int | None:
     """Index of the last `:=` outside brackets (default arguments and `let`s in
     binders have their own `:=`)."""
+    return next(reversed([k for k, symbol in _top_level(text, tokens, start, len(tokens)) if symbol == ":="]), None)
+
+
+def _top_level(text: str, tokens: list[Token], start: int, stop: int) -> Iterator[tuple[int, str]]:
+    """(index, text) of each symbol among `tokens[start:stop]` outside brackets
+    (the brackets themselves left out)."""
     depth = 0
-    last = None
-    for k in range(start, len(tokens)):
+    for k in range(start, stop):
         tok = tokens[k]
         if tok.kind is not Kind.SYMBOL:
             continue
@@ -105,9 +119,8 @@ def _final_assign(text: str, tokens: list[Token], start: int) -> int | None:
             depth += 1
         elif symbol in _CLOSE_BRACKETS:
             depth -= 1
-        elif symbol == ":=" and depth == 0:
-            last = k
-    return last
+        elif depth == 0:
+            yield k, symbol
 
 
 def _command_prefix(text: str, decl_start: int) -> str:
@@ -248,3 +261,141 @@ def guess_declarations(source: str) -> list[tuple[str, ...]]:
 
 def _keyword(tok: Token) -> str:
     return tok.parts[0] if tok.kind is Kind.IDENT and not tok.escaped and len(tok.parts) == 1 else ""
+
+
+# ---------------------------------------------------------------- model output
+
+_FENCE_LANG = re.compile(r"[ \t]*([\w+-]*)")
+_LEAN_FENCES = ("lean", "lean4")
+# where unfenced Lean starts in prose, and what makes an unlabelled block Lean (prose is not lexed)
+_LEAN_START = re.compile(r"(?m)^(?:import|theorem|lemma|open|example)\b")
+_LOOKS_LIKE_LEAN = re.compile(r"(?m)^[ \t]*(?:theorem|lemma|example|import|open)\b|:=[ \t\n]*by\b")
+_STATEMENT_WORDS = ("theorem", "lemma", "example")
+_NOT_EQUATIONS = set("<>!=")  # `<=`, `>=`, `!=`, `==`: not the `=` a value follows
+
+
+@dataclass(frozen=True)
+class Fence:
+    """A fenced block of Markdown: a ``` line (its language word after optional
+    blanks), then everything up to the next ``` or the end of the text."""
+
+    lang: str
+    body: str
+    start: int  # offset of the opening ```
+    end: int  # offset just past the closing ``` (the end of the text when unclosed)
+
+
+def fences(text: str) -> Iterator[Fence]:
+    """Every fenced block of `text`, in order. One pass with `str.find`: a
+    pattern would retry its opening at every position of a fence line that
+    has no newline (quadratic on model output)."""
+    pos = 0
+    while (start := text.find("```", pos)) >= 0:
+        eol = text.find("\n", start + 3)
+        if eol < 0:
+            return  # no line ends after this fence, nor after any later one
+        match = _FENCE_LANG.match(text, start + 3, eol)
+        lang = match.group(1) if match else ""
+        close = text.find("```", eol + 1)
+        if close < 0:
+            yield Fence(lang, text[eol + 1 :], start, len(text))
+            return
+        yield Fence(lang, text[eol + 1 : close], start, close + 3)
+        pos = close + 3
+
+
+def last_lean_block(text: str) -> str | None:
+    """The last Lean code block: ```lean, ```lean4 or an unlabelled fence with
+    Lean in it; failing that, unfenced text from the first `theorem`/`lemma`/
+    `import` line on. None when there is no Lean at all."""
+    blocks = list(fences(text))
+    lean = [b.body for b in blocks if b.lang.lower() in _LEAN_FENCES]
+    if lean:
+        return lean[-1].strip("\n")
+    plain = [b.body for b in blocks if not b.lang and _LOOKS_LIKE_LEAN.search(b.body)]
+    if plain:
+        return plain[-1].strip("\n")
+    if blocks:
+        return None
+    start = _LEAN_START.search(text)
+    return text[start.start() :].strip("\n") if start else None
+
+
+def proof_after_statement(code: str, formal_statement: str) -> str:
+    """The proof text that follows `formal_statement` in `code`.
+
+    Models often repeat the header and the statement before the proof; this
+    finds the first `theorem`/`lemma` with the statement's name and returns
+    what follows its signature's `:=` (dropping a leading `by` when the
+    statement already ends with one). If the statement is not repeated,
+    `code` is the proof. Raises ValueError when `formal_statement` is not one.
+    """
+    statement = parse_statement(formal_statement)
+    tokens = list(code_tokens(code))
+    for k, tok in enumerate(tokens[:-1]):
+        name = tokens[k + 1]
+        if _is_decl_word(tok) and name.kind is Kind.IDENT and name.parts == statement.name_parts:
+            assign = _signature_end(code, tokens, k + 2)
+            if assign is None:
+                return code
+            after = tokens[assign + 1] if assign + 1 < len(tokens) else None
+            if statement.ends_with_by and after is not None and after.is_word("by"):
+                return code[after.end :]
+            return code[tokens[assign].end :]
+    return code
+
+
+def first_statement(code: str) -> str | None:
+    """The first `theorem`/`lemma` that starts a line, up to its signature's
+    `:=`: the statement an autoformalization wrote. None when there is none."""
+    tokens = list(code_tokens(code))
+    line_start = True  # nothing but blanks and comments since the last newline
+    last_end = 0
+    for k, tok in enumerate(tokens):
+        if tok.kind is Kind.ERROR and code[tok.start : tok.end].isspace():
+            continue  # tabs: blanks here, though Lean rejects them
+        line_start = line_start or "\n" in code[last_end : tok.start]
+        if line_start and _is_decl_word(tok) and k + 1 < len(tokens):
+            assign = _signature_end(code, tokens, k + 2)
+            return code[tok.start : tokens[assign].end].strip() if assign is not None else None
+        line_start, last_end = False, tok.end
+    return None
+
+
+def conclusion_value(code: str) -> str | None:
+    """The value the last `theorem`/`lemma`/`example` in `code` concludes with:
+    what follows the last `=` of the type after its last colon outside
+    brackets (`theorem t (h : 2 * x = 6) : x = 3 := ...` gives `3`), as Lean
+    source with comments and strings blanked. None when its conclusion has no `=`."""
+    tokens = list(code_tokens(code))
+    decls = [k for k, tok in enumerate(tokens) if any(tok.is_word(w) for w in _STATEMENT_WORDS)]
+    if not decls:
+        return None
+    assign = _signature_end(code, tokens, decls[-1] + 1)
+    stop = assign if assign is not None else len(tokens)
+    colons = [k for k, symbol in _top_level(code, tokens, decls[-1] + 1, stop) if symbol == ":"]
+    if not colons:
+        return None
+    conclusion = tokens[colons[-1] + 1 : stop]
+    equals = [k for k, tok in enumerate(conclusion) if _is(code, tok, "=") and not _in_relation(code, tok)]
+    if not equals or equals[-1] + 1 == len(conclusion):
+        return None
+    start, end = conclusion[equals[-1] + 1].start, conclusion[-1].end
+    return mask(code[start:end]).strip()
+
+
+def _is_decl_word(tok: Token) -> bool:
+    return tok.is_word("theorem") or tok.is_word("lemma")
+
+
+def _in_relation(text: str, tok: Token) -> bool:
+    """Is this `=` part of `<=`, `>=`, `!=`, `==` or `=>`?"""
+    before = text[tok.start - 1 : tok.start]
+    return before in _NOT_EQUATIONS or text.startswith(("=", ">"), tok.end)
+
+
+def _signature_end(text: str, tokens: list[Token], start: int) -> int | None:
+    """Index of the first `:=` outside brackets from token `start` on: the end
+    of a declaration's signature (default arguments and `let`s in binders
+    have their own `:=`)."""
+    return next((k for k, symbol in _top_level(text, tokens, start, len(tokens)) if symbol == ":="), None)
