@@ -13,7 +13,9 @@ from mathagent.agent import events
 from mathagent.agent.extract import proof_from_output, statement_from_output
 from mathagent.agent.loop import Agent, Budget
 from mathagent.agent.records import Problem, Result
+from mathagent.agent.strategy import ProofGoal, Strategy
 from mathagent.engines.openai import OpenAIConfig, OpenAIEngine
+from mathagent.verify.tasks import VerifyTask
 from mathagent.verify.toolchain import LeanToolchain
 from mathagent.verify.verifier import Verifier, VerifyOptions
 from mathagent.vocabulary import Status
@@ -41,14 +43,19 @@ def server() -> Iterator[ScriptedServer]:
 
 
 def run(
-    lean: LeanToolchain, server: ScriptedServer, problem: Problem, budget: Budget, seen: list | None = None
+    lean: LeanToolchain,
+    server: ScriptedServer,
+    problem: Problem,
+    budget: Budget,
+    seen: list | None = None,
+    strategy: Strategy | None = None,
 ) -> Result:
     async def go() -> Result:
         engine = OpenAIEngine(OpenAIConfig(base_url=server.base_url, model="scripted", max_retries=0, timeout_s=30))
         options = VerifyOptions(workers=2, timeout_s=30, default_header=PRELUDE_HEADER)
         try:
             async with Verifier(lean, options) as verifier:
-                agent = Agent(engine, verifier, budget)
+                agent = Agent(engine, verifier, budget, strategy=strategy)
                 return await agent.run(problem, seen.append if seen is not None else None)
         finally:
             await engine.aclose()
@@ -72,6 +79,33 @@ def test_repairs_with_leans_error_and_verifies(lean: LeanToolchain, server: Scri
     kinds = [type(e) for e in seen]
     order = [events.StatementReady, events.Generating, events.VerdictReceived, events.Repairing]
     assert [kinds.index(k) for k in order] == sorted(kinds.index(k) for k in order)
+    assert seen[-1] == events.Done(Status.VERIFIED)
+
+
+class _KnownProof:
+    """A strategy that proves by one known proof (no model): how another strategy plugs in."""
+
+    def __init__(self) -> None:
+        self.goals: list[ProofGoal] = []
+
+    async def prove(self, goal: ProofGoal, result: Result, emit: events.Listener) -> None:
+        self.goals.append(goal)
+        verdict = await goal.checker.verify(
+            VerifyTask(id=goal.problem.id, formal_statement=goal.statement, proof=" Eq.refl _", header=goal.header)
+        )
+        if verdict.verified:
+            result.status, result.proof = Status.VERIFIED, " Eq.refl _"
+
+
+def test_the_agent_proves_with_the_strategy_it_is_given(lean: LeanToolchain, server: ScriptedServer) -> None:
+    strategy = _KnownProof()
+    seen: list[events.Event] = []
+    problem = Problem(id="p1", formal_statement=STATEMENT)
+    result = run(lean, server, problem, Budget(rounds=2, samples=1), seen, strategy)
+    assert result.status == Status.VERIFIED and result.proof == " Eq.refl _"
+    [goal] = strategy.goals
+    assert (goal.statement, goal.header, goal.budget.rounds) == (STATEMENT, PRELUDE_HEADER, 2)
+    assert server.requests == [] and result.attempts == []  # no whole proofs were sampled
     assert seen[-1] == events.Done(Status.VERIFIED)
 
 

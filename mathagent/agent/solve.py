@@ -1,4 +1,5 @@
-"""Natural-language solving: sample solutions, vote on the answer, ask sympy.
+"""Natural-language solving: sample solutions, vote on the answer, ask sympy,
+and judge the answer against the problem's reference answer.
 
 Answers are read and compared with `answers` (math-verify). The result says
 plainly how far the answer can be trusted: "answer checked" only when sympy
@@ -15,6 +16,8 @@ from typing import Any
 
 from mathagent import prompts
 from mathagent.agent import answers, mathcheck
+from mathagent.agent.budget import Budget
+from mathagent.agent.records import Problem, Result
 from mathagent.engines.base import Engine, Sample
 from mathagent.vocabulary import AnswerCheck, PromptKind
 
@@ -84,6 +87,28 @@ async def solve(
         completion_tokens=sum(s.completion_tokens for s in outputs),
         time_s=round(time.monotonic() - started, 3),
     )
+
+
+async def solve_and_score(problem: Problem, engine: Engine, budget: Budget, result: Result) -> SolveResult:
+    """Solve `problem.informal` as `budget` says and record the solution, the
+    answer, sympy's check and every sample in `result`; with a reference
+    answer, judge the winning answer (its best sample) and every sample against it."""
+    t0 = time.monotonic()
+    nl = await solve(
+        problem.informal or "", engine, samples=budget.solve_samples, overrides={"max_tokens": budget.max_tokens}
+    )
+    result.model_s += time.monotonic() - t0
+    result.solution, result.answer = nl.solution, nl.answer
+    result.answer_check, result.answer_check_detail = nl.check, nl.check_detail
+    result.answer_samples = [s.answer for s in nl.samples]
+    result.sample_texts = [s.text for s in nl.samples]
+    if problem.answer is not None:
+        scored = await asyncio.to_thread(answers.score, problem.answer, nl.solution, result.sample_texts)
+        result.reference_match, result.reference_parsed = scored.match, scored.gold
+        result.sample_matches = scored.sample_matches
+    result.prompt_tokens += nl.prompt_tokens
+    result.completion_tokens += nl.completion_tokens
+    return nl
 
 
 def _judge_samples(
