@@ -495,6 +495,34 @@ def test_a_node_that_joins_mid_run_gets_checks(connected: Any) -> None:
     assert verdicts == ["verified"] * 12
 
 
+def test_a_proof_session_stays_on_one_node_and_gives_the_local_goals(connected: Any, lean: LeanToolchain) -> None:
+    from mathagent.cluster import RayChecker
+    from mathagent.config import Settings
+    from mathagent.verify.verifier import Verifier, VerifyOptions
+
+    options = VerifyOptions(workers=1, timeout_s=60, memory_mb=4096, default_header=PRELUDE_HEADER)
+    statement = "theorem two_imp : Eq two two → Eq four four → Eq two two :="
+
+    async def goals(checker: Any) -> tuple[tuple[str, ...], tuple[str, ...], str]:
+        async with checker.session() as session:
+            start = await session.open(PRELUDE_HEADER, statement)
+            step = await session.apply(start, "intro | h => ?_")
+            failed = await session.apply(start, "exact h")
+            assert step.state is not None, step.error
+            return start.goals, step.state.goals, failed.error
+
+    async def go() -> tuple[Any, Any]:
+        async with RayChecker(Settings(), options) as remote:
+            on_cluster = await goals(remote)
+        async with Verifier(lean, options) as local:
+            here = await goals(local)
+        return on_cluster, here
+
+    on_cluster, here = asyncio.run(go())
+    assert on_cluster == here
+    assert on_cluster[2] == "unknown tactic"
+
+
 # ---------------------------------------------------------------- the engine actor: in-process vLLM
 
 

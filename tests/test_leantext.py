@@ -291,3 +291,31 @@ def test_model_output_readers_are_linear_on_1mb_of_adversarial_text() -> None:
         t2 = time.perf_counter()
         # linear: ten times the text, about ten times the time (quadratic would be a hundred)
         assert t2 - t1 < 30 * (t1 - t0) + 1.0, (read, t1 - t0, t2 - t1)
+
+
+def test_top_level_tactics_of_a_by_block() -> None:
+    from mathagent.verify.leantext import top_level_tactics
+
+    proof = 'by\n  intro h\n  constructor\n  · simp\n    ring\n  -- done: -/ "\n  exact h.1'
+    assert top_level_tactics(proof) == ["intro h", "constructor", '· simp\n  ring\n-- done: -/ "', "exact h.1"]
+    assert top_level_tactics(" by simp [foo]\n") == ["simp [foo]"]
+    assert top_level_tactics("\n  by\n    nlinarith [sq_nonneg (a - b),\n      sq_nonneg a]") == [
+        "nlinarith [sq_nonneg (a - b),\n  sq_nonneg a]"
+    ]
+    assert top_level_tactics(" Eq.refl _") == []
+    assert top_level_tactics("by\n  /- a\n  comment -/\n  simp\n  rfl") == ["simp", "rfl"]
+
+
+def test_top_level_tactics_is_linear_on_a_megabyte() -> None:
+    import time
+
+    from mathagent.verify.leantext import top_level_tactics
+
+    def timed(n: int) -> float:
+        text = "by\n" + "  simp\n" * n
+        started = time.perf_counter()
+        assert len(top_level_tactics(text)) == n
+        return time.perf_counter() - started
+
+    small, large = timed(35_000), timed(140_000)  # about 1 MB
+    assert large < 8 * small + 0.5  # 4x the text: about 4x the time, never 16x

@@ -21,8 +21,10 @@ Cancelling a `verify` cancels the check on its node (its Lean is killed);
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
+import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +40,7 @@ from mathagent.config import Settings
 from mathagent.errors import ToolchainError, VerifierError
 from mathagent.verify.checker import as_completed
 from mathagent.verify.leantext import imports_modules
+from mathagent.verify.session import ProofState, TacticResult
 from mathagent.verify.tasks import VerifyTask
 from mathagent.verify.toolchain import LeanToolchain
 from mathagent.verify.verdict import Verdict
@@ -62,6 +65,61 @@ def _imports_modules(header: str) -> bool:
 
 def _affinity(header: str) -> str:
     return hashlib.sha256(header.encode("utf-8")).hexdigest()
+
+
+class NodeSession:
+    """A proof session on one node of the cluster: the node is chosen (and a worker
+    of it held) when the theorem is opened, and every tactic runs there. A node
+    lost in the middle ends the session: each later tactic fails, saying so."""
+
+    def __init__(self, checker: RayChecker) -> None:
+        self._checker = checker
+        self._id = uuid.uuid4().hex
+        self._held = contextlib.AsyncExitStack()
+        self._actor: Any = None
+        self._lost = ""
+
+    async def __aenter__(self) -> NodeSession:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def open(self, header: str, statement: str) -> ProofState:
+        checker = self._checker
+        try:
+            lease = checker._router.lease(_affinity(header), checker._eligible(header))
+            name, node = await self._held.enter_async_context(lease)
+        except NoMembers:
+            raise VerifierError("no node of the Ray cluster has a usable Lean", hint=START_HINT) from None
+        self._actor = node.actor
+        try:
+            state: ProofState = await call(self._actor.open_session.remote(self._id, header, statement))
+        except lost_errors() as exc:
+            checker._lose(name, exc)
+            raise VerifierError(f"the node of this proof session was lost: {brief(exc)}") from None
+        return state
+
+    async def apply(self, state: ProofState, tactic: str) -> TacticResult:
+        if self._actor is None or self._lost:
+            return TacticResult(None, self._lost or "the proof session is not open")
+        try:
+            result: TacticResult = await call(self._actor.session_apply.remote(self._id, state, tactic))
+        except lost_errors() as exc:
+            self._lost = f"the node of this proof session was lost: {brief(exc)}"
+            return TacticResult(None, self._lost)
+        return result
+
+    async def close(self) -> None:
+        actor, self._actor = self._actor, None
+        try:
+            if actor is not None and not self._lost:
+                with contextlib.suppress(*lost_errors()):
+                    await call(actor.close_session.remote(self._id))
+        finally:
+            await self._held.aclose()
 
 
 class RayChecker:
@@ -226,6 +284,10 @@ class RayChecker:
 
     def verify_many(self, tasks: Iterable[VerifyTask]) -> AsyncGenerator[tuple[int, Verdict], None]:
         return as_completed(self.verify, tasks)
+
+    def session(self) -> NodeSession:
+        """A proof session that stays on one node (the one its header's checks go to) for its life."""
+        return NodeSession(self)
 
     async def _on_a_node(self, header: str, ask: Callable[[Any], Any]) -> Any:
         """`ask(actor)` (a remote call) on a node for `header`, again on another while nodes are lost."""

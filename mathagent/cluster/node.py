@@ -16,6 +16,7 @@ from pathlib import Path
 
 from mathagent.cluster.nodes import node_search
 from mathagent.errors import MathAgentError
+from mathagent.verify.session import ProofSession, ProofState, TacticResult
 from mathagent.verify.tasks import VerifyTask
 from mathagent.verify.toolchain import LeanToolchain, find_lean
 from mathagent.verify.verdict import Verdict
@@ -59,6 +60,7 @@ class LeanNode:
 
     def __init__(self) -> None:
         self._verifier: Verifier | None = None
+        self._sessions: dict[str, ProofSession] = {}  # a driver's search -> its session on this node
 
     async def start(self, lean: Path | None, project: str | None, options: VerifyOptions, workers: int) -> NodeInfo:
         """Find this node's Lean (`lean`: the one named on the driver's command line) and open a Verifier on it;
@@ -82,7 +84,26 @@ class LeanNode:
     async def check_statement(self, formal_statement: str, header: str | None) -> StatementCheck:
         return await self._ready().check_statement(formal_statement, header)
 
+    async def open_session(self, session_id: str, header: str, statement: str) -> ProofState:
+        """Open a proof session on this node's Lean; it lives here until `close_session`."""
+        session = self._ready().session()
+        self._sessions[session_id] = session
+        return await session.open(header, statement)
+
+    async def session_apply(self, session_id: str, state: ProofState, tactic: str) -> TacticResult:
+        session = self._sessions.get(session_id)
+        if session is None:
+            return TacticResult(None, "this node has no such proof session (it was closed)")
+        return await session.apply(state, tactic)
+
+    async def close_session(self, session_id: str) -> None:
+        session = self._sessions.pop(session_id, None)
+        if session is not None:
+            await session.close()
+
     async def close(self) -> None:
+        for session_id in list(self._sessions):
+            await self.close_session(session_id)
         verifier, self._verifier = self._verifier, None
         if verifier is not None:
             await verifier.aclose()

@@ -12,6 +12,7 @@ from collections.abc import AsyncGenerator, Iterable
 from typing import Protocol
 
 from mathagent.verify.completion import as_completed
+from mathagent.verify.session import TacticSession
 from mathagent.verify.tasks import VerifyTask
 from mathagent.verify.toolchain import LeanToolchain
 from mathagent.verify.verdict import Verdict
@@ -41,6 +42,10 @@ class Checker(Protocol):
 
     def verify_many(self, tasks: Iterable[VerifyTask]) -> AsyncGenerator[tuple[int, Verdict], None]:
         """(index in `tasks`, verdict) as each is ready; leaving early cancels the rest."""
+        ...
+
+    def session(self) -> TacticSession:
+        """A proof session for one theorem (on a cluster: on one node for its whole life)."""
         ...
 
     async def aclose(self) -> None:

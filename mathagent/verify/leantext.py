@@ -399,3 +399,40 @@ def _signature_end(text: str, tokens: list[Token], start: int) -> int | None:
     of a declaration's signature (default arguments and `let`s in binders
     have their own `:=`)."""
     return next((k for k, symbol in _top_level(text, tokens, start, len(tokens)) if symbol == ":="), None)
+
+
+def top_level_tactics(proof: str) -> list[str]:
+    """The tactics of a proof's outer `by` block, each as written (its own lines
+    included), in order; [] when the proof is not a `by` block.
+
+    A tactic starts at a token that begins a line at the block's column (the
+    column of the first tactic, when it is on a line of its own); a block
+    written on the `by` line is one tactic. Comments and strings are skipped by
+    the lexer, so they never start or split one. Linear in the text. Used only
+    to pick where a tactic search starts: a wrong split costs a worse start,
+    never a verdict (the search's proofs are checked whole)."""
+    tokens = code_tokens(proof)
+    by = next(tokens, None)
+    first = next(tokens, None)
+    if by is None or first is None or not by.is_word("by"):
+        return []
+    if "\n" not in proof[by.end : first.start]:
+        return [proof[first.start :].strip()]
+    column = first.start - (proof.rfind("\n", 0, first.start) + 1)
+    starts = [first.start]
+    line_end = proof.find("\n", first.start)  # tokens before this offset are on the current line
+    for tok in tokens:
+        if line_end == -1 or tok.start < line_end:
+            continue
+        line_start = proof.rfind("\n", line_end, tok.start) + 1  # the first token of a later line
+        if tok.start - line_start == column:
+            starts.append(tok.start)
+        line_end = proof.find("\n", tok.start)
+    ends = [*starts[1:], len(proof)]
+    return [_dedent(proof[s:e].rstrip(), column) for s, e in zip(starts, ends, strict=True)]
+
+
+def _dedent(tactic: str, column: int) -> str:
+    """A tactic's continuation lines, moved left by the block's column (its first line starts at 0)."""
+    lines = tactic.split("\n")
+    return "\n".join([lines[0], *(line[column:] if line[:column].isspace() else line.lstrip() for line in lines[1:])])

@@ -19,6 +19,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Protocol
 
 from mathagent.errors import VerifierError
 from mathagent.verify.judge import RunOutcome
@@ -86,6 +87,16 @@ def proof_text(statement: str, tactics: tuple[str, ...]) -> str:
     """The proof to append to `statement` (which ends in `:=` or `:= by`)."""
     body = tactic_lines(tactics)
     return ("\n" if parse_statement(statement).ends_with_by else " by\n") + body
+
+
+class TacticSession(Protocol):
+    """What a search needs of a session: `ProofSession` here, a node's session on a Ray cluster."""
+
+    async def open(self, header: str, statement: str) -> ProofState: ...
+
+    async def apply(self, state: ProofState, tactic: str) -> TacticResult: ...
+
+    async def close(self) -> None: ...
 
 
 class ProofSession:

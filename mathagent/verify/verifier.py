@@ -49,6 +49,7 @@ from mathagent.verify.judge import DEFAULT_AXIOMS, AxiomPolicy, RunOutcome, judg
 from mathagent.verify.leantext import guess_declarations, imports_modules
 from mathagent.verify.messages import parse_output
 from mathagent.verify.process import run_process
+from mathagent.verify.session import ProofSession, SessionLimits
 from mathagent.verify.tasks import VerifyTask, unsendable
 from mathagent.verify.toolchain import LeanToolchain
 from mathagent.verify.verdict import Diagnostic, Verdict, VerdictKind
@@ -124,6 +125,11 @@ class Verifier:
             self._warm = None
         if self._cache is not None:
             self._cache.close()
+
+    def session(self) -> ProofSession:
+        """A proof session on this machine's Lean, with the checks' sandbox and limits."""
+        limits = SessionLimits(timeout_s=self.options.timeout_s, memory_mb=self.options.memory_mb)
+        return ProofSession(self.toolchain, limits, self.sandbox_kind)
 
     @property
     def warm_pool(self) -> WarmPool | None:
