@@ -113,11 +113,20 @@ class Device(Word):
     SERVER = "server"  # behind an OpenAI-compatible endpoint
 
 
+class StrategyKind(Word):
+    """How the agent proves a statement (`--strategy`)."""
+
+    WHOLE = "whole"  # whole proofs sampled, checked and repaired
+    TACTIC = "tactic"  # best-first search over Lean's goal states
+    BOTH = "both"  # whole proofs first, then the search from the best failed one
+
+
 # The same words as config files and flags take them (pydantic checks TOML strictly,
 # where an enum field would refuse the plain word); a test keeps both spellings equal.
 PoolName = Literal["cold", "warm"]
 SandboxModeName = Literal["auto", "bwrap", "none"]
 EngineKindName = Literal["auto", "torch", "vllm", "openai"]
+StrategyName = Literal["whole", "tactic", "both"]
 
 
 # ---------------------------------------------------------------- reason codes

@@ -76,6 +76,32 @@ class Repairing:
 
 
 @dataclass(frozen=True)
+class Searching:
+    """The tactic search starts (after `replayed` tactics of a failed whole proof)."""
+
+    expansions: int  # its budget
+    candidates: int  # tactics asked for per state
+    replayed: int
+
+
+@dataclass(frozen=True)
+class TacticTried:
+    node: int  # its index in the search's trace
+    tactic: str
+    accepted: bool  # Lean ran it (False: `error` says why)
+    error: str
+    verdict: str | None  # for a tactic that left no goals: the verifier's verdict on the whole proof
+
+
+@dataclass(frozen=True)
+class SearchDone:
+    stop: str  # proved, exhausted, expansions, time, tokens
+    expansions: int
+    tactics_run: int
+    verified: bool
+
+
+@dataclass(frozen=True)
 class TimeLimit:
     """The problem's time limit ran out."""
 
@@ -101,6 +127,9 @@ Event = (
     | Verifying
     | VerdictReceived
     | Repairing
+    | Searching
+    | TacticTried
+    | SearchDone
     | TimeLimit
     | Failed
     | Done

@@ -134,6 +134,8 @@ class Result:
     verified_attempt: int | None = None
     rounds: int = 0
     attempts: list[Attempt] = field(default_factory=list)
+    # the tactic search's numbers, when one ran (`--strategy tactic|both`): stop, expansions, tactics_run, ...
+    search: dict[str, Any] | None = None
     model: str = ""
     model_s: float = 0.0  # time spent generating (summed over requests)
     lean_s: float = 0.0  # time Lean spent checking (summed over checks)
@@ -161,6 +163,8 @@ class Result:
         """The round of the verified attempt (None: not verified)."""
         if not self.verified:
             return None
+        if self.verified_attempt is None and self.search is not None:  # found by the search, after the rounds
+            return max((a.round for a in self.attempts), default=0) + 1
         index = self.verified_attempt or 0
         return self.attempts[index].round if index < len(self.attempts) else 1
 

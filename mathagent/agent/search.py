@@ -29,7 +29,7 @@ from mathagent import prompts
 from mathagent.engines.base import Engine
 from mathagent.verify.checker import Checker
 from mathagent.verify.leantext import fences
-from mathagent.verify.session import ProofSession, ProofState, proof_text
+from mathagent.verify.session import ProofState, TacticSession, proof_text
 from mathagent.verify.tasks import VerifyTask
 from mathagent.verify.verdict import Verdict
 from mathagent.vocabulary import PromptKind
@@ -71,8 +71,9 @@ class TraceNode:
 @dataclass
 class SearchResult:
     proof: str | None  # the proof text to append to the statement, verified; None: not found
-    verdict: Verdict | None  # the verifier's verdict on `proof` (or on the last candidate it rejected)
-    stop: SearchStop
+    tactics: tuple[str, ...] = ()  # the verified proof's tactics
+    verdict: Verdict | None = None  # the verifier's verdict on `proof` (or on the last candidate it rejected)
+    stop: SearchStop = SearchStop.EXHAUSTED
     expansions: int = 0
     tactics_run: int = 0
     prompt_tokens: int = 0
@@ -107,7 +108,7 @@ def tactic_from_output(text: str, limit: int) -> str | None:
 
 
 async def best_first_search(
-    session: ProofSession,
+    session: TacticSession,
     engine: Engine,
     checker: Checker,
     *,
@@ -115,21 +116,29 @@ async def best_first_search(
     header: str,
     statement: str,
     budget: SearchBudget,
+    start: tuple[str, ...] = (),
     on_node: SearchListener = lambda node: None,
 ) -> SearchResult:
-    """Search for a tactic proof of `statement` under `header`."""
+    """Search for a tactic proof of `statement` under `header`, from the state
+    `start`'s tactics lead to (as far as Lean accepts them; `()`: the theorem's start)."""
     started = time.monotonic()
     result = SearchResult(proof=None, verdict=None, stop=SearchStop.EXHAUSTED)
     template = prompts.load(PromptKind.TACTIC)
     sampling = template.default_sampling(n=budget.candidates, logprobs=True)
     t0 = time.monotonic()
     root = await session.open(header, statement)
+    result.trace.append(TraceNode(0, None, "", 0.0, list(root.goals)))
+    for step in start:  # a prefix Lean accepts, e.g. of a failed whole proof
+        replayed = await session.apply(root, step)
+        if replayed.state is None or replayed.state.solved:
+            break  # a solved prefix is a whole proof: the whole-proof check has judged it already
+        root = replayed.state
+        result.trace.append(TraceNode(len(result.trace), len(result.trace) - 1, step, 0.0, list(root.goals)))
     result.lean_s += time.monotonic() - t0
-    root_node = TraceNode(0, None, "", 0.0, list(root.goals))
-    result.trace.append(root_node)
-    seen: dict[str, int] = {root.key: 0}
+    root_index = len(result.trace) - 1
+    seen: dict[str, int] = {root.key: root_index}
     order = itertools.count()
-    queue: list[tuple[float, int, int, ProofState]] = [(-0.0, next(order), 0, root)]
+    queue: list[tuple[float, int, int, ProofState]] = [(-0.0, next(order), root_index, root)]
 
     def stop_for_budget() -> SearchStop | None:
         if result.expansions >= budget.expansions:
@@ -182,6 +191,7 @@ async def best_first_search(
                     result.verdict = verdict
                     if verdict.verified:
                         result.proof = proof_text(statement, applied.state.tactics)
+                        result.tactics = applied.state.tactics
                         result.stop = SearchStop.PROVED
                         return result
                     continue

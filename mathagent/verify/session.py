@@ -98,6 +98,12 @@ class TacticSession(Protocol):
 
     async def close(self) -> None: ...
 
+    async def __aenter__(self) -> TacticSession: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
 
 class ProofSession:
     """One theorem on its own language server. Use as an async context manager."""
