@@ -28,7 +28,6 @@ import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from mathagent.cluster.errors import START_HINT, import_ray
@@ -39,6 +38,7 @@ from mathagent.cluster.router import NoMembers, Router
 from mathagent.config import Settings
 from mathagent.errors import ToolchainError, VerifierError
 from mathagent.verify.checker import as_completed
+from mathagent.verify.closing import AsyncClosing
 from mathagent.verify.leantext import imports_modules
 from mathagent.verify.session import ProofState, TacticResult
 from mathagent.verify.tasks import VerifyTask
@@ -67,7 +67,7 @@ def _affinity(header: str) -> str:
     return hashlib.sha256(header.encode("utf-8")).hexdigest()
 
 
-class NodeSession:
+class NodeSession(AsyncClosing):
     """A proof session on one node of the cluster: the node is chosen (and a worker
     of it held) when the theorem is opened, and every tactic runs there. A node
     lost in the middle ends the session: each later tactic fails, saying so."""
@@ -78,14 +78,6 @@ class NodeSession:
         self._held = contextlib.AsyncExitStack()
         self._actor: Any = None
         self._lost = ""
-
-    async def __aenter__(self) -> NodeSession:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     async def open(self, header: str, statement: str) -> ProofState:
         checker = self._checker
@@ -112,7 +104,7 @@ class NodeSession:
             return TacticResult(None, self._lost)
         return result
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         actor, self._actor = self._actor, None
         try:
             if actor is not None and not self._lost:
@@ -122,7 +114,7 @@ class NodeSession:
             await self._held.aclose()
 
 
-class RayChecker:
+class RayChecker(AsyncClosing):
     """Lean checks on every node of the connected Ray cluster."""
 
     def __init__(
@@ -175,11 +167,6 @@ class RayChecker:
             await self.aclose()
             raise
         return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def start(self) -> None:
         """Start a LeanNode on every live node and learn which have a usable Lean.

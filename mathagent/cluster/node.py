@@ -99,7 +99,7 @@ class LeanNode:
     async def close_session(self, session_id: str) -> None:
         session = self._sessions.pop(session_id, None)
         if session is not None:
-            await session.close()
+            await session.aclose()
 
     async def close(self) -> None:
         for session_id in list(self._sessions):

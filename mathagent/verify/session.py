@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Protocol
 
 from mathagent.errors import VerifierError
+from mathagent.verify.closing import AsyncClosing
 from mathagent.verify.judge import RunOutcome
 from mathagent.verify.leantext import parse_statement
 from mathagent.verify.messages import LeanMessage, parse_output
@@ -96,7 +97,7 @@ class TacticSession(Protocol):
 
     async def apply(self, state: ProofState, tactic: str) -> TacticResult: ...
 
-    async def close(self) -> None: ...
+    async def aclose(self) -> None: ...
 
     async def __aenter__(self) -> TacticSession: ...
 
@@ -105,7 +106,7 @@ class TacticSession(Protocol):
     ) -> None: ...
 
 
-class ProofSession:
+class ProofSession(AsyncClosing):
     """One theorem on its own language server. Use as an async context manager."""
 
     def __init__(self, toolchain: LeanToolchain, limits: SessionLimits, sandbox_kind: SandboxKind) -> None:
@@ -116,14 +117,6 @@ class ProofSession:
         self._head = ""  # header + statement up to `by`, then a newline
         self._header = ""
         self.applied = 0  # tactics run, for stats
-
-    async def __aenter__(self) -> ProofSession:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     async def open(self, header: str, statement: str) -> ProofState:
         """Start on `statement` (ending in `:=` or `:= by`) under `header`: its goals."""
@@ -146,7 +139,8 @@ class ProofSession:
         self.applied += 1
         return await self._run((*state.tactics, tactic))
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
+        """Stop the session's server (a later tactic starts a fresh one)."""
         if self._server is not None:
             server, self._server = self._server, None
             await server.close()
@@ -161,10 +155,10 @@ class ProofSession:
         try:
             outcome = await server.check(text, deadline=started + self.limits.timeout_s, limited=False)
         except WorkerCrashed as exc:
-            await self.close()
+            await self.aclose()
             return TacticResult(None, f"Lean stopped: {exc}", time.monotonic() - started)
         if outcome.timed_out or outcome.memory_exceeded:
-            await self.close()  # a server stopped in the middle is never reused
+            await self.aclose()  # a server stopped in the middle is never reused
             why = "time limit" if outcome.timed_out else "memory limit"
             return TacticResult(None, f"the tactic ran past the {why}", time.monotonic() - started, timed_out=True)
         first_tactic_line = self._head.count("\n") + 1  # 1-based, as Lean's messages count
@@ -203,7 +197,7 @@ class ProofSession:
         try:
             answer = await asyncio.wait_for(server.request("$/lean/plainGoal", params), self.limits.timeout_s)
         except (WorkerCrashed, asyncio.TimeoutError):
-            await self.close()
+            await self.aclose()
             return None
         if not isinstance(answer, dict) or not isinstance(answer.get("goals"), list):
             return None

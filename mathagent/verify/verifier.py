@@ -25,7 +25,6 @@ import time
 from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import TracebackType
 
 from mathagent.jsonl import unencodable
 from mathagent.project import FALLBACK_HEADER
@@ -43,6 +42,7 @@ from mathagent.verify.assemble import (
 )
 from mathagent.verify.banned import BannedUse, find_banned
 from mathagent.verify.cache import VerdictCache, cache_key
+from mathagent.verify.closing import AsyncClosing
 from mathagent.verify.completion import as_completed
 from mathagent.verify.declarations import Declaration, read_ilean
 from mathagent.verify.judge import DEFAULT_AXIOMS, AxiomPolicy, RunOutcome, judge_run
@@ -96,7 +96,7 @@ class StatementCheck:
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
 
-class Verifier:
+class Verifier(AsyncClosing):
     """A pool of sandboxed Lean checks. Use as an async context manager."""
 
     def __init__(self, toolchain: LeanToolchain, options: VerifyOptions) -> None:
@@ -109,14 +109,6 @@ class Verifier:
         self._warm: WarmPool | None = None
         if options.pool not in set(Pool):
             raise ValueError(f"pool must be one of {', '.join(Pool)}, not {options.pool!r}")
-
-    async def __aenter__(self) -> Verifier:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Stop every warm server and close the cache."""
