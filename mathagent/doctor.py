@@ -195,24 +195,26 @@ def _engine(settings: Settings) -> Check:
         "device": choice.device,
         "embedded": choice.embedded,
     }
-    if choice.kind == EngineKind.VLLM and not select.vllm_available():
-        return Check(
-            "model",
-            False,
-            f"would use {choice.describe()}, but vLLM is missing",
-            "`mathagent solve`",
-            "install vLLM (see above) or pass --base-url",
-            details,
-        )
-    if choice.kind == EngineKind.TORCH and not select.torch_available():
-        return Check(
-            "model",
-            False,
-            f"would use {choice.describe()}, but PyTorch or tokenizers is missing",
-            "`mathagent solve`",
+    # an in-process engine whose packages are missing: (is it there, what is missing, the fix)
+    needs = {
+        EngineKind.VLLM: (select.vllm_available, "vLLM", "install vLLM (see above) or pass --base-url"),
+        EngineKind.TORCH: (
+            select.torch_available,
+            "PyTorch or tokenizers",
             "pip install 'mathagent[cpu]' or pass --base-url",
-            details,
-        )
+        ),
+    }
+    if choice.kind in needs:
+        available, missing, fix = needs[choice.kind]
+        if not available():
+            return Check(
+                "model",
+                False,
+                f"would use {choice.describe()}, but {missing} is missing",
+                "`mathagent solve`",
+                fix,
+                details,
+            )
     if choice.embedded:
         ready = embedded.is_ready(settings.cache_dir)
         note = "prepared" if ready else "fetched and converted on first use (about 1 minute)"
