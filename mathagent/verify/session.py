@@ -76,8 +76,8 @@ class SessionLimits:
 
 def tactic_lines(tactics: tuple[str, ...]) -> str:
     """The tactics as the body of a `by` block: each on its own lines, indented
-    so that none can end the block (a line of the model's own at column 0
-    would start a new command)."""
+    under the block (a command in a tactic's text still ends the block there:
+    the session sees it in Lean's list of declarations)."""
     lines = []
     for tactic in tactics:
         lines += [_INDENT + line if line.strip() else "" for line in tactic.strip("\n").splitlines()]
@@ -116,6 +116,7 @@ class ProofSession(AsyncClosing):
         self._server: LeanServer | None = None
         self._head = ""  # header + statement up to `by`, then a newline
         self._header = ""
+        self._declared: frozenset[str] | None = None  # what the opened document declares, as Lean reported it
         self.applied = 0  # tactics run, for stats
 
     async def open(self, header: str, statement: str) -> ProofState:
@@ -127,6 +128,7 @@ class ProofSession(AsyncClosing):
         header = header if not header or header.endswith("\n") else header + "\n"
         self._header = header
         self._head = header + parsed.head + ("" if parsed.ends_with_by else " by") + "\n"
+        self._declared = None
         result = await self._run(())
         if result.state is None:
             raise SessionError(f"the statement does not elaborate: {result.error}")
@@ -165,6 +167,7 @@ class ProofSession(AsyncClosing):
         after = first_tactic_line + body.count("\n")  # the line after the tactics
         last_start = after - tactic_lines(tactics[-1:]).count("\n") if tactics else after
         failure = _failure(outcome, header_lines=self._header.count("\n"), tactic_from=last_start)
+        failure = failure or self._declares_more(outcome)
         if failure:
             return TacticResult(None, failure, time.monotonic() - started)
         goals = await self._goals(server, line=after - 1)  # 0-based: the empty line after the tactics
@@ -173,6 +176,19 @@ class ProofSession(AsyncClosing):
         if not goals and _has_error(outcome):
             return TacticResult(None, "no goals left, but the proof has errors", time.monotonic() - started)
         return TacticResult(ProofState(tactics, goals), "", time.monotonic() - started)
+
+    def _declares_more(self, outcome: RunOutcome) -> str:
+        """A tactic whose text ended the proof and declared something of its own
+        (a command at the tactics' column starts after the `by` block), as Lean's
+        list of the document's declarations shows; "" if none."""
+        if outcome.declarations is None:
+            return ""  # Lean sent no list: the verifier's check of the whole proof still stands
+        names = frozenset(d.name for d in outcome.declarations)
+        if self._declared is None:
+            self._declared = names  # the opened document: the header's and the theorem's
+            return ""
+        extra = sorted(names - self._declared)
+        return f"the tactic's text ends the proof and declares {', '.join(extra)}" if extra else ""
 
     async def _ready(self) -> LeanServer:
         if self._server is None:
