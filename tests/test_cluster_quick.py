@@ -29,7 +29,7 @@ def test_without_ray_nothing_imports_it() -> None:
     # the commands, their options and the cluster package itself: Ray only when a cluster is used
     code = (
         "import sys\n"
-        "import mathagent.cli, mathagent.cli.pipeline, mathagent.cluster.checker, mathagent.cluster.engine\n"
+        "import mathagent.cli, mathagent.pipeline, mathagent.cluster.checker, mathagent.cluster.engine\n"
         "print('ray' in sys.modules)"
     )
     proc = python(code)

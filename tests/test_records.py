@@ -7,8 +7,9 @@ import json
 import pytest
 
 from mathagent.agent.records import Attempt, Result
-from mathagent.batch import BatchSummary
+from mathagent.cli.batch_cmd import summary_dict
 from mathagent.eval.metrics import solved_ids, summarize
+from mathagent.pipeline import Run
 from mathagent.verify.verdict import Diagnostic
 from mathagent.vocabulary import AnswerCheck, ErrorKind, PromptKind, StatementSource, Status, VerdictKind
 
@@ -87,11 +88,38 @@ def test_one_summary_serves_batch_and_eval() -> None:
     assert m.error_messages == ["1x model down"]
     assert solved_ids(results) == {"first-try", "repaired", "word"}
 
-    batch = BatchSummary.of(m, skipped=1)
-    assert (batch.verified, batch.first_round_samples, batch.attempts_per_verified) == (2, 2, 2.0)
-    assert (batch.answer_checked, batch.reference_matches, batch.with_reference) == (1, 1, 1)
-    assert batch.model_s == round(1.25 * 3, 1) and batch.skipped == 1
-    assert (batch.problem_s, batch.wall_s, batch.formal) == (6.0, 0.0, 4)  # summed per-problem time; no run timed
+    batch = summary_dict(m, Run(results, skipped=1), 0.0)  # batch --json: a view of the same numbers
+    assert list(batch) == [
+        "problems",
+        "verified",
+        "answer_checked",
+        "answer_disagrees",
+        "reference_matches",
+        "with_reference",
+        "unverified",
+        "answered",
+        "bad_statement",
+        "errors",
+        "formal",
+        "verified_first_round",
+        "first_round_samples",
+        "attempts_per_verified",
+        "model_s",
+        "lean_s",
+        "problem_s",
+        "wall_s",
+        "ran",
+        "completion_tokens",
+        "skipped",
+        "duplicates",
+        "error_messages",
+        "notes",
+    ]
+    assert (batch["verified"], batch["first_round_samples"], batch["attempts_per_verified"]) == (2, 2, 2.0)
+    assert (batch["answer_checked"], batch["reference_matches"], batch["with_reference"]) == (1, 1, 1)
+    assert batch["model_s"] == round(1.25 * 3, 1) and batch["skipped"] == 1
+    assert (batch["problem_s"], batch["wall_s"], batch["formal"]) == (6.0, 0.0, 4)  # summed per-problem time
+    assert batch["error_messages"] == ["1x model down"] and json.loads(json.dumps(batch)) == batch
     assert set(m.to_dict()) == {
         "problems",
         "formal",

@@ -12,11 +12,11 @@ from rich.console import Console
 from rich.progress import Progress
 
 from mathagent.agent.records import Result
-from mathagent.batch import BatchSummary
 from mathagent.cli.batch_cmd import summary_table
 from mathagent.cli.render import BatchProgress, EtaColumn, batch_progress, eta_text, wall_time
 from mathagent.eval import report
 from mathagent.eval.metrics import Metrics
+from mathagent.pipeline import Run
 from mathagent.vocabulary import Status
 
 
@@ -52,9 +52,9 @@ def test_without_a_terminal_each_finished_problem_prints_its_line_with_the_eta()
 
 
 def test_the_wall_time_says_what_it_covers() -> None:
-    assert wall_time(BatchSummary(problems=7, ran=7, wall_s=4.61)) == "4.6s (this run: 7 problems)"
-    assert wall_time(BatchSummary(problems=8, ran=3, wall_s=2.0, skipped=5)) == "2.0s (this run: 3 of 8 problems)"
-    assert wall_time(BatchSummary(problems=6, wall_s=0.3, skipped=6)) == "0.3s (nothing left to run)"
+    assert wall_time(4.61, ran=7, problems=7) == "4.6s (this run: 7 problems)"
+    assert wall_time(2.0, ran=3, problems=8) == "2.0s (this run: 3 of 8 problems)"
+    assert wall_time(0.3, ran=0, problems=6) == "0.3s (nothing left to run)"
 
 
 def render(table: object) -> str:
@@ -64,12 +64,12 @@ def render(table: object) -> str:
 
 
 def test_the_batch_summary_names_pass_at_the_k_it_measured() -> None:
-    one = BatchSummary(problems=4, formal=4, verified=3, verified_first_round=2, first_round_samples=1, ran=4)
-    text = render(summary_table(one, Path("out.jsonl"), samples=1))
+    one = Metrics(problems=4, formal=4, verified=3, verified_first_round=2, formal_samples=1)
+    text = render(summary_table(one, Run([], ran=4), 1.0, Path("out.jsonl"), samples=1))
     assert "pass@1: verified in round 1" in text and "2 of 4 formal (50%)" in text and "pass@k" not in text
     assert "model / Lean / problem time (summed)" in text and "wall time" in text
-    words = BatchSummary(problems=2, ran=2)  # no formal problem: no proof samples to count
-    text = render(summary_table(words, Path("out.jsonl"), samples=1))
+    words = Metrics(problems=2)  # no formal problem: no proof samples to count
+    text = render(summary_table(words, Run([], ran=2), 1.0, Path("out.jsonl"), samples=1))
     assert "pass@1" in text and "pass@k" not in text and "no formal problems" in text
 
 

@@ -190,6 +190,13 @@ class Result:
             return None
         return self.header.rstrip("\n") + "\n\n" + body
 
+    def settle(self) -> None:
+        """Move an explanation out of `error` into `note` unless the status is
+        `error`, as `to_dict` writes it and `from_dict` reads it back."""
+        if self.status is not Status.ERROR and self.error is not None:
+            self.note = self.note or self.error
+            self.error = None
+
     def to_dict(self) -> dict[str, Any]:
         """The result's JSON line. Only an `error` result has an `error`: text
         there on any other result explains its status, and is written as its `note`."""

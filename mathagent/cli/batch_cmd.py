@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -30,11 +30,14 @@ from mathagent.cli.common import (
     check_engine,
     check_pool,
     need_file,
+    prepare_solving,
+    solve_with_progress,
 )
 from mathagent.cli.render import wall_time
 
 if TYPE_CHECKING:
-    from mathagent.batch import BatchSummary, Resume
+    from mathagent.eval.metrics import Metrics
+    from mathagent.pipeline import Resume, Run
 
 HELP = """Solve every problem in a JSONL file and append one result per line to the output as soon as it is final.
 
@@ -89,7 +92,8 @@ def batch(
     started = time.monotonic()
     # imported here, not at the top: other commands should not pay for them
     from mathagent.agent.loop import Budget
-    from mathagent.cli import pipeline
+    from mathagent.eval.metrics import summarize
+    from mathagent.pipeline import read_problems
 
     check_engine(engine)
     check_pool(pool)
@@ -99,24 +103,24 @@ def batch(
         hint="give a JSONL file of problems, one per line (see examples/problems.jsonl)",
     )
     output = output or problems.with_name(problems.stem + ".results.jsonl")
-    rt, cluster = pipeline.prepare(
+    err = Console(stderr=True)
+    rt, cluster = prepare_solving(
         lean,
         project,
         header_file,
+        err,
+        without_lean="results will be unverified",
         engine={"kind": engine, "model": model, "base_url": base_url, "api_key": api_key},
         verify={"workers": workers, "pool": pool},
         cluster={"address": ray},
     )
-    err = Console(stderr=True)
-    if cluster is None:  # on a cluster, the nodes' Lean counts, and the checker says what it found
-        pipeline.warn_without_lean(rt, err, "results will be unverified")
     budget = Budget(
         rounds=rounds, samples=samples, max_tokens=max_tokens, time_limit_s=time_limit, solve_when_formal=not no_solve
     )
-    run = pipeline.solve(
+    run = solve_with_progress(
         rt,
         budget,
-        pipeline.read_problems(problems),
+        read_problems(problems),
         output,
         concurrency,
         err,
@@ -124,15 +128,16 @@ def batch(
         interrupted=f"finished results are in {output}; run the same command to resume",
         cluster=cluster,
     )
-    summary = run.summary(wall_s=time.monotonic() - started)
+    wall_s = time.monotonic() - started
+    m = summarize(run.results)
     if json_out:
-        typer.echo(json.dumps({**summary.to_dict(), "output": str(output)}, indent=2))
+        typer.echo(json.dumps({**summary_dict(m, run, wall_s), "output": str(output)}, indent=2))
     else:
         console = Console()
-        console.print(summary_table(summary, output, samples=samples))
-        if summary.notes or summary.error_messages:
-            console.print(note_lines(summary), highlight=False)
-    raise typer.Exit(0 if summary.errors == 0 else 1)
+        console.print(summary_table(m, run, wall_s, output, samples=samples))
+        if m.notes or m.error_messages:
+            console.print(note_lines(m), highlight=False)
+    raise typer.Exit(0 if m.errors == 0 else 1)
 
 
 def _resuming(resume: Resume, todo: int) -> str | None:
@@ -142,51 +147,83 @@ def _resuming(resume: Resume, todo: int) -> str | None:
     return f"resuming: {len(resume.done)} results already in {resume.log.path}, {todo} to go{again}"
 
 
-def summary_table(s: BatchSummary, output: Path, *, samples: int) -> Table:
+def summary_dict(m: Metrics, run: Run, wall_s: float) -> dict[str, Any]:
+    """The batch command's view of a run's numbers (`--json`): the summary of
+    every result the output holds, and what only this run knows (its wall time,
+    the problems it ran, those it skipped as done, the ids the input repeated)."""
+    return {
+        "problems": m.problems,
+        "verified": m.verified,
+        "answer_checked": m.answer_checked,
+        "answer_disagrees": m.answer_disagrees,
+        "reference_matches": m.reference_matches,
+        "with_reference": m.with_reference,
+        "unverified": m.unverified,
+        "answered": m.answered,
+        "bad_statement": m.bad_statement,
+        "errors": m.errors,
+        "formal": m.formal,
+        "verified_first_round": m.verified_first_round,  # pass@k without repair, k = first_round_samples
+        "first_round_samples": m.formal_samples,
+        "attempts_per_verified": m.attempts_per_solved,
+        "model_s": round(m.model_s, 1),  # summed over every result (they overlap)
+        "lean_s": round(m.lean_s, 1),
+        "problem_s": round(m.wall_s, 1),  # each result's own wall time, summed (they overlap)
+        "wall_s": round(wall_s, 1),  # the real wall time of this run, which solved `ran` of the problems
+        "ran": run.ran,
+        "completion_tokens": m.completion_tokens,
+        "skipped": run.skipped,
+        "duplicates": run.duplicates,
+        "error_messages": list(m.error_messages),
+        "notes": list(m.notes),
+    }
+
+
+def summary_table(m: Metrics, run: Run, wall_s: float, output: Path, *, samples: int) -> Table:
     """The summary for people; `samples`: the proofs asked for per problem in
     round 1 (the k of pass@k when no result says otherwise)."""
     table = Table(title=f"batch summary · {output}", show_header=False, title_style="bold")
     table.add_column(style="bold")
     table.add_column(justify="right")
-    n = max(1, s.problems)
-    k = s.first_round_samples or samples
+    n = max(1, m.problems)
+    k = m.formal_samples or samples
     rows = [
-        ("problems", f"{s.problems}" + (f" ({s.skipped} from earlier runs)" if s.skipped else "")),
-        ("solved with a verified proof", f"{s.verified} ({s.verified / n:.0%})"),
+        ("problems", f"{m.problems}" + (f" ({run.skipped} from earlier runs)" if run.skipped else "")),
+        ("solved with a verified proof", f"{m.verified} ({m.verified / n:.0%})"),
         (
             f"  pass@{k}: verified in round 1, no repair",
-            f"{s.verified_first_round} of {s.formal} formal ({s.verified_first_round / s.formal:.0%})"
-            if s.formal
+            f"{m.verified_first_round} of {m.formal} formal ({m.verified_first_round / m.formal:.0%})"
+            if m.formal
             else "- (no formal problems)",
         ),
         (
             "  attempts per verified problem",
-            f"{s.attempts_per_verified}" if s.attempts_per_verified is not None else "-",
+            f"{m.attempts_per_solved}" if m.attempts_per_solved is not None else "-",
         ),
-        ("answer checked by sympy", f"{s.answer_checked}"),
-        ("answer disagrees with sympy", f"{s.answer_disagrees}"),
+        ("answer checked by sympy", f"{m.answer_checked}"),
+        ("answer disagrees with sympy", f"{m.answer_disagrees}"),
         (
             "answer matches the dataset's answer",
-            f"{s.reference_matches} of {s.with_reference}" if s.with_reference else "-",
+            f"{m.reference_matches} of {m.with_reference}" if m.with_reference else "-",
         ),
-        ("failed (no verified proof)", f"{s.unverified + s.answered}"),
-        ("statement does not elaborate", f"{s.bad_statement}"),
-        ("errors", f"{s.errors}"),
-        ("wall time", wall_time(s)),
+        ("failed (no verified proof)", f"{m.unverified + m.answered}"),
+        ("statement does not elaborate", f"{m.bad_statement}"),
+        ("errors", f"{m.errors}"),
+        ("wall time", wall_time(wall_s, ran=run.ran, problems=m.problems)),
         (
             "model / Lean / problem time (summed)",
-            f"{s.model_s:.1f}s / {s.lean_s:.1f}s / {s.problem_s:.1f}s",
+            f"{m.model_s:.1f}s / {m.lean_s:.1f}s / {m.wall_s:.1f}s",  # as rounded in `summary_dict`
         ),
-        ("generated tokens", f"{s.completion_tokens}"),
+        ("generated tokens", f"{m.completion_tokens}"),
     ]
-    if s.duplicates:
-        rows.append(("duplicate ids skipped", str(s.duplicates)))
+    if run.duplicates:
+        rows.append(("duplicate ids skipped", str(run.duplicates)))
     for label, value in rows:
         table.add_row(label, value)
     return table
 
 
-def note_lines(s: BatchSummary) -> str:
+def note_lines(m: Metrics) -> str:
     """The commonest notes (why results went no further) and errors, with counts."""
-    notes = [f"[dim]note[/dim] {escape(m)}" for m in s.notes]
-    return "\n".join([*notes, *(f"[red]error[/red] {escape(m)}" for m in s.error_messages)])
+    notes = [f"[dim]note[/dim] {escape(x)}" for x in m.notes]
+    return "\n".join([*notes, *(f"[red]error[/red] {escape(x)}" for x in m.error_messages)])

@@ -24,10 +24,11 @@ from rich.status import Status as Spinner
 from rich.syntax import Syntax
 from rich.text import Text
 
+from mathagent import pipeline
 from mathagent.agent import events
 from mathagent.agent.loop import Agent, Budget
 from mathagent.agent.records import Problem, Result
-from mathagent.cli import runtime
+from mathagent.cli.common import dim_printer, solving_runtime
 from mathagent.config import Settings
 from mathagent.jsonl import dumps
 from mathagent.verify.tasks import VerifyTask
@@ -58,15 +59,13 @@ class Session:
 
 def run(settings: Settings, lake_project: Path | None, header_file: Path | None, budget: Budget) -> None:
     """The whole chat session, until /quit or Ctrl-D."""
-    rt = runtime.prepare(settings, lake_project, header_file)
+    rt = solving_runtime(settings, lake_project, header_file)
     console = Console()
     session = Session(budget)
     loop = asyncio.new_event_loop()
     try:
         _enable_history(Path(platformdirs.user_state_dir("mathagent")) / "chat_history")
-        manager = runtime.open_agent(
-            rt, session.budget, lambda m: console.print(f"[dim]{escape(m)}[/dim]", highlight=False), interactive=True
-        )
+        manager = pipeline.open_agent(rt, session.budget, dim_printer(console), interactive=True)
         with console.status("loading the model..."):
             agent = loop.run_until_complete(manager.__aenter__())
         _banner(console, agent, rt)
@@ -81,7 +80,7 @@ def run(settings: Settings, lake_project: Path | None, header_file: Path | None,
 
 
 def _repl(
-    console: Console, loop: asyncio.AbstractEventLoop, agent: Agent, rt: runtime.Runtime, session: Session
+    console: Console, loop: asyncio.AbstractEventLoop, agent: Agent, rt: pipeline.Runtime, session: Session
 ) -> None:
     while True:
         try:
@@ -102,7 +101,7 @@ def _repl(
 
 
 def _dispatch(
-    line: str, console: Console, agent: Agent, rt: runtime.Runtime, session: Session
+    line: str, console: Console, agent: Agent, rt: pipeline.Runtime, session: Session
 ) -> Coroutine[Any, Any, None] | None:
     command, _, rest = line.partition(" ")
     rest = rest.strip()
@@ -288,7 +287,7 @@ def _run_interruptibly(loop: asyncio.AbstractEventLoop, action: Coroutine[Any, A
         console.print(f"[red]error:[/red] {escape(str(exc))}")
 
 
-def _banner(console: Console, agent: Agent, rt: runtime.Runtime) -> None:
+def _banner(console: Console, agent: Agent, rt: pipeline.Runtime) -> None:
     lines = [f"[bold]mathagent chat[/bold] · model: {agent.engine.info.model} ({agent.engine.info.kind})"]
     if rt.toolchain is None:
         lines.append(f"[yellow]Lean: none found ({rt.toolchain_problem}); answers are unverified[/yellow]")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -16,6 +16,11 @@ from mathagent.config import ENGINES, MAX_WORKERS, RAY_WORDS, Settings, allowed,
 from mathagent.errors import InputError
 from mathagent.project import default_header, find_project
 from mathagent.verify.verifier import VerifyOptions
+
+if TYPE_CHECKING:  # the pipeline is imported only by the commands that solve problems
+    from mathagent.agent.budget import Budget
+    from mathagent.agent.records import Problem, ProblemError
+    from mathagent.pipeline import Resume, Run, Runtime
 
 
 @dataclass
@@ -236,3 +241,73 @@ def check_pool(pool: str | None) -> None:
 def check_engine(engine: str | None) -> None:
     if engine is not None and engine not in ENGINES:
         raise typer.BadParameter(f"must be one of {', '.join(ENGINES)} (got {engine!r})", param_hint="--engine")
+
+
+def solving_runtime(settings: Settings, project: Path | None, header_file: Path | None) -> Runtime:
+    """The engine and Lean that solve problems (chat, batch, eval): the header
+    from `--header-file` or the project, checked by a warm pool unless set."""
+    from mathagent.pipeline import Runtime
+
+    header = read_header(header_file, project)
+    options = verify_options(settings, header, default_pool="warm")  # the loop checks many proofs per header
+    return Runtime.prepare(settings, project, options)
+
+
+def prepare_solving(
+    lean: Path | None,
+    project: Path | None,
+    header_file: Path | None,
+    err: Console,
+    *,
+    without_lean: str,
+    **flags: Any,
+) -> tuple[Runtime, str | None]:
+    """Batch's and eval's engine and Lean from their flags, and the Ray cluster
+    to run on (None: this machine). Warns on `err` when there is no Lean here,
+    saying `without_lean` (what that means for the results)."""
+    from mathagent.cluster.session import address_of
+
+    settings, lake_project = settings_from_flags(lean, project, **flags)
+    rt, cluster = solving_runtime(settings, lake_project, header_file), address_of(settings)
+    if cluster is None and rt.toolchain is None:  # on a cluster the nodes' Lean counts; the checker says
+        err.print(f"[yellow]warning:[/yellow] {escape(str(rt.toolchain_problem))}; {without_lean}", highlight=False)
+    return rt, cluster
+
+
+def solve_with_progress(
+    rt: Runtime,
+    budget: Budget,
+    items: list[Problem | ProblemError],
+    output: Path,
+    concurrency: int,
+    err: Console,
+    *,
+    announce: Callable[[Resume, int], str | None],
+    interrupted: str,
+    cluster: str | None,
+) -> Run:
+    """`pipeline.solve` behind a progress bar on `err`; `announce` says what the
+    output held (None: nothing to say). Ctrl-C prints `interrupted` and exits 130."""
+    from mathagent import pipeline
+    from mathagent.cli.render import batch_progress
+
+    def say_resumed(resume: Resume, todo: int) -> None:
+        message = announce(resume, todo)
+        if message:
+            err.print(message, highlight=False)
+
+    try:
+        return pipeline.solve(
+            rt,
+            budget,
+            items,
+            output,
+            concurrency=concurrency,
+            cluster=cluster,
+            announce=say_resumed,
+            watch=lambda todo: batch_progress(err, total=todo),
+            say=dim_printer(err),
+        )
+    except KeyboardInterrupt:
+        err.print(f"[yellow]interrupted[/yellow]: {interrupted}")
+        raise typer.Exit(130) from None

@@ -31,6 +31,8 @@ from mathagent.cli.common import (
     WorkersOpt,
     check_engine,
     check_pool,
+    prepare_solving,
+    solve_with_progress,
 )
 from mathagent.errors import InputError
 
@@ -121,19 +123,22 @@ def run_command(
     started = time.monotonic()
     # imported here, not at the top: other commands should not pay for them
     from mathagent.agent.loop import Budget
-    from mathagent.cli import pipeline
     from mathagent.cli.render import wall_time
     from mathagent.eval import datasets, report
     from mathagent.eval import run as evalrun
+    from mathagent.pipeline import read_problems
 
     check_engine(engine)
     check_pool(pool)
     data = datasets.resolve(dataset, data_dir)
     folder = run_dir or Path("runs") / data.name
-    rt, cluster = pipeline.prepare(
+    err = Console(stderr=True)
+    rt, cluster = prepare_solving(
         lean,
         project,
         header_file,
+        err,
+        without_lean="formal problems cannot be solved",
         engine={"kind": engine, "model": model, "base_url": base_url, "api_key": api_key},
         verify={"workers": workers, "pool": pool},
         cluster={"address": ray},
@@ -147,9 +152,6 @@ def run_command(
         solve_when_formal=False,  # formal problems are scored by their proof alone
         exhaustive=True,  # pass@k needs every round-1 proof checked
     )
-    err = Console(stderr=True)
-    if cluster is None:  # on a cluster, the nodes' Lean counts, and the checker says what it found
-        pipeline.warn_without_lean(rt, err, "formal problems cannot be solved")
     engine_info = {"kind": rt.choice.kind, "model": rt.choice.model, "base_url": rt.choice.base_url}
     verify_info = {
         "pool": rt.options.pool,
@@ -161,8 +163,8 @@ def run_command(
     }
     record = evalrun.settings_record(data, engine_info, budget, rt.toolchain, rt.options.default_header, verify_info)
     evalrun.prepare_folder(folder, record, force=force)
-    items = pipeline.read_problems(data.path, limit)
-    run = pipeline.solve(
+    items = read_problems(data.path, limit)
+    run = solve_with_progress(
         rt,
         budget,
         items,
@@ -173,12 +175,12 @@ def run_command(
         interrupted=f"results so far are in {folder}; run the same command to resume",
         cluster=cluster,
     )
-    m = evalrun.finish(folder)
+    m = evalrun.finish(folder, run.results)
     if json_out:
         typer.echo(json.dumps(m.to_dict(), indent=2))
     else:
         console = Console()
-        wall = ("wall time", wall_time(run.summary(wall_s=time.monotonic() - started)))
+        wall = ("wall time", wall_time(time.monotonic() - started, ran=run.ran, problems=m.problems))
         console.print(report.terminal_table(m, f"{data.name} · {rt.choice.model or 'model'}", extra=[wall]))
         for note in m.notes:
             console.print(f"[dim]note[/dim] {escape(note)}", highlight=False)

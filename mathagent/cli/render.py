@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderResult
@@ -29,9 +28,6 @@ from mathagent.doctor import Check
 from mathagent.verify.toolchain import LeanToolchain
 from mathagent.verify.verdict import Verdict
 from mathagent.vocabulary import SandboxKind, Status, VerdictKind
-
-if TYPE_CHECKING:
-    from mathagent.batch import BatchSummary
 
 _STYLE = {
     VerdictKind.VERIFIED: ("✓ verified", "bold green"),
@@ -233,14 +229,14 @@ def batch_progress(console: Console, *, total: int) -> Iterator[BatchProgress]:
         yield tracker
 
 
-def wall_time(s: BatchSummary) -> str:
-    """The run's real wall time and what it covers: a resumed run timed only
-    the problems it ran, not those earlier runs left in the output."""
-    if not s.ran:
-        return f"{s.wall_s:.1f}s (nothing left to run)"
-    if s.ran < s.problems:
-        return f"{s.wall_s:.1f}s (this run: {s.ran} of {s.problems} problems)"
-    return f"{s.wall_s:.1f}s (this run: {s.ran} problem{'s' if s.ran != 1 else ''})"
+def wall_time(wall_s: float, *, ran: int, problems: int) -> str:
+    """A run's real wall time and what it covers: a resumed run timed only
+    the `ran` problems it solved, not those earlier runs left in the output."""
+    if not ran:
+        return f"{wall_s:.1f}s (nothing left to run)"
+    if ran < problems:
+        return f"{wall_s:.1f}s (this run: {ran} of {problems} problems)"
+    return f"{wall_s:.1f}s (this run: {ran} problem{'s' if ran != 1 else ''})"
 
 
 def doctor_table(checks: list[Check]) -> Table:

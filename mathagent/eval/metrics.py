@@ -40,8 +40,9 @@ def ks_for(n: int) -> list[int]:
 class Metrics:
     """Everything a set of results says, computed once (`summarize`).
 
-    `to_dict` is the evaluation's view (summary.json); `batch.BatchSummary`
-    is the batch command's view of the same numbers.
+    The one summary of a run, counted here and nowhere else: `to_dict` is
+    the evaluation's view (summary.json); `cli.batch_cmd.summary_dict` and
+    `summary_table` are the batch command's view of the same numbers.
     """
 
     problems: int = 0

@@ -163,9 +163,11 @@ def _rejudge(result: Result, reference: str) -> None:
     result.sample_matches = scored.sample_matches
 
 
-def finish(run_dir: Path) -> Metrics:
-    """Compute the numbers and write summary.json, the plots and report.html."""
-    results = load_results(run_dir)
+def finish(run_dir: Path, results: list[Result] | None = None) -> Metrics:
+    """Compute the numbers and write summary.json, the plots and report.html;
+    `results`: the folder's results when the caller holds them (else read from it)."""
+    if results is None:
+        results = load_results(run_dir)
     m = summarize(results)
     settings = json.loads((run_dir / SETTINGS).read_text(encoding="utf-8")) if (run_dir / SETTINGS).is_file() else {}
     settings["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
