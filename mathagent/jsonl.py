@@ -118,8 +118,8 @@ class AppendLog:
     """A JSONL file results are appended to, one complete line per write.
 
     Opening it repairs a torn last line (left by a kill mid-write) by cutting
-    it off, so the file always holds whole rows; `finished_ids` says which
-    rows are already there, for resuming.
+    it off, so the file always holds whole rows, and returns the rows already
+    there, by id, for resuming.
     """
 
     def __init__(self, path: Path) -> None:

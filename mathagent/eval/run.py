@@ -19,7 +19,7 @@ from mathagent.errors import InputError
 from mathagent.eval import report
 from mathagent.eval.datasets import Dataset
 from mathagent.eval.metrics import Metrics, summarize
-from mathagent.jsonl import dumps
+from mathagent.jsonl import dumps, read_rows
 from mathagent.verify.toolchain import LeanToolchain
 
 RESULTS = "results.jsonl"
@@ -115,15 +115,18 @@ def _shown(key: str, value: Any) -> str:
 
 
 def load_results(run_dir: Path) -> list[Result]:
+    """Every result in a run folder's results file, in file order."""
     path = run_dir / RESULTS
     if not path.is_file():
         raise InputError(f"{run_dir} is not an eval run folder (no {RESULTS})")
     results = []
-    for line in path.read_text(encoding="utf-8").split("\n"):
-        try:
-            results.append(Result.from_dict(json.loads(line)))
-        except (ValueError, TypeError, AttributeError):
+    for row in read_rows(path):
+        if row.error is not None or not isinstance(row.value, dict):
             continue  # a torn last line (the next resume cuts it off), or not a result
+        try:
+            results.append(Result.from_dict(row.value))
+        except (ValueError, TypeError, AttributeError):  # attempts that are not objects, a bad status
+            continue
     return results
 
 
