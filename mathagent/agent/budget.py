@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mathagent.vocabulary import StrategyKind
+
 
 @dataclass(frozen=True)
 class Budget:
@@ -19,3 +21,11 @@ class Budget:
     # Evaluation: verify every round-1 proof even after one passes (pass@k needs
     # the count), and start repairs only once round 1 is all in and failed.
     exhaustive: bool = False
+    # How a statement is proved (`--strategy`), and the tactic search's budget when it runs
+    strategy: StrategyKind = StrategyKind.WHOLE
+    expansions: int = 64  # states the search expands (one batched generation each)
+    candidates: int = 8  # tactics asked for per state
+
+    @property
+    def searches(self) -> bool:
+        return self.strategy is not StrategyKind.WHOLE

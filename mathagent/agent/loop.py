@@ -22,9 +22,10 @@ from mathagent.agent import events
 from mathagent.agent.budget import Budget
 from mathagent.agent.formalize import formalize
 from mathagent.agent.records import Problem, Result
+from mathagent.agent.search import SearchBudget
 from mathagent.agent.solve import solve_and_score
 from mathagent.agent.strategy import ProofGoal, Strategy
-from mathagent.agent.whole import WholeProof
+from mathagent.agent.tactic import strategy_for
 from mathagent.engines.base import Engine, EngineError
 from mathagent.project import FALLBACK_HEADER
 from mathagent.verify.checker import Checker
@@ -52,7 +53,7 @@ class Agent:
         if default_header is None:
             default_header = verifier.options.default_header if verifier is not None else FALLBACK_HEADER
         self.default_header = default_header
-        self.strategy: Strategy = strategy or WholeProof()
+        self.strategy = strategy  # None: the budget's `strategy` (whole proofs by default)
 
     def lean_unavailable(self, header: str) -> str | None:
         """Why proofs under `header` cannot be checked here, or None if they can."""
@@ -133,4 +134,13 @@ class Agent:
             emit(events.BadStatement(check.message))
             return
         goal = ProofGoal(problem, statement, header, budget, self.engine, self.verifier)
-        await self.strategy.prove(goal, result, emit)
+        await (self.strategy or _strategy_of(budget)).prove(goal, result, emit)
+
+
+def _strategy_of(budget: Budget) -> Strategy:
+    search = SearchBudget(
+        expansions=budget.expansions,
+        candidates=budget.candidates,
+        time_s=budget.time_limit_s or SearchBudget.time_s,
+    )
+    return strategy_for(budget.strategy, search)

@@ -15,7 +15,9 @@ from rich.table import Table
 from mathagent.cli.common import (
     ApiKeyOpt,
     BaseUrlOpt,
+    CandidatesOpt,
     EngineOpt,
+    ExpansionsOpt,
     HeaderFileOpt,
     LeanOpt,
     MaxTokensOpt,
@@ -25,6 +27,7 @@ from mathagent.cli.common import (
     RayOpt,
     RoundsOpt,
     SamplesOpt,
+    StrategyOpt,
     TimeLimitOpt,
     WorkersOpt,
     check_engine,
@@ -34,6 +37,7 @@ from mathagent.cli.common import (
     solve_with_progress,
 )
 from mathagent.cli.render import wall_time
+from mathagent.vocabulary import StrategyKind
 
 if TYPE_CHECKING:
     from mathagent.eval.metrics import Metrics
@@ -74,6 +78,9 @@ def batch(
     samples: SamplesOpt = 4,
     max_tokens: MaxTokensOpt = 2048,
     time_limit: TimeLimitOpt = None,
+    strategy: StrategyOpt = StrategyKind.WHOLE,
+    expansions: ExpansionsOpt = 64,
+    candidates: CandidatesOpt = 8,
     no_solve: bool = typer.Option(
         False, "--no-solve", help="Skip the natural-language solution when a formal statement is given."
     ),
@@ -115,7 +122,14 @@ def batch(
         cluster={"address": ray},
     )
     budget = Budget(
-        rounds=rounds, samples=samples, max_tokens=max_tokens, time_limit_s=time_limit, solve_when_formal=not no_solve
+        rounds=rounds,
+        samples=samples,
+        max_tokens=max_tokens,
+        time_limit_s=time_limit,
+        solve_when_formal=not no_solve,
+        strategy=strategy,
+        expansions=expansions,
+        candidates=candidates,
     )
     run = solve_with_progress(
         rt,
@@ -176,6 +190,7 @@ def summary_dict(m: Metrics, run: Run, wall_s: float) -> dict[str, Any]:
         "duplicates": run.duplicates,
         "error_messages": list(m.error_messages),
         "notes": list(m.notes),
+        **({"search": search} if (search := m.search_summary()) else {}),
     }
 
 
@@ -216,6 +231,9 @@ def summary_table(m: Metrics, run: Run, wall_s: float, output: Path, *, samples:
         ),
         ("generated tokens", f"{m.completion_tokens}"),
     ]
+    if m.searched:
+        found = f"{m.search_solved} proof(s) found in {m.searched} search(es)"
+        rows.append(("tactic search", f"{found}; {m.search_expansions} states, {m.search_tactics} tactics"))
     if run.duplicates:
         rows.append(("duplicate ids skipped", str(run.duplicates)))
     for label, value in rows:

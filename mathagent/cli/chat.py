@@ -6,7 +6,9 @@ from __future__ import annotations
 from mathagent.cli.common import (
     ApiKeyOpt,
     BaseUrlOpt,
+    CandidatesOpt,
     EngineOpt,
+    ExpansionsOpt,
     HeaderFileOpt,
     LeanOpt,
     MaxTokensOpt,
@@ -15,10 +17,12 @@ from mathagent.cli.common import (
     ProjectOpt,
     RoundsOpt,
     SamplesOpt,
+    StrategyOpt,
     check_engine,
     check_pool,
     settings_from_flags,
 )
+from mathagent.vocabulary import StrategyKind
 
 HELP = """Talk to mathagent: ask a question and see the worked solution, the Lean statement and proof, and \
 whether Lean verified it.
@@ -33,6 +37,9 @@ def chat(
     rounds: RoundsOpt = 3,
     samples: SamplesOpt = 2,
     max_tokens: MaxTokensOpt = 1024,
+    strategy: StrategyOpt = StrategyKind.WHOLE,
+    expansions: ExpansionsOpt = 64,
+    candidates: CandidatesOpt = 8,
     engine: EngineOpt = None,
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
@@ -53,4 +60,12 @@ def chat(
         engine={"kind": engine, "model": model, "base_url": base_url, "api_key": api_key},
         verify={"pool": pool},
     )
-    chat_repl.run(settings, lake_project, header_file, Budget(rounds=rounds, samples=samples, max_tokens=max_tokens))
+    budget = Budget(
+        rounds=rounds,
+        samples=samples,
+        max_tokens=max_tokens,
+        strategy=strategy,
+        expansions=expansions,
+        candidates=candidates,
+    )
+    chat_repl.run(settings, lake_project, header_file, budget)

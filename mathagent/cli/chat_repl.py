@@ -196,6 +196,16 @@ def _renderer(console: Console, spinner: Spinner, budget: Budget) -> events.List
                 f"attempt {event.attempt + 1}: {event.errors} error(s), repairing (round "
                 f"{event.round}/{budget.rounds})..."
             )
+        elif isinstance(event, events.Searching):
+            start = f" after {event.replayed} tactic(s) of the best failed proof" if event.replayed else ""
+            spinner.update(f"tactic search{start} (up to {event.expansions} states)...")
+        elif isinstance(event, events.TacticTried):
+            outcome = "no goals left" if event.verdict else ("ok" if event.accepted else event.error.split("\n")[0])
+            spinner.update(f"tactic search: {event.tactic.splitlines()[0][:60]} -> {outcome[:60]}")
+        elif isinstance(event, events.SearchDone):
+            counts = f"{event.expansions} state(s) expanded, {event.tactics_run} tactic(s) run"
+            note = f"  tactic search: {event.stop}, {counts}"
+            console.print(Text(note, style="dim"))
 
     return on_event
 

@@ -16,6 +16,7 @@ from mathagent.config import ENGINES, MAX_WORKERS, RAY_WORDS, Settings, allowed,
 from mathagent.errors import InputError
 from mathagent.project import default_header, find_project
 from mathagent.verify.verifier import VerifyOptions
+from mathagent.vocabulary import StrategyKind
 
 if TYPE_CHECKING:  # the pipeline is imported only by the commands that solve problems
     from mathagent.agent.budget import Budget
@@ -125,6 +126,22 @@ SamplesOpt = Annotated[
 MaxTokensOpt = Annotated[int, typer.Option("--max-tokens", min=16, help="Tokens per generated proof or solution.")]
 TimeLimitOpt = Annotated[
     float | None, typer.Option("--time-limit", min=1, help="Seconds per problem (wall clock).", show_default=False)
+]
+StrategyOpt = Annotated[
+    StrategyKind,
+    typer.Option(
+        "--strategy",
+        help="How statements are proved: whole = sample whole proofs and repair them with Lean's errors; "
+        "tactic = best-first search over Lean's goal states (InternLM2's tactic prompt); both = whole proofs "
+        "first, then the search from the best failed one.",
+        case_sensitive=False,
+    ),
+]
+ExpansionsOpt = Annotated[
+    int, typer.Option("--expansions", min=1, max=100_000, help="Tactic search: goal states expanded per problem.")
+]
+CandidatesOpt = Annotated[
+    int, typer.Option("--candidates", min=1, max=256, help="Tactic search: tactics the model proposes per state.")
 ]
 PoolOpt = Annotated[
     str | None,

@@ -16,7 +16,9 @@ from typer.core import TyperGroup
 from mathagent.cli.common import (
     ApiKeyOpt,
     BaseUrlOpt,
+    CandidatesOpt,
     EngineOpt,
+    ExpansionsOpt,
     HeaderFileOpt,
     LeanOpt,
     MaxTokensOpt,
@@ -27,6 +29,7 @@ from mathagent.cli.common import (
     RayOpt,
     RoundsOpt,
     SamplesOpt,
+    StrategyOpt,
     TimeLimitOpt,
     WorkersOpt,
     check_engine,
@@ -35,6 +38,7 @@ from mathagent.cli.common import (
     solve_with_progress,
 )
 from mathagent.errors import InputError
+from mathagent.vocabulary import StrategyKind
 
 HELP = """Evaluate a model on a benchmark: pass@k, solved-by-round, time split, rejection reasons, and an HTML \
 report with plots.
@@ -102,6 +106,9 @@ def run_command(
     ),
     max_tokens: MaxTokensOpt = 2048,
     time_limit: TimeLimitOpt = None,
+    strategy: StrategyOpt = StrategyKind.WHOLE,
+    expansions: ExpansionsOpt = 64,
+    candidates: CandidatesOpt = 8,
     concurrency: int = typer.Option(4, "--concurrency", "-c", min=1, help="Problems in flight at once."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N problems.", show_default=False),
     force: bool = typer.Option(False, "--force", help="Continue a run folder even if its settings differ."),
@@ -151,6 +158,9 @@ def run_command(
         solve_samples=solve_samples,
         solve_when_formal=False,  # formal problems are scored by their proof alone
         exhaustive=True,  # pass@k needs every round-1 proof checked
+        strategy=strategy,
+        expansions=expansions,
+        candidates=candidates,
     )
     engine_info = {"kind": rt.choice.kind, "model": rt.choice.model, "base_url": rt.choice.base_url}
     verify_info = {

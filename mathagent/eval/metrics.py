@@ -76,6 +76,22 @@ class Metrics:
     completion_tokens: int = 0
     error_messages: list[str] = field(default_factory=list)  # the commonest, with counts
     notes: list[str] = field(default_factory=list)  # the commonest notes (results that are not errors)
+    # the tactic search (`--strategy tactic|both`), over the results it ran on
+    searched: int = 0
+    search_solved: int = 0  # verified by a proof the search found
+    search_expansions: int = 0
+    search_tactics: int = 0
+
+    def search_summary(self) -> dict[str, int] | None:
+        """The search's numbers, or None when no search ran (the summary then reads as before)."""
+        if not self.searched:
+            return None
+        return {
+            "problems": self.searched,
+            "solved": self.search_solved,
+            "expansions": self.search_expansions,
+            "tactics_run": self.search_tactics,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """The evaluation's summary (summary.json, `eval --json`)."""
@@ -98,6 +114,7 @@ class Metrics:
             "wall_s": round(self.wall_s, 2),
             "verdicts": dict(self.verdicts),
             "reasons": dict(self.reasons),
+            **({"search": search} if (search := self.search_summary()) else {}),
         }
 
 
@@ -154,8 +171,15 @@ def summarize(results: Iterable[Result]) -> Metrics:
             if r.verified:
                 m.formal_solved += 1
                 solved_rounds.append(r.verified_round() or 1)
-                solved_attempts.append((r.verified_attempt or 0) + 1)
+                max_round = max(max_round, solved_rounds[-1])  # a search's proof counts after the rounds
+                if r.verified_attempt is not None or r.search is None:
+                    solved_attempts.append((r.verified_attempt or 0) + 1)
                 solved_tokens.append(r.completion_tokens)
+        if r.search is not None:
+            m.searched += 1
+            m.search_solved += r.verified and r.verified_attempt is None
+            m.search_expansions += int(r.search.get("expansions", 0))
+            m.search_tactics += int(r.search.get("tactics_run", 0))
         elif r.reference_answer is not None:
             m.informal += 1
             informal_counts.append((len(r.sample_matches), sum(1 for x in r.sample_matches if x)))

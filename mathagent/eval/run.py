@@ -48,13 +48,23 @@ def settings_record(
         "engine": engine.get("kind"),
         "model": engine.get("model"),
         "base_url": engine.get("base_url"),
-        "budget": asdict(budget),
+        "budget": _budget_record(budget),
         "lean_version": toolchain.version_line if toolchain else None,
         "lean_origin": toolchain.origin if toolchain else None,
         "header_sha256": hashlib.sha256(header.encode("utf-8")).hexdigest(),
         "verify": verify,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+
+
+def _budget_record(budget: Budget) -> dict[str, Any]:
+    """The budget as settings.json keeps it; the search's numbers only when a search runs,
+    so that runs recorded before `--strategy` existed resume as whole-proof runs."""
+    record = asdict(budget)
+    if not budget.searches:
+        for key in ("strategy", "expansions", "candidates"):
+            record.pop(key)
+    return record
 
 
 def prepare_folder(run_dir: Path, record: dict[str, Any], *, force: bool) -> dict[str, Any]:
@@ -85,6 +95,9 @@ _FLAGS = {
     "budget.max_tokens": "--max-tokens",
     "budget.time_limit_s": "--time-limit",
     "budget.solve_samples": "--solve-samples",
+    "budget.strategy": "--strategy",
+    "budget.expansions": "--expansions",
+    "budget.candidates": "--candidates",
 }
 _LABELS = {
     "dataset_sha256": "dataset contents (sha256)",
