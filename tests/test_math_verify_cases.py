@@ -60,9 +60,12 @@ class Case:
 
 
 @pytest.fixture(scope="module")
-def sdist_tests(request: pytest.FixtureRequest) -> Path:
-    """math-verify's tests/ folder, unpacked from its sdist (fetched once, then reused)."""
-    folder = Path(request.config.cache.mkdir(f"math-verify-{VERSION}-sdist"))
+def sdist_tests(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """math-verify's tests/ folder, unpacked from its sdist (fetched once into pytest's cache, then
+    reused; into a temporary folder when the cache is off, `-p no:cacheprovider`)."""
+    name = f"math-verify-{VERSION}-sdist"
+    cache = getattr(request.config, "cache", None)
+    folder = Path(cache.mkdir(name)) if cache is not None else tmp_path_factory.mktemp(name)
     archive = folder / SDIST
     if not archive.is_file():
         proc = subprocess.run(
