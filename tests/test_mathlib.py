@@ -100,3 +100,29 @@ def test_a_proof_session_closes_goals_and_the_search_finds_a_verified_proof() ->
     assert closed
     assert found.stop is SearchStop.PROVED and found.verified
     assert found.proof is not None and "norm_num [abs_of_nonneg]" in found.proof
+
+
+def test_solve_with_the_tactic_strategy_proves_minif2f_style_goals() -> None:
+    import json
+    import subprocess
+    import sys
+
+    goals = {
+        "theorem mathd_algebra_10 : abs ((120 : ℝ) / 100 * 30 - 130 / 100 * 20) = 10 :=": "norm_num [abs_of_nonneg]",
+        "theorem t_add (a b : ℕ) (h : a = b) : a + 0 = b :=": "simpa using h",
+        "theorem t_sq (x : ℝ) : 0 ≤ x ^ 2 :=": "positivity",
+    }
+    rules = [Rule(r"⊢", ["linarith", *goals.values()], [-2.0, -0.5, -0.5, -0.5])]
+    server = ScriptedServer(rules)
+    server.start()
+    try:
+        for statement in goals:
+            argv = [sys.executable, "-m", "mathagent", "solve", statement, "--strategy", "tactic"]
+            argv += ["--base-url", server.base_url, "--expansions", "4", "--candidates", "4", "--json"]
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=900, cwd=ROOT)
+            assert proc.returncode == 0, proc.stderr[-2000:]
+            result = json.loads(proc.stdout)
+            assert result["status"] == "verified", result
+            assert any(t in result["proof"] for t in goals.values()), result["proof"]
+    finally:
+        server.stop()

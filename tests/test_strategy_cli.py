@@ -92,3 +92,14 @@ def test_eval_records_the_strategy_and_will_not_resume_under_another(tmp_path: P
     again = mathagent(*argv)  # the default strategy: whole proofs
     assert again.returncode == 2
     assert "--strategy: tactic → (none)" in again.stderr
+
+
+def test_solve_proves_a_lean_statement_with_the_chosen_strategy(server: ScriptedServer) -> None:
+    argv = ["solve", STATEMENT, "--base-url", server.base_url, "--header-file", str(HEADER)]
+    proc = mathagent(*argv, "--strategy", "tactic", "--expansions", "2", "--json")
+    assert proc.returncode == 1, proc.stderr  # not verified: no tactic closes a goal on this Lean
+    result = json.loads(proc.stdout)
+    assert result["statement"] == STATEMENT and result["search"]["expansions"] == 2
+    table = mathagent(*argv, "--strategy", "both", "--rounds", "1", "--samples", "1", "--expansions", "1")
+    assert table.returncode == 1, table.stderr
+    assert "✗ not verified" in table.stdout and "tactic search: expansions" in table.stdout

@@ -9,7 +9,6 @@ Input uses `readline`, so the arrow keys bring back history.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Coroutine
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,6 +30,7 @@ from mathagent.agent.records import Problem, Result
 from mathagent.cli.common import dim_printer, solving_runtime
 from mathagent.config import Settings
 from mathagent.jsonl import dumps
+from mathagent.verify.leantext import starts_with_theorem
 from mathagent.verify.tasks import VerifyTask
 from mathagent.vocabulary import AnswerCheck, PromptKind, Status, VerdictKind
 
@@ -149,7 +149,7 @@ def _problem(session: Session, text: str) -> Problem:
     """A question, or a Lean statement (`theorem ...`, `:= by sorry` added if missing)."""
     session.counter += 1
     pid = f"chat-{session.counter}"
-    if re.match(r"\s*(?:theorem|lemma)\b", text):
+    if starts_with_theorem(text):
         statement = text if ":=" in text else text + " := by sorry"
         return Problem(id=pid, formal_statement=statement)
     return Problem(id=pid, informal=text)

@@ -1,40 +1,57 @@
-"""`mathagent solve`: a worked solution and an answer, cross-checked by sympy."""
+"""`mathagent solve`: a worked solution and an answer, cross-checked by sympy; or a Lean statement proved."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
+from rich.syntax import Syntax
 from rich.text import Text
 
 from mathagent.cli.common import (
     ApiKeyOpt,
     BaseUrlOpt,
+    CandidatesOpt,
     EngineOpt,
+    ExpansionsOpt,
+    HeaderFileOpt,
+    LeanOpt,
     ModelOpt,
+    ProjectOpt,
+    RoundsOpt,
+    StrategyOpt,
     check_engine,
     dim_printer,
     settings_from_flags,
+    solving_runtime,
 )
 from mathagent.config import Settings
 from mathagent.jsonl import dumps
-from mathagent.vocabulary import AnswerCheck
+from mathagent.verify.leantext import starts_with_theorem
+from mathagent.vocabulary import AnswerCheck, StrategyKind
 
 if TYPE_CHECKING:
+    from mathagent.agent.budget import Budget
+    from mathagent.agent.records import Result
     from mathagent.agent.solve import SolveResult
     from mathagent.engines import select
     from mathagent.engines.base import Engine
 
-HELP = """Solve a math problem in natural language and report the final answer.
+HELP = """Solve a math problem in natural language and report the final answer; or prove a Lean statement.
 
 The model writes a worked solution; the final answer is taken from \\boxed{...}. Where the problem is \
 computational (evaluate an expression, roots of a polynomial equation, their sum, product or count), sympy \
 computes the answer on its own and the output says [bold]answer checked[/bold] or [bold]answer \
 disagrees[/bold]; otherwise [bold]not checked[/bold].
+
+A PROBLEM that is a Lean statement (`theorem name ... :=`) is proved instead, under --header-file, with \
+--strategy (whole proofs repaired with Lean's errors, the tactic search, or both), and checked by Lean: \
+the exit status is 0 only for a verified proof.
 
 Which model: --base-url (any OpenAI-compatible server), else --model (in-process vLLM), else \
 InternLM2-Math-Plus-7B on a GPU, else the small embedded CPU model.
@@ -46,6 +63,7 @@ EPILOG = """[bold]Examples[/bold]
   mathagent solve "What is 2+3?" --samples 4 --json
   mathagent solve "..." --model internlm/internlm2-math-plus-7b            [dim]# in-process vLLM on a GPU[/dim]
   mathagent solve "..." --base-url http://127.0.0.1:23333/v1               [dim]# LMDeploy / vllm serve[/dim]
+  mathagent solve "theorem t (a b : ℝ) (h : a = b) : b = a :=" --strategy tactic   [dim]# prove it (Mathlib)[/dim]
 """
 
 
@@ -70,13 +88,38 @@ def solve_command(
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
     api_key: ApiKeyOpt = None,
-    project: Path | None = typer.Option(None, "--project", hidden=True),
+    strategy: StrategyOpt = StrategyKind.WHOLE,
+    expansions: ExpansionsOpt = 64,
+    candidates: CandidatesOpt = 8,
+    rounds: RoundsOpt = 4,
+    lean: LeanOpt = None,
+    project: ProjectOpt = None,
+    header_file: HeaderFileOpt = None,
 ) -> None:
     from mathagent.engines import select
 
     check_engine(engine)
     if not problem.strip():
         raise typer.BadParameter("the problem is empty", param_hint="PROBLEM")
+    if starts_with_theorem(problem):
+        from mathagent.agent.budget import Budget
+
+        budget = Budget(
+            rounds=rounds,
+            samples=samples,
+            max_tokens=max_tokens or Budget.max_tokens,
+            strategy=strategy,
+            expansions=expansions,
+            candidates=candidates,
+        )
+        flags = {"engine": {"kind": engine, "model": model, "base_url": base_url, "api_key": api_key}}
+        settings, lake_project = settings_from_flags(lean, project, **flags)
+        proved = asyncio.run(_prove(settings, lake_project, header_file, problem, budget))
+        if json_out:
+            typer.echo(dumps(proved.to_dict(), indent=2))
+        else:
+            _show_proof(Console(), proved)
+        raise typer.Exit(0 if proved.verified else 1)
     settings, _ = settings_from_flags(
         project=project, engine={"kind": engine, "model": model, "base_url": base_url, "api_key": api_key}
     )
@@ -89,6 +132,38 @@ def solve_command(
         typer.echo(dumps(result.to_dict(), indent=2))
     else:
         _show(Console(), result)
+
+
+async def _prove(
+    settings: Settings, project: Path | None, header_file: Path | None, statement: str, budget: Budget
+) -> Result:
+    """Prove one Lean statement with the agent (its header, Lean and model as batch has them)."""
+    from mathagent import pipeline
+    from mathagent.agent.records import Problem
+
+    runtime = solving_runtime(settings, project, header_file)
+    statement = statement if ":=" in statement else statement + " :="
+    async with pipeline.open_agent(runtime, budget, dim_printer(Console(stderr=True))) as agent:
+        return await agent.run(Problem(id="solve", formal_statement=statement), budget=replace(budget, solve=False))
+
+
+def _show_proof(console: Console, result: Result) -> None:
+    if result.verified:
+        console.print(Syntax(result.theorem_text() or "", "lean4", word_wrap=True))
+        how = "by the tactic search" if result.verified_attempt is None and result.search else "as a whole proof"
+        console.print(Text(f"✓ verified by Lean (found {how})", style="bold green"))
+    else:
+        why = result.note or result.error or "no proof passed Lean within the budget"
+        console.print(Text(f"✗ not verified: {why}", style="bold red"))
+    if result.search:
+        search = result.search
+        console.print(
+            Text(
+                f"tactic search: {search['stop']}, {search['expansions']} states, {search['tactics_run']} tactics",
+                style="dim",
+            )
+        )
+    console.print(Text(f"{result.model} · {result.completion_tokens} tokens · {result.wall_s:.1f}s", style="dim"))
 
 
 async def _run(

@@ -345,6 +345,13 @@ def proof_after_statement(code: str, formal_statement: str) -> str:
     return code
 
 
+def starts_with_theorem(text: str) -> bool:
+    """Does `text` begin (comments aside) with `theorem` or `lemma`? How chat and
+    solve tell a Lean statement from a question."""
+    first = next(code_tokens(text), None)
+    return first is not None and _is_decl_word(first)
+
+
 def first_statement(code: str) -> str | None:
     """The first `theorem`/`lemma` that starts a line, up to its signature's
     `:=`: the statement an autoformalization wrote. None when there is none."""
