@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from mathagent.agent.loop import Agent, Budget  # noqa: E402
+from mathagent.agent.budget import Budget  # noqa: E402
+from mathagent.agent.loop import Agent  # noqa: E402
 from mathagent.agent.records import Problem  # noqa: E402
 from mathagent.config import load_settings  # noqa: E402
 from mathagent.engines.openai import OpenAIConfig, OpenAIEngine  # noqa: E402

@@ -10,8 +10,9 @@ import pytest
 
 from conftest import PRELUDE_HEADER
 from mathagent.agent import events
+from mathagent.agent.budget import Budget
 from mathagent.agent.extract import proof_from_output, statement_from_output
-from mathagent.agent.loop import Agent, Budget
+from mathagent.agent.loop import Agent
 from mathagent.agent.records import Problem, Result
 from mathagent.agent.strategy import ProofGoal, Strategy
 from mathagent.engines.openai import OpenAIConfig, OpenAIEngine

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import PRELUDE_HEADER
-from mathagent.agent.loop import Agent, Budget
+from mathagent.agent.budget import Budget
+from mathagent.agent.loop import Agent
 from mathagent.agent.records import Result
 from mathagent.engines.openai import OpenAIConfig, OpenAIEngine
 from mathagent.eval.metrics import summarize

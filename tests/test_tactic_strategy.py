@@ -12,7 +12,8 @@ import pytest
 
 from conftest import PRELUDE_HEADER
 from mathagent.agent import events
-from mathagent.agent.loop import Agent, Budget
+from mathagent.agent.budget import Budget
+from mathagent.agent.loop import Agent
 from mathagent.agent.records import Attempt, Problem, Result
 from mathagent.agent.search import SearchBudget
 from mathagent.agent.tactic import TacticSearch, WholeThenTactic, best_failed_start, strategy_for

@@ -98,7 +98,7 @@ def batch(
 ) -> None:
     started = time.monotonic()
     # imported here, not at the top: other commands should not pay for them
-    from mathagent.agent.loop import Budget
+    from mathagent.agent.budget import Budget
     from mathagent.eval.metrics import summarize
     from mathagent.pipeline import read_problems
 

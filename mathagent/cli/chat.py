@@ -49,7 +49,7 @@ def chat(
     project: ProjectOpt = None,
     header_file: HeaderFileOpt = None,
 ) -> None:
-    from mathagent.agent.loop import Budget
+    from mathagent.agent.budget import Budget
     from mathagent.cli import chat_repl
 
     check_engine(engine)

@@ -25,7 +25,8 @@ from rich.text import Text
 
 from mathagent import pipeline
 from mathagent.agent import events
-from mathagent.agent.loop import Agent, Budget
+from mathagent.agent.budget import Budget
+from mathagent.agent.loop import Agent
 from mathagent.agent.records import Problem, Result
 from mathagent.cli.common import dim_printer, solving_runtime
 from mathagent.config import Settings

@@ -129,7 +129,7 @@ def run_command(
 ) -> None:
     started = time.monotonic()
     # imported here, not at the top: other commands should not pay for them
-    from mathagent.agent.loop import Budget
+    from mathagent.agent.budget import Budget
     from mathagent.cli.render import wall_time
     from mathagent.eval import datasets, report
     from mathagent.eval import run as evalrun

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import hashlib
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterable
@@ -56,11 +55,6 @@ DEPTH = 2  # checks in flight per Lean worker of a node: one running, one ready 
 class _Node:
     info: NodeInfo
     actor: Any
-
-
-@functools.lru_cache(maxsize=256)
-def _imports_modules(header: str) -> bool:
-    return imports_modules(header)
 
 
 def _affinity(header: str) -> str:
@@ -295,7 +289,7 @@ class RayChecker(AsyncClosing):
 
     def _eligible(self, header: str) -> Callable[[_Node], bool] | None:
         """A header that imports modules goes to nodes whose Lean has Init (and so maybe Mathlib), if any."""
-        if not _imports_modules(header):
+        if not imports_modules(header):
             return None
         nodes = self._router.members().values()
         if any(n.info.toolchain is not None and not n.info.toolchain.prelude_only for n in nodes):

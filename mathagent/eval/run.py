@@ -13,7 +13,7 @@ from typing import Any
 
 from mathagent import __version__
 from mathagent.agent import answers
-from mathagent.agent.loop import Budget
+from mathagent.agent.budget import Budget
 from mathagent.agent.records import Result
 from mathagent.errors import InputError
 from mathagent.eval import report

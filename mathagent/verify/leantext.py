@@ -19,6 +19,7 @@ untrusted, and may be megabytes of anything).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -210,8 +211,10 @@ def module_header(text: str) -> str:
     return text if line_end == -1 else text[: line_end + 1]
 
 
+@functools.lru_cache(maxsize=256)
 def imports_modules(text: str) -> bool:
-    """Does the file's module header import anything (as opposed to `prelude` only)?"""
+    """Does the file's module header import anything (as opposed to `prelude` only)?
+    (Remembered: most problems of a run share one header, asked about for each.)"""
     return any(t.is_word("import") for t in code_tokens(module_header(text)))
 
 
