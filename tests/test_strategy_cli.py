@@ -89,6 +89,7 @@ def test_eval_records_the_strategy_and_will_not_resume_under_another(tmp_path: P
     settings = json.loads((run_dir / "settings.json").read_text())
     assert (settings["budget"]["strategy"], settings["budget"]["expansions"]) == ("tactic", 2)
     assert json.loads(proc.stdout)["search"]["problems"] == 1
+    assert "tactic search" in (run_dir / "report.html").read_text()
     again = mathagent(*argv)  # the default strategy: whole proofs
     assert again.returncode == 2
     assert "--strategy: tactic → (none)" in again.stderr

@@ -58,6 +58,9 @@ def summary_rows(m: Metrics) -> list[tuple[str, str]]:
         rows.append(("proof verdicts", ", ".join(f"{k} {v}" for k, v in m.verdicts.items())))
     if m.reasons:
         rows.append(("rejection reasons", ", ".join(f"{k} {v}" for k, v in list(m.reasons.items())[:8])))
+    if m.searched:
+        found = f"{m.search_solved} proof(s) in {m.searched} search(es)"
+        rows.append(("tactic search", f"{found}; {m.search_expansions} states, {m.search_tactics} tactics"))
     return rows
 
 
