@@ -121,6 +121,16 @@ class StrategyKind(Word):
     BOTH = "both"  # whole proofs first, then the search from the best failed one
 
 
+class SearchStop(Word):
+    """Why a tactic search ended."""
+
+    PROVED = "proved"
+    EXHAUSTED = "exhausted"  # no open state left
+    EXPANSIONS = "expansions"  # the budgets:
+    TIME = "time"
+    TOKENS = "tokens"
+
+
 # The same words as config files and flags take them (pydantic checks TOML strictly,
 # where an enum field would refuse the plain word); a test keeps both spellings equal.
 PoolName = Literal["cold", "warm"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mathagent.vocabulary import AnswerCheck, PromptKind, StatementSource, Status, VerdictKind
+from mathagent.vocabulary import AnswerCheck, PromptKind, SearchStop, StatementSource, Status, VerdictKind
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ class TacticTried:
 
 @dataclass(frozen=True)
 class SearchDone:
-    stop: str  # proved, exhausted, expansions, time, tokens
+    stop: SearchStop
     expansions: int
     tactics_run: int
     verified: bool

@@ -22,7 +22,6 @@ import itertools
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from enum import Enum
 from typing import Any
 
 from mathagent import prompts
@@ -32,17 +31,7 @@ from mathagent.verify.leantext import fences
 from mathagent.verify.session import ProofState, TacticSession, proof_text
 from mathagent.verify.tasks import VerifyTask
 from mathagent.verify.verdict import Verdict
-from mathagent.vocabulary import PromptKind
-
-
-class SearchStop(str, Enum):
-    """Why a search ended."""
-
-    PROVED = "proved"
-    EXHAUSTED = "exhausted"  # no open state left
-    EXPANSIONS = "expansions"
-    TIME = "time"
-    TOKENS = "tokens"
+from mathagent.vocabulary import PromptKind, SearchStop
 
 
 @dataclass(frozen=True)

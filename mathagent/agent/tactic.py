@@ -59,7 +59,7 @@ class TacticSearch:
             result.note = result.note or f"tactic search: {exc.message}"
             return
         _record(found, result, time.monotonic() - started)
-        emit(events.SearchDone(str(found.stop.value), found.expansions, found.tactics_run, found.verified))
+        emit(events.SearchDone(found.stop, found.expansions, found.tactics_run, found.verified))
 
 
 class WholeThenTactic:

@@ -16,7 +16,7 @@ from mathagent.config import ENGINES, MAX_WORKERS, RAY_WORDS, Settings, allowed,
 from mathagent.errors import InputError
 from mathagent.project import default_header, find_project
 from mathagent.verify.verifier import VerifyOptions
-from mathagent.vocabulary import StrategyKind
+from mathagent.vocabulary import Pool, StrategyKind
 
 if TYPE_CHECKING:  # the pipeline is imported only by the commands that solve problems
     from mathagent.agent.budget import Budget
@@ -251,8 +251,8 @@ def dim_printer(console: Console) -> Callable[[str], None]:
 
 
 def check_pool(pool: str | None) -> None:
-    if pool is not None and pool not in ("cold", "warm"):
-        raise typer.BadParameter("must be cold or warm", param_hint="--pool")
+    if pool is not None and pool not in set(Pool):
+        raise typer.BadParameter(f"must be {' or '.join(Pool)}", param_hint="--pool")
 
 
 def check_engine(engine: str | None) -> None:
@@ -266,7 +266,7 @@ def solving_runtime(settings: Settings, project: Path | None, header_file: Path 
     from mathagent.pipeline import Runtime
 
     header = read_header(header_file, project)
-    options = verify_options(settings, header, default_pool="warm")  # the loop checks many proofs per header
+    options = verify_options(settings, header, default_pool=Pool.WARM)  # the loop checks many proofs per header
     return Runtime.prepare(settings, project, options)
 
 
