@@ -231,6 +231,8 @@ def _finish(console: Console, session: Session, result: Result) -> None:
         console.print(Panel(Text(f"! error: {result.error}", style="bold magenta"), expand=False))
     else:
         why = result.note or f"no proof passed Lean within {result.rounds} round(s), {len(result.attempts)} attempt(s)"
+        if result.search and not result.note:
+            why += f" and a tactic search ({result.search['stop']})"
         console.print(Panel(Text(f"✗ not verified: {why}", style="bold red"), expand=False))
 
 
