@@ -11,28 +11,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tactic_script import STATEMENT, tactic_rules
 
 from conftest import ROOT
 from mathagent.verify.toolchain import LeanToolchain
-from scripted_server import Rule, ScriptedServer
+from scripted_server import ScriptedServer
 
 pytestmark = pytest.mark.slow  # whole commands in subprocesses
 
 HEADER = ROOT / "examples" / "prelude_header.lean"
-STATEMENT = "theorem two_imp : Eq two two → Eq four four → Eq two two :="
-WHOLE = "```lean4\ntheorem two_imp : Eq two two → Eq four four → Eq two two := by\n  intro | h => ?_\n  exact h\n```"
 
 
 @pytest.fixture
 def server() -> Iterator[ScriptedServer]:
-    server = ScriptedServer(
-        [
-            Rule(r"Complete the following Lean 4 code", [WHOLE]),
-            Rule(r"Lean reports these errors", [WHOLE]),
-            Rule(r"⊢ Eq four four → Eq two two\n```", ["intro | k => ?_", "exact h"]),
-            Rule(r"⊢ Eq two two → Eq four four → Eq two two\n```", ["intro | h => ?_"]),
-        ]
-    )
+    server = ScriptedServer(tactic_rules())
     server.start()
     yield server
     server.stop()

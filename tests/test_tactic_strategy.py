@@ -9,6 +9,7 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
+from tactic_script import STATEMENT, tactic_rules
 
 from conftest import PRELUDE_HEADER
 from mathagent.agent import events
@@ -22,22 +23,12 @@ from mathagent.engines.openai import OpenAIConfig, OpenAIEngine
 from mathagent.verify.toolchain import LeanToolchain
 from mathagent.verify.verifier import Verifier, VerifyOptions
 from mathagent.vocabulary import LEAN_ERROR, PromptKind, Status, StrategyKind
-from scripted_server import Rule, ScriptedServer
-
-STATEMENT = "theorem two_imp : Eq two two → Eq four four → Eq two two :="
-WHOLE = "```lean4\ntheorem two_imp : Eq two two → Eq four four → Eq two two := by\n  intro | h => ?_\n  exact h\n```"
+from scripted_server import ScriptedServer
 
 
 @pytest.fixture
 def server() -> Iterator[ScriptedServer]:
-    server = ScriptedServer(
-        [
-            Rule(r"Complete the following Lean 4 code", [WHOLE]),
-            Rule(r"Lean reports these errors", [WHOLE]),
-            Rule(r"⊢ Eq four four → Eq two two\n```", ["intro | k => ?_", "exact h"], [-0.3, -0.1]),
-            Rule(r"⊢ Eq two two → Eq four four → Eq two two\n```", ["intro | h => ?_"]),
-        ]
-    )
+    server = ScriptedServer(tactic_rules())
     server.start()
     yield server
     server.stop()
