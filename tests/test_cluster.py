@@ -523,6 +523,31 @@ def test_a_proof_session_stays_on_one_node_and_gives_the_local_goals(connected: 
     assert on_cluster[2] == "unknown tactic"
 
 
+def test_open_proof_sessions_never_keep_a_check_from_running(connected: Any) -> None:
+    from mathagent.cluster import RayChecker
+    from mathagent.config import Settings
+    from mathagent.verify.tasks import VerifyTask
+    from mathagent.verify.verifier import VerifyOptions
+
+    options = VerifyOptions(workers=1, timeout_s=60, memory_mb=4096, default_header=PRELUDE_HEADER)
+    statement = "theorem two_imp : Eq two two → Eq four four → Eq two two :="
+
+    async def go() -> str:
+        async with RayChecker(Settings(), options) as checker:
+            sessions = [checker.session() for _ in range(6)]  # more than the nodes' check workers, twice over
+            try:
+                for session in sessions:
+                    await session.open(PRELUDE_HEADER, statement)
+                task = VerifyTask(id="t", formal_statement=STATEMENT, proof=" Eq.refl _")
+                verdict = await asyncio.wait_for(checker.verify(task), 120)  # a search's candidate check
+            finally:
+                for session in sessions:
+                    await session.aclose()
+            return str(verdict.verdict)
+
+    assert asyncio.run(go()) == "verified"
+
+
 # ---------------------------------------------------------------- the engine actor: in-process vLLM
 
 

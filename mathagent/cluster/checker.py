@@ -62,22 +62,24 @@ def _affinity(header: str) -> str:
 
 
 class NodeSession(AsyncClosing):
-    """A proof session on one node of the cluster: the node is chosen (and a worker
-    of it held) when the theorem is opened, and every tactic runs there. A node
-    lost in the middle ends the session: each later tactic fails, saying so."""
+    """A proof session on one node of the cluster: the node its header's checks go
+    to is chosen when the theorem is opened, and every tactic runs there. The
+    session's Lean is not counted against that node's check workers (as on one
+    machine): a search holding sessions must still be able to have its
+    candidates checked. A node lost in the middle ends the session: each later
+    tactic fails, saying so."""
 
     def __init__(self, checker: RayChecker) -> None:
         self._checker = checker
         self._id = uuid.uuid4().hex
-        self._held = contextlib.AsyncExitStack()
         self._actor: Any = None
         self._lost = ""
 
     async def open(self, header: str, statement: str) -> ProofState:
         checker = self._checker
         try:
-            lease = checker._router.lease(_affinity(header), checker._eligible(header))
-            name, node = await self._held.enter_async_context(lease)
+            async with checker._router.lease(_affinity(header), checker._eligible(header)) as (name, node):
+                pass  # only to choose the node, as a check of this header would be routed
         except NoMembers:
             raise VerifierError("no node of the Ray cluster has a usable Lean", hint=START_HINT) from None
         self._actor = node.actor
@@ -100,12 +102,9 @@ class NodeSession(AsyncClosing):
 
     async def aclose(self) -> None:
         actor, self._actor = self._actor, None
-        try:
-            if actor is not None and not self._lost:
-                with contextlib.suppress(*lost_errors()):
-                    await call(actor.close_session.remote(self._id))
-        finally:
-            await self._held.aclose()
+        if actor is not None and not self._lost:
+            with contextlib.suppress(*lost_errors()):
+                await call(actor.close_session.remote(self._id))
 
 
 class RayChecker(AsyncClosing):
@@ -267,7 +266,7 @@ class RayChecker(AsyncClosing):
         return as_completed(self.verify, tasks)
 
     def session(self) -> NodeSession:
-        """A proof session that stays on one node (the one its header's checks go to) for its life."""
+        """A proof session that stays on one node (one its header's checks go to) for its life."""
         return NodeSession(self)
 
     async def _on_a_node(self, header: str, ask: Callable[[Any], Any]) -> Any:
