@@ -7,11 +7,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tactic_script import STATEMENT, tactic_rules
+from tactic_script import STATEMENT, tactic_server  # noqa: F401 (tactic_server: the `server` fixture)
 
 from conftest import ROOT
 from mathagent.verify.toolchain import LeanToolchain
@@ -20,14 +19,6 @@ from scripted_server import ScriptedServer
 pytestmark = pytest.mark.slow  # whole commands in subprocesses
 
 HEADER = ROOT / "examples" / "prelude_header.lean"
-
-
-@pytest.fixture
-def server() -> Iterator[ScriptedServer]:
-    server = ScriptedServer(tactic_rules())
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(autouse=True)

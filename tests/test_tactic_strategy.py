@@ -6,10 +6,8 @@ tactic closes a goal: the search runs and ends without a proof)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
-import pytest
-from tactic_script import STATEMENT, tactic_rules
+from tactic_script import STATEMENT, tactic_server  # noqa: F401 (tactic_server: the `server` fixture)
 
 from conftest import PRELUDE_HEADER
 from mathagent.agent import events
@@ -24,14 +22,6 @@ from mathagent.verify.toolchain import LeanToolchain
 from mathagent.verify.verifier import Verifier, VerifyOptions
 from mathagent.vocabulary import LEAN_ERROR, PromptKind, Status, StrategyKind
 from scripted_server import ScriptedServer
-
-
-@pytest.fixture
-def server() -> Iterator[ScriptedServer]:
-    server = ScriptedServer(tactic_rules())
-    server.start()
-    yield server
-    server.stop()
 
 
 def run(lean: LeanToolchain, server: ScriptedServer, strategy: object, seen: list[events.Event]) -> Result:

@@ -14,8 +14,6 @@ assembled proof; the search's numbers go into `Result.search`.
 
 from __future__ import annotations
 
-import time
-
 from mathagent.agent import events
 from mathagent.agent.records import Attempt, Result
 from mathagent.agent.search import SearchBudget, SearchResult, TraceNode, best_first_search
@@ -41,7 +39,6 @@ class TacticSearch:
         def tried(node: TraceNode) -> None:
             emit(events.TacticTried(node.index, node.tactic, node.goals is not None, node.error, node.verdict))
 
-        started = time.monotonic()
         try:
             async with goal.checker.session() as session:
                 found = await best_first_search(
@@ -58,7 +55,7 @@ class TacticSearch:
         except VerifierError as exc:  # the statement cannot be opened, or its node was lost
             result.note = result.note or f"tactic search: {exc.message}"
             return
-        _record(found, result, time.monotonic() - started)
+        _record(found, result)
         emit(events.SearchDone(found.stop, found.expansions, found.tactics_run, found.verified))
 
 
@@ -97,7 +94,7 @@ def best_failed_start(attempts: list[Attempt]) -> tuple[str, ...]:
     return ()
 
 
-def _record(found: SearchResult, result: Result, wall_s: float) -> None:
+def _record(found: SearchResult, result: Result) -> None:
     result.model_s += found.model_s
     result.lean_s += found.lean_s
     result.prompt_tokens += found.prompt_tokens
@@ -107,7 +104,7 @@ def _record(found: SearchResult, result: Result, wall_s: float) -> None:
         "expansions": found.expansions,
         "tactics_run": found.tactics_run,
         "nodes": len(found.trace),
-        "wall_s": round(wall_s, 3),
+        "wall_s": round(found.wall_s, 3),
         "proof_tactics": len(found.tactics),
     }
     if found.verified and found.proof is not None and found.verdict is not None:
