@@ -247,6 +247,10 @@ def test_a_full_queue_is_429_with_retry_after_and_a_gone_client_frees_it(guarded
         full = client.post("/api/check", json=_snippets(GENUINE_FILE))
         body = _refused(full, 429, "queue_full", "max_queue")
         assert 1 <= int(full.headers["retry-after"]) <= 60, body
+        # two workers on the runaways (the second may still be starting: servers share one start-up probe)
+        deadline = time.monotonic() + 10
+        while len(guarded.watch.current()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
         busy = len(guarded.watch.current())
         assert busy >= 2  # two workers on the runaways
         thread.join()
