@@ -32,7 +32,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from mathagent.errors import ConfigError
 from mathagent.verify.toolchain import LeanSearch
-from mathagent.vocabulary import EngineKindName, PoolName, SandboxModeName
+from mathagent.vocabulary import EngineKindName, PoolName, SandboxModeName, SessionBackendName
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -130,6 +130,12 @@ class VerifySettings(_Table):
     )
     # None: each command's default (verify cold, the others warm)
     pool: PoolName | None = Field(default=None, description="one of cold, warm")
+    # what runs a tactic search's proof sessions: Lean's language server, or the Lean REPL through LeanInteract
+    # (the `interact` extra; see docs/search.md), and that REPL's executable (None: LeanInteract's cache)
+    session_backend: Annotated[SessionBackendName, Env("MATHAGENT_SESSION_BACKEND")] = Field(
+        default="server", description="one of server, leaninteract"
+    )
+    repl: Annotated[Path | None, Env("MATHAGENT_REPL")] = Field(default=None, description=_PATH)
 
 
 class EngineSettings(_Table):

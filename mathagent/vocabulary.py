@@ -88,6 +88,13 @@ class SandboxMode(Word):
     NONE = "none"
 
 
+class SessionBackend(Word):
+    """What runs a tactic search's proof session (`[verify] session_backend`)."""
+
+    SERVER = "server"  # the Lean language server mathagent drives for checks (every Lean has it)
+    LEANINTERACT = "leaninteract"  # the Lean REPL's tactic mode, as LeanInteract builds it (optional extra)
+
+
 class SandboxKind(Word):
     """The sandbox a check actually ran in."""
 
@@ -137,6 +144,7 @@ PoolName = Literal["cold", "warm"]
 SandboxModeName = Literal["auto", "bwrap", "none"]
 EngineKindName = Literal["auto", "torch", "vllm", "openai"]
 StrategyName = Literal["whole", "tactic", "both"]
+SessionBackendName = Literal["server", "leaninteract"]
 
 
 # ---------------------------------------------------------------- reason codes

@@ -73,7 +73,7 @@ BAD_FILES = [
     (
         "[verify]\ntimout = 5",
         "unknown key verify.timout; did you mean verify.timeout? (known keys in [verify]: workers, timeout, "
-        "memory_mb, max_bytes, allow_axioms, allow_native, cache, sandbox, pool)",
+        "memory_mb, max_bytes, allow_axioms, allow_native, cache, sandbox, pool, session_backend, repl)",
     ),
     (
         "[engine]\nbogus = 1",

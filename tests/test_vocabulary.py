@@ -17,6 +17,7 @@ def test_the_config_spellings_are_the_enum_words() -> None:
     assert set(get_args(vocabulary.SandboxModeName)) == {m.value for m in vocabulary.SandboxMode}
     assert set(get_args(vocabulary.EngineKindName)) == {k.value for k in vocabulary.EngineKind}
     assert set(get_args(vocabulary.StrategyName)) == {k.value for k in vocabulary.StrategyKind}
+    assert set(get_args(vocabulary.SessionBackendName)) == {b.value for b in vocabulary.SessionBackend}
 
 
 def test_a_word_is_its_string_in_sets_json_and_formatting() -> None:

