@@ -12,32 +12,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from mathagent.cli.common import (
-    ApiKeyOpt,
-    BaseUrlOpt,
-    CandidatesOpt,
-    EngineOpt,
-    ExpansionsOpt,
-    HeaderFileOpt,
-    LeanOpt,
-    MaxTokensOpt,
-    ModelOpt,
-    PoolOpt,
-    ProjectOpt,
-    RayOpt,
-    RoundsOpt,
-    SamplesOpt,
-    StrategyOpt,
-    TimeLimitOpt,
-    WorkersOpt,
-    check_engine,
-    check_pool,
-    need_file,
-    prepare_solving,
-    solve_with_progress,
-)
+from mathagent.cli.common import need_file, solve_with_progress
+from mathagent.cli.options import ProofFlags, RoundsOpt, SamplesOpt, SolvingFlags, deferred_option, flag_groups
 from mathagent.cli.render import wall_time
-from mathagent.vocabulary import StrategyKind
 
 if TYPE_CHECKING:
     from mathagent.eval.metrics import Metrics
@@ -62,48 +39,29 @@ EPILOG = """[bold]Examples[/bold]
 """
 
 
+@flag_groups
 def batch(
     problems: Path = typer.Argument(..., help="JSONL file of problems.", show_default=False),
-    output: Path | None = typer.Option(
-        None,
-        "--output",
-        "-o",
-        help="Results JSONL (appended; resumed).  \\[default: PROBLEMS.results.jsonl]",
-        show_default=False,
+    output: Path | None = deferred_option(
+        "--output", "-o", help="Results JSONL (appended; resumed).", default="PROBLEMS.results.jsonl"
     ),
     concurrency: int = typer.Option(
         4, "--concurrency", "-c", min=1, help="Problems in flight at once (they share the model and the Lean workers)."
     ),
     rounds: RoundsOpt = 4,
     samples: SamplesOpt = 4,
-    max_tokens: MaxTokensOpt = 2048,
-    time_limit: TimeLimitOpt = None,
-    strategy: StrategyOpt = StrategyKind.WHOLE,
-    expansions: ExpansionsOpt = 64,
-    candidates: CandidatesOpt = 8,
+    proof: ProofFlags = ProofFlags(),
     no_solve: bool = typer.Option(
         False, "--no-solve", help="Skip the natural-language solution when a formal statement is given."
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON instead of a table."),
-    engine: EngineOpt = None,
-    model: ModelOpt = None,
-    base_url: BaseUrlOpt = None,
-    api_key: ApiKeyOpt = None,
-    workers: WorkersOpt = None,
-    pool: PoolOpt = None,
-    lean: LeanOpt = None,
-    project: ProjectOpt = None,
-    header_file: HeaderFileOpt = None,
-    ray: RayOpt = None,
+    solving: SolvingFlags = SolvingFlags(),
 ) -> None:
     started = time.monotonic()
     # imported here, not at the top: other commands should not pay for them
-    from mathagent.agent.budget import Budget
     from mathagent.eval.metrics import summarize
     from mathagent.pipeline import read_problems
 
-    check_engine(engine)
-    check_pool(pool)
     need_file(
         problems,
         kind="a JSONL file of problems",
@@ -111,26 +69,8 @@ def batch(
     )
     output = output or problems.with_name(problems.stem + ".results.jsonl")
     err = Console(stderr=True)
-    rt, cluster = prepare_solving(
-        lean,
-        project,
-        header_file,
-        err,
-        without_lean="results will be unverified",
-        engine={"kind": engine, "model": model, "base_url": base_url, "api_key": api_key},
-        verify={"workers": workers, "pool": pool},
-        cluster={"address": ray},
-    )
-    budget = Budget(
-        rounds=rounds,
-        samples=samples,
-        max_tokens=max_tokens,
-        time_limit_s=time_limit,
-        solve_when_formal=not no_solve,
-        strategy=strategy,
-        expansions=expansions,
-        candidates=candidates,
-    )
+    rt, cluster = solving.runtime(err, without_lean="results will be unverified")
+    budget = proof.budget(rounds=rounds, samples=samples, solve_when_formal=not no_solve)
     run = solve_with_progress(
         rt,
         budget,

@@ -3,26 +3,17 @@
 
 from __future__ import annotations
 
-from mathagent.cli.common import (
-    ApiKeyOpt,
-    BaseUrlOpt,
-    CandidatesOpt,
-    EngineOpt,
-    ExpansionsOpt,
-    HeaderFileOpt,
-    LeanOpt,
+from mathagent.cli.common import check_pool
+from mathagent.cli.options import (
+    EngineFlags,
+    LeanFlags,
     MaxTokensOpt,
-    ModelOpt,
     PoolOpt,
-    ProjectOpt,
     RoundsOpt,
     SamplesOpt,
-    StrategyOpt,
-    check_engine,
-    check_pool,
-    settings_from_flags,
+    SearchFlags,
+    flag_groups,
 )
-from mathagent.vocabulary import StrategyKind
 
 HELP = """Talk to mathagent: ask a question and see the worked solution, the Lean statement and proof, and \
 whether Lean verified it.
@@ -33,39 +24,19 @@ Ctrl-D or /quit leaves.
 """
 
 
+@flag_groups
 def chat(
     rounds: RoundsOpt = 3,
     samples: SamplesOpt = 2,
     max_tokens: MaxTokensOpt = 1024,
-    strategy: StrategyOpt = StrategyKind.WHOLE,
-    expansions: ExpansionsOpt = 64,
-    candidates: CandidatesOpt = 8,
-    engine: EngineOpt = None,
-    model: ModelOpt = None,
-    base_url: BaseUrlOpt = None,
-    api_key: ApiKeyOpt = None,
+    search: SearchFlags = SearchFlags(),
+    engine: EngineFlags = EngineFlags(),
     pool: PoolOpt = None,
-    lean: LeanOpt = None,
-    project: ProjectOpt = None,
-    header_file: HeaderFileOpt = None,
+    lean: LeanFlags = LeanFlags(),
 ) -> None:
-    from mathagent.agent.budget import Budget
     from mathagent.cli import chat_repl
 
-    check_engine(engine)
     check_pool(pool)
-    settings, lake_project = settings_from_flags(
-        lean,
-        project,
-        engine={"kind": engine, "model": model, "base_url": base_url, "api_key": api_key},
-        verify={"pool": pool},
-    )
-    budget = Budget(
-        rounds=rounds,
-        samples=samples,
-        max_tokens=max_tokens,
-        strategy=strategy,
-        expansions=expansions,
-        candidates=candidates,
-    )
-    chat_repl.run(settings, lake_project, header_file, budget)
+    settings, lake_project = lean.settings(engine=engine.overrides(), verify={"pool": pool})
+    budget = search.budget(rounds=rounds, samples=samples, max_tokens=max_tokens)
+    chat_repl.run(settings, lake_project, lean.header_file, budget)

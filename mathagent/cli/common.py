@@ -5,18 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperCommand
 
-from mathagent.config import ENGINES, MAX_WORKERS, RAY_WORDS, Settings, allowed, load_settings, usable_cores
+from mathagent.config import ENGINES, RAY_WORDS, Settings, allowed, load_settings
 from mathagent.errors import InputError
 from mathagent.project import default_header, find_project
 from mathagent.verify.verifier import VerifyOptions
-from mathagent.vocabulary import Pool, StrategyKind
+from mathagent.vocabulary import Pool
 
 if TYPE_CHECKING:  # the pipeline is imported only by the commands that solve problems
     from mathagent.agent.budget import Budget
@@ -72,117 +72,6 @@ def settings_rule(key: str) -> Callable[[Any], Any]:
         return value
 
     return check
-
-
-# Options several commands share, declared once.
-EngineOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--engine",
-        help="auto | torch (a small model on the CPU, starts in seconds) | vllm | openai (a server at --base-url)",
-        show_default=False,
-    ),
-]
-ModelOpt = Annotated[
-    str | None,
-    typer.Option("--model", "-m", help="Model: hub id, short InternLM2-Math name or local folder.", show_default=False),
-]
-BaseUrlOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--base-url",
-        help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1",
-        show_default=False,
-        callback=settings_rule("engine.base_url"),
-    ),
-]
-ApiKeyOpt = Annotated[
-    str | None, typer.Option("--api-key", help="API key for --base-url (also MATHAGENT_API_KEY).", show_default=False)
-]
-LeanOpt = Annotated[
-    Path | None, typer.Option("--lean", help="The Lean binary to use (skips discovery).", show_default=False)
-]
-ProjectOpt = Annotated[
-    Path | None,
-    typer.Option("--project", help="Lake project for `lake env` and the default header.", show_default=False),
-]
-HeaderFileOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--header-file",
-        help="Lean header for problems (or rows) that give none.  \\[default: lean/MathAgent/Header.lean]",
-        show_default=False,
-    ),
-]
-RoundsOpt = Annotated[
-    int,
-    typer.Option(
-        "--rounds", min=1, max=64, help="Proof rounds: 1 = no repair; each failure with Lean errors gets a repair."
-    ),
-]
-SamplesOpt = Annotated[
-    int, typer.Option("--samples", min=1, max=256, help="Proofs sampled in round 1 (and repairs per later round).")
-]
-MaxTokensOpt = Annotated[int, typer.Option("--max-tokens", min=16, help="Tokens per generated proof or solution.")]
-TimeLimitOpt = Annotated[
-    float | None, typer.Option("--time-limit", min=1, help="Seconds per problem (wall clock).", show_default=False)
-]
-StrategyOpt = Annotated[
-    StrategyKind,
-    typer.Option(
-        "--strategy",
-        help="How statements are proved: whole = sample whole proofs and repair them with Lean's errors; "
-        "tactic = best-first search over Lean's goal states (InternLM2's tactic prompt); both = whole proofs "
-        "first, then the search from the best failed one.",
-        case_sensitive=False,
-    ),
-]
-ExpansionsOpt = Annotated[
-    int, typer.Option("--expansions", min=1, max=100_000, help="Tactic search: goal states expanded per problem.")
-]
-CandidatesOpt = Annotated[
-    int, typer.Option("--candidates", min=1, max=256, help="Tactic search: tactics the model proposes per state.")
-]
-PoolOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--pool",
-        help="warm: Lean servers keep each header elaborated | cold: a fresh Lean per check.  \\[default: warm]",
-        show_default=False,
-    ),
-]
-VerifyPoolOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--pool",
-        help="cold: a fresh Lean per check | warm: language servers keep each header elaborated (fast with \
-Mathlib).  \\[default: cold]",
-        show_default=False,
-    ),
-]
-WorkersOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--workers",
-        "-j",
-        min=1,
-        max=MAX_WORKERS,
-        help=f"Lean processes at once.  \\[default: all usable cores ({usable_cores()})]",
-        show_default=False,
-    ),
-]
-RayOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--ray",
-        metavar="[ADDRESS]",
-        help="Run on a Ray cluster: auto (the one `ray start` runs here), HOST:PORT or ray://HOST:PORT, or no value "
-        "to start a local one; off: this machine only. Each node checks with as many Lean workers as it has CPUs "
-        "(\\[cluster] workers_per_node).  \\[default: \\[cluster] address, else off]",
-        show_default=False,
-        callback=settings_rule("cluster.address"),
-    ),
-]
 
 
 class RayCommand(TyperCommand):
@@ -268,27 +157,6 @@ def solving_runtime(settings: Settings, project: Path | None, header_file: Path 
     header = read_header(header_file, project)
     options = verify_options(settings, header, default_pool=Pool.WARM)  # the loop checks many proofs per header
     return Runtime.prepare(settings, project, options)
-
-
-def prepare_solving(
-    lean: Path | None,
-    project: Path | None,
-    header_file: Path | None,
-    err: Console,
-    *,
-    without_lean: str,
-    **flags: Any,
-) -> tuple[Runtime, str | None]:
-    """Batch's and eval's engine and Lean from their flags, and the Ray cluster
-    to run on (None: this machine). Warns on `err` when there is no Lean here,
-    saying `without_lean` (what that means for the results)."""
-    from mathagent.cluster.session import address_of
-
-    settings, lake_project = settings_from_flags(lean, project, **flags)
-    rt, cluster = solving_runtime(settings, lake_project, header_file), address_of(settings)
-    if cluster is None and rt.toolchain is None:  # on a cluster the nodes' Lean counts; the checker says
-        err.print(f"[yellow]warning:[/yellow] {escape(str(rt.toolchain_problem))}; {without_lean}", highlight=False)
-    return rt, cluster
 
 
 def solve_with_progress(

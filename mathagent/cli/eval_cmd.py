@@ -13,32 +13,9 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
-from mathagent.cli.common import (
-    ApiKeyOpt,
-    BaseUrlOpt,
-    CandidatesOpt,
-    EngineOpt,
-    ExpansionsOpt,
-    HeaderFileOpt,
-    LeanOpt,
-    MaxTokensOpt,
-    ModelOpt,
-    PoolOpt,
-    ProjectOpt,
-    RayCommand,
-    RayOpt,
-    RoundsOpt,
-    SamplesOpt,
-    StrategyOpt,
-    TimeLimitOpt,
-    WorkersOpt,
-    check_engine,
-    check_pool,
-    prepare_solving,
-    solve_with_progress,
-)
+from mathagent.cli.common import RayCommand, solve_with_progress
+from mathagent.cli.options import ProofFlags, RoundsOpt, SamplesOpt, SolvingFlags, deferred_option, flag_groups
 from mathagent.errors import InputError
-from mathagent.vocabulary import StrategyKind
 
 HELP = """Evaluate a model on a benchmark: pass@k, solved-by-round, time split, rejection reasons, and an HTML \
 report with plots.
@@ -90,11 +67,10 @@ app = typer.Typer(
     cls=RayCommand,
     help="Run a benchmark into a run folder (the default: `mathagent eval DATASET` is `mathagent eval run DATASET`).",
 )
+@flag_groups
 def run_command(
     dataset: str = typer.Argument(..., help="JSONL path or a dataset name.", show_default=False),
-    run_dir: Path | None = typer.Option(
-        None, "--run-dir", help="Run folder.  \\[default: runs/DATASET]", show_default=False
-    ),
+    run_dir: Path | None = deferred_option("--run-dir", help="Run folder.", default="runs/DATASET"),
     samples: SamplesOpt = 4,
     rounds: RoundsOpt = 2,
     solve_samples: int = typer.Option(
@@ -104,63 +80,33 @@ def run_command(
         max=256,
         help="Solutions sampled per word problem (pass@k over them; majority answer).",
     ),
-    max_tokens: MaxTokensOpt = 2048,
-    time_limit: TimeLimitOpt = None,
-    strategy: StrategyOpt = StrategyKind.WHOLE,
-    expansions: ExpansionsOpt = 64,
-    candidates: CandidatesOpt = 8,
+    proof: ProofFlags = ProofFlags(),
     concurrency: int = typer.Option(4, "--concurrency", "-c", min=1, help="Problems in flight at once."),
-    limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N problems.", show_default=False),
+    limit: int | None = deferred_option("--limit", min=1, help="Only the first N problems."),
     force: bool = typer.Option(False, "--force", help="Continue a run folder even if its settings differ."),
-    data_dir: Path | None = typer.Option(
-        None, "--data-dir", help="Where named datasets live.  \\[default: the user data folder]", show_default=False
+    data_dir: Path | None = deferred_option(
+        "--data-dir", help="Where named datasets live.", default="the user data folder"
     ),
     json_out: bool = typer.Option(False, "--json", help="Print summary.json instead of the table."),
-    engine: EngineOpt = None,
-    model: ModelOpt = None,
-    base_url: BaseUrlOpt = None,
-    api_key: ApiKeyOpt = None,
-    workers: WorkersOpt = None,
-    pool: PoolOpt = None,
-    lean: LeanOpt = None,
-    project: ProjectOpt = None,
-    header_file: HeaderFileOpt = None,
-    ray: RayOpt = None,
+    solving: SolvingFlags = SolvingFlags(),
 ) -> None:
     started = time.monotonic()
     # imported here, not at the top: other commands should not pay for them
-    from mathagent.agent.budget import Budget
     from mathagent.cli.render import wall_time
     from mathagent.eval import datasets, report
     from mathagent.eval import run as evalrun
     from mathagent.pipeline import read_problems
 
-    check_engine(engine)
-    check_pool(pool)
     data = datasets.resolve(dataset, data_dir)
     folder = run_dir or Path("runs") / data.name
     err = Console(stderr=True)
-    rt, cluster = prepare_solving(
-        lean,
-        project,
-        header_file,
-        err,
-        without_lean="formal problems cannot be solved",
-        engine={"kind": engine, "model": model, "base_url": base_url, "api_key": api_key},
-        verify={"workers": workers, "pool": pool},
-        cluster={"address": ray},
-    )
-    budget = Budget(
+    rt, cluster = solving.runtime(err, without_lean="formal problems cannot be solved")
+    budget = proof.budget(
         rounds=rounds,
         samples=samples,
-        max_tokens=max_tokens,
-        time_limit_s=time_limit,
         solve_samples=solve_samples,
         solve_when_formal=False,  # formal problems are scored by their proof alone
         exhaustive=True,  # pass@k needs every round-1 proof checked
-        strategy=strategy,
-        expansions=expansions,
-        candidates=candidates,
     )
     engine_info = {"kind": rt.choice.kind, "model": rt.choice.model, "base_url": rt.choice.base_url}
     verify_info = {

@@ -11,17 +11,15 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from mathagent.cli.common import (
+from mathagent.cli.common import check_pool, read_header, settings_from_flags, verify_options
+from mathagent.cli.options import (
     HeaderFileOpt,
     LeanOpt,
     PoolOpt,
     ProjectOpt,
     WorkersOpt,
-    check_pool,
-    read_header,
-    settings_from_flags,
-    settings_rule,
-    verify_options,
+    deferred_option,
+    setting_option,
 )
 from mathagent.config import MAX_SECONDS, Settings
 from mathagent.vocabulary import Pool
@@ -49,70 +47,40 @@ mathagent.toml; GET /v1/health shows the ones in force.[/dim]
 
 
 def serve(
-    host: str | None = typer.Option(
-        None, "--host", help="Address to listen on.  \\[default: 127.0.0.1, this machine only]", show_default=False
-    ),
-    port: int | None = typer.Option(
-        None, "--port", min=0, max=65535, help="Port (0: any free one).  \\[default: 8000]", show_default=False
-    ),
+    host: str | None = deferred_option("--host", help="Address to listen on.", default="127.0.0.1, this machine only"),
+    port: int | None = deferred_option("--port", min=0, max=65535, help="Port (0: any free one).", default="8000"),
     workers: WorkersOpt = None,
     pool: PoolOpt = None,
-    api_key: str | None = typer.Option(
-        None,
-        "--api-key",
-        help="Require `Authorization: Bearer KEY` on every request (also MATHAGENT_SERVE_API_KEY).",
-        show_default=False,
+    api_key: str | None = deferred_option(
+        "--api-key", help="Require `Authorization: Bearer KEY` on every request (also MATHAGENT_SERVE_API_KEY)."
     ),
-    timeout: float | None = typer.Option(
-        None,
-        "--timeout",
-        help=f"Seconds per check when a request names none, above 0 and at most {MAX_SECONDS:g}.  \\[default: 60]",
-        show_default=False,
-        callback=settings_rule("verify.timeout"),
+    timeout: float | None = setting_option(
+        "verify.timeout", f"Seconds per check when a request names none, above 0 and at most {MAX_SECONDS:g}.", "60"
     ),
-    max_timeout: float | None = typer.Option(
-        None,
-        "--max-timeout",
-        help="The most seconds per check a request may ask for.  \\[default: 300]",
-        show_default=False,
-        callback=settings_rule("serve.max_timeout"),
+    max_timeout: float | None = setting_option(
+        "serve.max_timeout", "The most seconds per check a request may ask for.", "300"
     ),
-    grace: float | None = typer.Option(
-        None,
-        "--grace",
-        help="On SIGTERM or Ctrl-C, seconds to let running checks finish before cancelling them.  \\[default: 30]",
-        show_default=False,
-        callback=settings_rule("serve.grace"),
+    grace: float | None = setting_option(
+        "serve.grace", "On SIGTERM or Ctrl-C, seconds to let running checks finish before cancelling them.", "30"
     ),
-    header_timeout: float | None = typer.Option(
-        None,
-        "--header-timeout",
-        help="Seconds a request may take to send its headers (from its first byte); then 408 and the connection "
-        "is closed.  \\[default: 10]",
-        show_default=False,
-        callback=settings_rule("serve.header_timeout"),
+    header_timeout: float | None = setting_option(
+        "serve.header_timeout",
+        "Seconds a request may take to send its headers (from its first byte); then 408 and the connection is closed.",
+        "10",
     ),
-    body_timeout: float | None = typer.Option(
-        None,
-        "--body-timeout",
-        help="Seconds a request may take to send its body, after its headers; then 408.  \\[default: 30]",
-        show_default=False,
-        callback=settings_rule("serve.body_timeout"),
+    body_timeout: float | None = setting_option(
+        "serve.body_timeout", "Seconds a request may take to send its body, after its headers; then 408.", "30"
     ),
-    max_receiving: int | None = typer.Option(
-        None,
+    max_receiving: int | None = deferred_option(
         "--max-receiving",
         min=1,
-        help="Requests still arriving at once; at the cap the slowest makes room (408), or a newcomer gets 503.  "
-        "\\[default: 256]",
-        show_default=False,
+        help="Requests still arriving at once; at the cap the slowest makes room (408), or a newcomer gets 503.",
+        default="256",
     ),
-    tasks: Path | None = typer.Option(
-        None,
+    tasks: Path | None = deferred_option(
         "--tasks",
         help="JSONL of tasks (id, formal_statement, header): a kimina snippet with id ID or ID#k must prove task "
         "ID's statement, not just any theorem.",
-        show_default=False,
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Run every check even if the same one was done before."),
     header_file: HeaderFileOpt = None,

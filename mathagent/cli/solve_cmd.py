@@ -13,27 +13,12 @@ from rich.console import Console
 from rich.syntax import Syntax
 from rich.text import Text
 
-from mathagent.cli.common import (
-    ApiKeyOpt,
-    BaseUrlOpt,
-    CandidatesOpt,
-    EngineOpt,
-    ExpansionsOpt,
-    HeaderFileOpt,
-    LeanOpt,
-    ModelOpt,
-    ProjectOpt,
-    RoundsOpt,
-    StrategyOpt,
-    check_engine,
-    dim_printer,
-    settings_from_flags,
-    solving_runtime,
-)
+from mathagent.cli.common import dim_printer, settings_from_flags, solving_runtime
+from mathagent.cli.options import EngineFlags, LeanFlags, RoundsOpt, SearchFlags, deferred_option, flag_groups
 from mathagent.config import Settings
 from mathagent.jsonl import dumps
 from mathagent.verify.leantext import starts_with_theorem
-from mathagent.vocabulary import AnswerCheck, StrategyKind
+from mathagent.vocabulary import AnswerCheck
 
 if TYPE_CHECKING:
     from mathagent.agent.budget import Budget
@@ -67,62 +52,39 @@ EPILOG = """[bold]Examples[/bold]
 """
 
 
+@flag_groups
 def solve_command(
     problem: str = typer.Argument(..., help="The problem, in words (LaTeX welcome)."),
     samples: int = typer.Option(
         1, "--samples", "-k", min=1, max=256, help="Draw k solutions and report the majority answer."
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the structured result as JSON."),
-    max_tokens: int | None = typer.Option(
-        None, "--max-tokens", min=1, help="Tokens per solution.  \\[default: 1024]", show_default=False
-    ),
-    temperature: float | None = typer.Option(
-        None,
-        "--temperature",
-        min=0.0,
-        help="Sampling temperature.  \\[default: 0 for one sample, 0.7 for more]",
-        show_default=False,
+    max_tokens: int | None = deferred_option("--max-tokens", min=1, help="Tokens per solution.", default="1024"),
+    temperature: float | None = deferred_option(
+        "--temperature", min=0.0, help="Sampling temperature.", default="0 for one sample, 0.7 for more"
     ),
     seed: int | None = typer.Option(None, "--seed", help="Sampling seed, for reproducible samples."),
-    engine: EngineOpt = None,
-    model: ModelOpt = None,
-    base_url: BaseUrlOpt = None,
-    api_key: ApiKeyOpt = None,
-    strategy: StrategyOpt = StrategyKind.WHOLE,
-    expansions: ExpansionsOpt = 64,
-    candidates: CandidatesOpt = 8,
+    engine: EngineFlags = EngineFlags(),
+    search: SearchFlags = SearchFlags(),
     rounds: RoundsOpt = 4,
-    lean: LeanOpt = None,
-    project: ProjectOpt = None,
-    header_file: HeaderFileOpt = None,
+    lean: LeanFlags = LeanFlags(),
 ) -> None:
     from mathagent.engines import select
 
-    check_engine(engine)
     if not problem.strip():
         raise typer.BadParameter("the problem is empty", param_hint="PROBLEM")
     if starts_with_theorem(problem):
         from mathagent.agent.budget import Budget
 
-        budget = Budget(
-            rounds=rounds,
-            samples=samples,
-            max_tokens=max_tokens or Budget.max_tokens,
-            strategy=strategy,
-            expansions=expansions,
-            candidates=candidates,
-        )
-        flags = {"engine": {"kind": engine, "model": model, "base_url": base_url, "api_key": api_key}}
-        settings, lake_project = settings_from_flags(lean, project, **flags)
-        proved = asyncio.run(_prove(settings, lake_project, header_file, problem, budget))
+        budget = search.budget(rounds=rounds, samples=samples, max_tokens=max_tokens or Budget.max_tokens)
+        settings, lake_project = lean.settings(engine=engine.overrides())
+        proved = asyncio.run(_prove(settings, lake_project, lean.header_file, problem, budget))
         if json_out:
             typer.echo(dumps(proved.to_dict(), indent=2))
         else:
             _show_proof(Console(), proved)
         raise typer.Exit(0 if proved.verified else 1)
-    settings, _ = settings_from_flags(
-        project=project, engine={"kind": engine, "model": model, "base_url": base_url, "api_key": api_key}
-    )
+    settings, _ = settings_from_flags(project=lean.project, engine=engine.overrides())  # no Lean runs here
     choice = select.choose(settings.engine)
     overrides = {
         k: v for k, v in (("max_tokens", max_tokens), ("temperature", temperature), ("seed", seed)) if v is not None

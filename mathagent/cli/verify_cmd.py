@@ -13,20 +13,16 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from mathagent.cli.common import (
+from mathagent.cli.common import check_pool, dim_printer, need_file, read_header, settings_from_flags, verify_options
+from mathagent.cli.options import (
     HeaderFileOpt,
     LeanOpt,
     ProjectOpt,
     RayOpt,
     VerifyPoolOpt,
     WorkersOpt,
-    check_pool,
-    dim_printer,
-    need_file,
-    read_header,
-    settings_from_flags,
-    settings_rule,
-    verify_options,
+    deferred_option,
+    setting_option,
 )
 from mathagent.cli.render import progress_bar, verdict_table, verify_summary
 from mathagent.config import MAX_SECONDS, MIN_MEMORY_MB
@@ -65,12 +61,8 @@ def verify(
     files: list[Path] = typer.Argument(
         None, help="Lean files to check whole: every declaration in each.", show_default=False
     ),
-    input: Path | None = typer.Option(
-        None,
-        "--input",
-        "-i",
-        help="JSONL of tasks (miniF2F / DeepSeek-Prover / Lean-Workbook rows).",
-        show_default=False,
+    input: Path | None = deferred_option(
+        "--input", "-i", help="JSONL of tasks (miniF2F / DeepSeek-Prover / Lean-Workbook rows)."
     ),
     output: Path | None = typer.Option(
         None, "--output", "-o", help="Write each result as a JSON line here as soon as it is final."
@@ -79,26 +71,14 @@ def verify(
         False, "--json", help="Print one JSON object per input on stdout instead of a table."
     ),
     workers: WorkersOpt = None,
-    timeout: float | None = typer.Option(
-        None,
-        "--timeout",
-        help=f"Wall-clock limit per check, in seconds, above 0 and at most {MAX_SECONDS:g}.  \\[default: 60]",
-        show_default=False,
-        callback=settings_rule("verify.timeout"),
+    timeout: float | None = setting_option(
+        "verify.timeout", f"Wall-clock limit per check, in seconds, above 0 and at most {MAX_SECONDS:g}.", "60"
     ),
-    memory_mb: int | None = typer.Option(
-        None,
-        "--memory-mb",
-        min=MIN_MEMORY_MB,
-        help="Memory cap per check, in MB.  \\[default: 8192]",
-        show_default=False,
+    memory_mb: int | None = deferred_option(
+        "--memory-mb", min=MIN_MEMORY_MB, help="Memory cap per check, in MB.", default="8192"
     ),
-    max_bytes: int | None = typer.Option(
-        None,
-        "--max-bytes",
-        min=1,
-        help="Reject larger submissions unread (verdict too_large).  \\[default: 1048576]",
-        show_default=False,
+    max_bytes: int | None = deferred_option(
+        "--max-bytes", min=1, help="Reject larger submissions unread (verdict too_large).", default="1048576"
     ),
     allow_axiom: list[str] = typer.Option(
         [],
@@ -110,8 +90,8 @@ def verify(
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Run every check even if the same one was done before."),
     pool: VerifyPoolOpt = None,
-    sandbox: str | None = typer.Option(
-        None, "--sandbox", help="auto (bwrap if it works) | bwrap (required) | none (rlimits only).", show_default=False
+    sandbox: str | None = deferred_option(
+        "--sandbox", help="auto (bwrap if it works) | bwrap (required) | none (rlimits only)."
     ),
     header_file: HeaderFileOpt = None,
     lean: LeanOpt = None,
