@@ -29,25 +29,13 @@ def terminal_table(m: Metrics, title: str, extra: list[tuple[str, str]] | None =
 def summary_rows(m: Metrics) -> list[tuple[str, str]]:
     rows = [("problems", str(m.problems))]
     if m.formal:
-        rows.append(
-            (
-                "formal: solved with a verified proof",
-                f"{m.formal_solved} / {m.formal} ({m.formal_solved / m.formal:.1%})",
-            )
-        )
-        for k, value in m.formal_pass_at_k.items():
-            rows.append((f"  pass@{k} (n={m.formal_samples}, round 1)", f"{value:.1%}"))
+        label, samples = "formal: solved with a verified proof", f"n={m.formal_samples}, round 1"
+        rows += _part_rows(label, m.formal_solved, m.formal, m.formal_pass_at_k, samples)
         for r, solved in m.solved_by_round.items():
             rows.append((f"  solved by round {r}", f"{solved} ({solved / m.formal:.1%})"))
     if m.informal:
-        rows.append(
-            (
-                "word problems: majority answer correct",
-                f"{m.informal_solved} / {m.informal} ({m.informal_solved / m.informal:.1%})",
-            )
-        )
-        for k, value in m.informal_pass_at_k.items():
-            rows.append((f"  pass@{k} (n={m.informal_samples})", f"{value:.1%}"))
+        label, samples = "word problems: majority answer correct", f"n={m.informal_samples}"
+        rows += _part_rows(label, m.informal_solved, m.informal, m.informal_pass_at_k, samples)
     rows += [
         ("attempts per solved problem", "-" if m.attempts_per_solved is None else str(m.attempts_per_solved)),
         ("tokens per solved problem", "-" if m.tokens_per_solved is None else str(m.tokens_per_solved)),
@@ -62,6 +50,12 @@ def summary_rows(m: Metrics) -> list[tuple[str, str]]:
         found = f"{m.search_solved} proof(s) in {m.searched} search(es)"
         rows.append(("tactic search", f"{found}; {m.search_expansions} states, {m.search_tactics} tactics"))
     return rows
+
+
+def _part_rows(label: str, solved: int, total: int, pass_at_k: dict[int, float], samples: str) -> list[tuple[str, str]]:
+    """One part of a benchmark (formal or word problems): solved of `total`, then pass@k over `samples`."""
+    rows = [(label, f"{solved} / {total} ({solved / total:.1%})")]
+    return rows + [(f"  pass@{k} ({samples})", f"{value:.1%}") for k, value in pass_at_k.items()]
 
 
 _SIZES = {"pass_at_k": (5.5, 4.0), "solved_by_round": (5.5, 3.6), "time_split": (5.5, 2.6)}
