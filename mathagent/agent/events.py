@@ -43,8 +43,15 @@ class NoLean:
 
 
 @dataclass(frozen=True)
-class BadStatement:
+class _Message:
+    """An event whose whole content is one message for people."""
+
     message: str
+
+
+@dataclass(frozen=True)
+class BadStatement(_Message):
+    """The statement does not elaborate, so no proof can be checked; `message` is Lean's reason."""
 
 
 @dataclass(frozen=True)
@@ -107,8 +114,8 @@ class TimeLimit:
 
 
 @dataclass(frozen=True)
-class Failed:
-    message: str
+class Failed(_Message):
+    """The model engine failed; `message` says how."""
 
 
 @dataclass(frozen=True)
