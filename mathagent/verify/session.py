@@ -90,6 +90,17 @@ def proof_text(statement: str, tactics: tuple[str, ...]) -> str:
     return ("\n" if parse_statement(statement).ends_with_by else " by\n") + body
 
 
+def opening(header: str, statement: str) -> tuple[str, str]:
+    """(the header ending in a newline, the header and `statement` up to its `by`)
+    for a session to open; SessionError when `statement` is not one."""
+    try:
+        parsed = parse_statement(statement)
+    except ValueError as exc:
+        raise SessionError(str(exc)) from None
+    header = header if not header or header.endswith("\n") else header + "\n"
+    return header, header + parsed.head + ("" if parsed.ends_with_by else " by")
+
+
 class TacticSession(Protocol):
     """What a search needs of a session: `ProofSession` here, a node's session on a Ray cluster."""
 
@@ -121,13 +132,8 @@ class ProofSession(AsyncClosing):
 
     async def open(self, header: str, statement: str) -> ProofState:
         """Start on `statement` (ending in `:=` or `:= by`) under `header`: its goals."""
-        try:
-            parsed = parse_statement(statement)
-        except ValueError as exc:
-            raise SessionError(str(exc)) from None
-        header = header if not header or header.endswith("\n") else header + "\n"
-        self._header = header
-        self._head = header + parsed.head + ("" if parsed.ends_with_by else " by") + "\n"
+        self._header, head = opening(header, statement)
+        self._head = head + "\n"
         self._declared = None
         result = await self._run(())
         if result.state is None:

@@ -42,9 +42,8 @@ from typing import TYPE_CHECKING, Any
 from mathagent.errors import ToolchainError
 from mathagent.verify import sandbox
 from mathagent.verify.closing import AsyncClosing
-from mathagent.verify.leantext import parse_statement
-from mathagent.verify.process import ProcessTree, kill_tree, spawn, watch
-from mathagent.verify.session import ProofState, SessionError, SessionLimits, TacticResult
+from mathagent.verify.process import ProcessTree, kill_tree, spawn_sandboxed, watch
+from mathagent.verify.session import ProofState, SessionError, SessionLimits, TacticResult, opening
 from mathagent.verify.toolchain import LeanToolchain
 from mathagent.vocabulary import SandboxKind
 
@@ -293,12 +292,7 @@ class ReplSession(AsyncClosing):
 
     async def open(self, header: str, statement: str) -> ProofState:
         """Start on `statement` (ending in `:=` or `:= by`) under `header`: its goals."""
-        try:
-            parsed = parse_statement(statement)
-        except ValueError as exc:
-            raise SessionError(str(exc)) from None
-        header = header if not header or header.endswith("\n") else header + "\n"
-        head = header + parsed.head + ("" if parsed.ends_with_by else " by")
+        header, head = opening(header, statement)
         self._text = head + "\n  sorry\n"
         self._sorry_line = head.count("\n") + 2
         self._header_lines = header.count("\n")
@@ -439,17 +433,7 @@ class ReplSession(AsyncClosing):
         self._answers = asyncio.Queue()
         self._stderr = b""
         try:
-            self._proc = await spawn(
-                *command.argv,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                env=command.env,
-                cwd=self._scratch.name,
-                start_new_session=True,
-                preexec_fn=command.preexec,
-                limit=2**26,
-            )
+            self._proc = await spawn_sandboxed(command, cwd=self._scratch.name, stream_limit=2**26)
         except OSError as exc:
             await self._stop()
             raise ReplStopped(f"the REPL could not be started: {exc}") from None

@@ -47,7 +47,7 @@ from typing import Any
 from mathagent.verify import sandbox
 from mathagent.verify.declarations import Declaration, from_ilean
 from mathagent.verify.judge import RunOutcome
-from mathagent.verify.process import ProcessTree, kill_tree, spawn, watch
+from mathagent.verify.process import ProcessTree, kill_tree, spawn_sandboxed, watch
 from mathagent.verify.toolchain import LeanToolchain
 from mathagent.vocabulary import SandboxKind
 
@@ -138,17 +138,7 @@ class LeanServer:
             cpu_seconds=10**7,  # a long-lived server: the per-check deadline is enforced here instead
             scratch=Path(self._scratch.name),
         )
-        self._proc = await spawn(
-            *command.argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=command.env,
-            cwd=self._scratch.name,
-            start_new_session=True,
-            preexec_fn=command.preexec,
-            limit=2**26,
-        )
+        self._proc = await spawn_sandboxed(command, cwd=self._scratch.name, stream_limit=2**26)
         # The server's tree is settled by now: no first-scan delay needed.
         self._tree = ProcessTree(self._proc.pid, first_scan_s=0.0)
         self._reader = asyncio.ensure_future(self._read())
