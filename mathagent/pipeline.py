@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from mathagent import interrupts
 from mathagent.agent import events
 from mathagent.agent.budget import Budget
 from mathagent.agent.loop import Agent
@@ -253,11 +254,11 @@ def solve(
         if not todo:
             return Run(list(resume.done.values()), skipped=len(resume.done))
         if cluster is None:
-            return asyncio.run(_solve(runtime, budget, items, resume, concurrency, todo, watch, say, open_agent))
+            return interrupts.run(_solve(runtime, budget, items, resume, concurrency, todo, watch, say, open_agent))
         from mathagent.cluster.session import connect
 
         with connect(cluster):
-            return asyncio.run(_solve(runtime, budget, items, resume, concurrency, todo, watch, say, cluster_agent))
+            return interrupts.run(_solve(runtime, budget, items, resume, concurrency, todo, watch, say, cluster_agent))
     finally:
         resume.log.close()
 

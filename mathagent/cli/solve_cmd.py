@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.syntax import Syntax
 from rich.text import Text
 
+from mathagent import interrupts
 from mathagent.cli.common import dim_printer, settings_from_flags, solving_runtime
 from mathagent.cli.options import EngineFlags, LeanFlags, RoundsOpt, SearchFlags, deferred_option, flag_groups
 from mathagent.config import Settings
@@ -78,7 +79,7 @@ def solve_command(
 
         budget = search.budget(rounds=rounds, samples=samples, max_tokens=max_tokens or Budget.max_tokens)
         settings, lake_project = lean.settings(engine=engine.overrides())
-        proved = asyncio.run(_prove(settings, lake_project, lean.header_file, problem, budget))
+        proved = interrupts.run(_prove(settings, lake_project, lean.header_file, problem, budget))
         if json_out:
             typer.echo(dumps(proved.to_dict(), indent=2))
         else:
@@ -89,7 +90,7 @@ def solve_command(
     overrides = {
         k: v for k, v in (("max_tokens", max_tokens), ("temperature", temperature), ("seed", seed)) if v is not None
     }
-    result = asyncio.run(_run(choice, settings, problem, samples, overrides, dim_printer(Console(stderr=True))))
+    result = interrupts.run(_run(choice, settings, problem, samples, overrides, dim_printer(Console(stderr=True))))
     if json_out:
         typer.echo(dumps(result.to_dict(), indent=2))
     else:

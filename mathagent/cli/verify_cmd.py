@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, aclosing, contextmanager, nullcontext
@@ -13,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from mathagent import interrupts
 from mathagent.cli.common import check_pool, dim_printer, need_file, read_header, settings_from_flags, verify_options
 from mathagent.cli.options import (
     HeaderFileOpt,
@@ -141,7 +141,7 @@ def verify(
     finished: list[Verdict] = []
     with _open_output(output) as sink, joined:
         try:
-            toolchain = asyncio.run(_verify_all(open_checker, items, sink, json_out, console, finished))
+            toolchain = interrupts.run(_verify_all(open_checker, items, sink, json_out, console, finished))
         except KeyboardInterrupt:
             kept = f"; they are in {output}" if output else ""
             Console(stderr=True).print(

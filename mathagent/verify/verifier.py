@@ -26,6 +26,7 @@ from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from mathagent import interrupts
 from mathagent.jsonl import unencodable
 from mathagent.project import FALLBACK_HEADER
 from mathagent.verify import sandbox
@@ -500,4 +501,4 @@ def verify_tasks(toolchain: LeanToolchain, options: VerifyOptions, tasks: Iterab
         async with Verifier(toolchain, options) as verifier:
             return list(await asyncio.gather(*(verifier.verify(t) for t in tasks)))
 
-    return asyncio.run(go())
+    return interrupts.run(go())
