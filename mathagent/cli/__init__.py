@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -75,6 +76,9 @@ def _root(
 def main() -> None:
     """Console-script entry point: run the app, turning known errors into messages."""
     help_format.tidy()
+    # What the imports made lives as long as the process: kept out of every garbage
+    # collection, including the last one at exit, which took 60 ms of each command.
+    gc.freeze()
     try:
         app()
     except MathAgentError as exc:

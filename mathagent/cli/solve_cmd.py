@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
-from rich.syntax import Syntax
 from rich.text import Text
 
 from mathagent import interrupts
@@ -112,6 +111,8 @@ async def _prove(
 
 def _show_proof(console: Console, result: Result) -> None:
     if result.verified:
+        from rich.syntax import Syntax  # only a proved theorem needs it (and it takes 8 ms to import)
+
         console.print(Syntax(result.theorem_text() or "", "lean4", word_wrap=True))
         how = "by the tactic search" if result.verified_attempt is None and result.search else "as a whole proof"
         console.print(Text(f"✓ verified by Lean (found {how})", style="bold green"))

@@ -107,6 +107,11 @@ class Verifier(AsyncClosing):
         self.options = options
         self.sandbox_kind = sandbox.choose(options.sandbox)
         self._slots = asyncio.Semaphore(max(1, options.workers))
+        # Audits take turns in a few lanes rather than all at once: they hold the GIL,
+        # so forty started together finish together, and the first Lean waited for
+        # all of them (50 ms of every run). Two lanes keep one long audit from
+        # holding up the rest.
+        self._audit_lanes = asyncio.Semaphore(max(2, options.workers))
         self._in_flight: dict[str, asyncio.Future[Verdict]] = {}
         self._cache = VerdictCache(options.cache_path) if options.cache_path else None
         self._warm: WarmPool | None = None
@@ -231,9 +236,10 @@ class Verifier(AsyncClosing):
             return self._early(task, VerdictKind.REJECTED, codes.TOO_LARGE, message, started)
         # The audit is plain Python over untrusted text: off the event loop, so
         # it never holds up other checks, and within this check's time limit.
-        prepared, audit_s = await asyncio.to_thread(
-            _timed_audit, task, header, self.options.allow_native, self.toolchain.private_names
-        )
+        async with self._audit_lanes:
+            prepared, audit_s = await asyncio.to_thread(
+                _timed_audit, task, header, self.options.allow_native, self.toolchain.private_names
+            )
         if isinstance(prepared, tuple):
             kind, reasons, message = prepared
             return self._early(task, kind, reasons, message, started)
