@@ -117,11 +117,11 @@ def test_a_trailing_comment_cannot_swallow_the_proof() -> None:
 
 
 def test_header_namespaces_follow_lean_scopes() -> None:
-    assert header_namespaces("import Mathlib\nnamespace Foo\nsection\nend\n") == ["Foo"]
-    assert header_namespaces("namespace Foo\nend Foo\n") == []
-    assert header_namespaces("namespace A.B\nnoncomputable section\nend\nend B\n") == ["A"]
-    assert header_namespaces("namespace «x y» -- note\n/- namespace Z -/\n") == ["x y"]
-    assert header_namespaces("prelude namespace A mutual end") == ["A"]
+    assert header_namespaces("import Mathlib\nnamespace Foo\nsection\nend\n") == ("Foo",)
+    assert header_namespaces("namespace Foo\nend Foo\n") == ()
+    assert header_namespaces("namespace A.B\nnoncomputable section\nend\nend B\n") == ("A",)
+    assert header_namespaces("namespace «x y» -- note\n/- namespace Z -/\n") == ("x y",)
+    assert header_namespaces("prelude namespace A mutual end") == ("A",)
 
 
 def test_module_header_is_read_with_comments_in_any_number() -> None:

@@ -263,7 +263,7 @@ def _assemble_statement(
     if statement.rooted:
         target = statement.name
     else:
-        target = "_root_." + ".".join(filter(None, (identifier(tuple(header_namespaces(header))), statement.name)))
+        target = "_root_." + ".".join(filter(None, (identifier(header_namespaces(header)), statement.name)))
     out = _Builder()
     out.add(header, HEADER, 1)
     out.add(reference_declaration(statement, ref_name), REFERENCE)
