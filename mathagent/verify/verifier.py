@@ -234,12 +234,14 @@ class Verifier(AsyncClosing):
         if size > self.options.max_bytes:
             message = f"the submission is {size} bytes, over the limit of {self.options.max_bytes} (--max-bytes)"
             return self._early(task, VerdictKind.REJECTED, codes.TOO_LARGE, message, started)
-        # The audit is plain Python over untrusted text: off the event loop, so
-        # it never holds up other checks, and within this check's time limit.
-        async with self._audit_lanes:
-            prepared, audit_s = await asyncio.to_thread(
-                _timed_audit, task, header, self.options.allow_native, self.toolchain.private_names
-            )
+        audit = functools.partial(_timed_audit, task, header, self.options.allow_native, self.toolchain.private_names)
+        if size + len(header) <= _INLINE_AUDIT_CHARS:
+            prepared, audit_s = audit()  # well under a millisecond: a thread hop would cost more
+        else:
+            # The audit is plain Python over untrusted text: off the event loop, so
+            # it never holds up other checks, and within this check's time limit.
+            async with self._audit_lanes:
+                prepared, audit_s = await asyncio.to_thread(audit)
         if isinstance(prepared, tuple):
             kind, reasons, message = prepared
             return self._early(task, kind, reasons, message, started)
@@ -453,6 +455,11 @@ def _failed_for_want_of_modules(submitted: str, verdict: Verdict) -> bool:
         d.severity == "error" and ("unknown module prefix" in d.message or ".olean" in d.message)
         for d in verdict.diagnostics
     )
+
+
+# Submissions (with their header) this short are audited on the event loop: a
+# fraction of a millisecond, less than handing them to a thread and back.
+_INLINE_AUDIT_CHARS = 4096
 
 
 def _submitted_bytes(task: VerifyTask) -> int:

@@ -59,6 +59,7 @@ DOCUMENT_URI = "file:///tmp/mathagent/Check.lean"
 _SEVERITY = {1: "error", 2: "warning", 3: "information", 4: "information"}
 _START_TIMEOUT_S = 120.0
 _RESET_TIMEOUT_S = 10.0  # to stop a check handed to the cold path; a server slower than this is closed
+_INLINE_REPORT_BYTES = 8192  # a check's report this short is converted on the event loop
 
 
 class WorkerCrashed(Exception):
@@ -250,8 +251,11 @@ class LeanServer:
         published = self._diagnostics.pop(version, None)
         declarations = self._declarations.pop(version, None)
         self._forget_before(version)
-        # Decoding and converting thousands of messages is plain CPU work: off the event loop.
-        stdout, has_error = await asyncio.to_thread(as_json_lines, published, text)
+        if published is None or len(published) <= _INLINE_REPORT_BYTES:
+            stdout, has_error = as_json_lines(published, text)  # a few messages: quicker than a thread hop
+        else:
+            # Decoding and converting thousands of messages is plain CPU work: off the event loop.
+            stdout, has_error = await asyncio.to_thread(as_json_lines, published, text)
         return RunOutcome(
             stdout=stdout,
             stderr="",
