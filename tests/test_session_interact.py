@@ -413,14 +413,16 @@ needs_repl = pytest.mark.skipif(
 )
 
 
-@needs_repl
-def test_a_real_repl_opens_applies_and_refuses() -> None:
+def _real_session() -> ReplSession:
     assert REAL is not None
     toolchain, repl = REAL
+    return interact_session(toolchain, SessionLimits(timeout_s=120, memory_mb=8192), SandboxKind.BWRAP, repl)
 
+
+@needs_repl
+def test_a_real_repl_opens_applies_and_refuses() -> None:
     async def go() -> None:
-        session = interact_session(toolchain, SessionLimits(timeout_s=120, memory_mb=8192), SandboxKind.BWRAP, repl)
-        async with session:
+        async with _real_session() as session:
             root = await session.open("", STATEMENT)
             assert root.goals == ("n : Nat\n⊢ n + 0 = n",)
             unknown = await session.apply(root, "exact no_such_lemma")
@@ -435,16 +437,13 @@ def test_a_real_repl_opens_applies_and_refuses() -> None:
 
 @needs_repl
 def test_a_real_repl_session_leaves_nothing_running() -> None:
-    assert REAL is not None
-    toolchain, repl = REAL
-
     async def go() -> None:
-        session = interact_session(toolchain, SessionLimits(timeout_s=120, memory_mb=8192), SandboxKind.BWRAP, repl)
-        async with session:
+        async with _real_session() as session:
             await session.open("", STATEMENT)
 
     asyncio.run(go())
-    assert not [p for p in _processes_of(repl) if p.is_running()]
+    assert REAL is not None
+    assert not [p for p in _processes_of(REAL[1]) if p.is_running()]
 
 
 def _executable(path: Path, text: str) -> Path:
