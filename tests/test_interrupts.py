@@ -8,22 +8,36 @@ import logging
 import os
 import signal
 import threading
+import time
 
 import pytest
 
 from mathagent import interrupts
 
 
-def _ctrl_c_after(seconds: float) -> threading.Timer:
-    timer = threading.Timer(seconds, lambda: os.kill(os.getpid(), signal.SIGINT))
-    timer.start()
-    return timer
+def _ctrl_c_after(seconds: float, running: threading.Event | None = None) -> threading.Thread:
+    """Press Ctrl-C `seconds` after `running` is set (by the coroutine: a loaded
+    machine may take longer than that to start it), or after `seconds`."""
+
+    def press() -> None:
+        if running is not None:
+            running.wait(timeout=60)
+        time.sleep(seconds)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    presser = threading.Thread(target=press)
+    presser.start()
+    return presser
 
 
 def test_ctrl_c_cancels_the_main_coroutine_and_raises_keyboard_interrupt(caplog: pytest.LogCaptureFixture) -> None:
     cleaned: list[str] = []
 
+    running = threading.Event()
+
     async def busy() -> None:
+        running.set()
+
         async def one(i: int) -> None:
             while True:  # threads finishing all the time: the callbacks the old handler could land in
                 await asyncio.to_thread(lambda: (i, i))
@@ -35,40 +49,47 @@ def test_ctrl_c_cancels_the_main_coroutine_and_raises_keyboard_interrupt(caplog:
 
     caplog.set_level(logging.ERROR, logger="asyncio")
     for _ in range(20):
-        timer = _ctrl_c_after(0.02)
+        running.clear()
+        presser = _ctrl_c_after(0.02, running)
         with pytest.raises(KeyboardInterrupt):
             interrupts.run(busy())
-        timer.join()
+        presser.join()
     assert cleaned == ["main"] * 20
     assert not [r for r in caplog.records if r.name == "asyncio"], caplog.text
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_a_coroutine_that_handles_the_cancel_returns_its_value() -> None:
+    running = threading.Event()
+
     async def stops_cleanly() -> str:
+        running.set()
         try:
             await asyncio.sleep(30)
         except asyncio.CancelledError:
             return "stopped"
         return "slept"
 
-    timer = _ctrl_c_after(0.1)
+    presser = _ctrl_c_after(0.05, running)
     assert interrupts.run(stops_cleanly()) == "stopped"
-    timer.join()
+    presser.join()
 
 
 def test_a_second_ctrl_c_stops_a_coroutine_that_ignores_the_first() -> None:
+    running = threading.Event()
+
     async def stubborn() -> None:
+        running.set()
         while True:
             try:
                 await asyncio.sleep(30)
             except asyncio.CancelledError:
                 os.kill(os.getpid(), signal.SIGINT)  # the user presses again
 
-    timer = _ctrl_c_after(0.1)
+    presser = _ctrl_c_after(0.05, running)
     with pytest.raises(KeyboardInterrupt):
         interrupts.run(stubborn())
-    timer.join()
+    presser.join()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
@@ -76,14 +97,17 @@ def test_a_program_with_its_own_ctrl_c_handler_keeps_it() -> None:
     heard: list[int] = []
     previous = signal.signal(signal.SIGINT, lambda signum, frame: heard.append(signum))
     try:
+        running = threading.Event()
 
         async def sleeps() -> str:
-            await asyncio.sleep(0.3)
+            running.set()
+            while not heard:  # until the program's handler has heard the Ctrl-C
+                await asyncio.sleep(0.01)
             return "done"
 
-        timer = _ctrl_c_after(0.05)
+        presser = _ctrl_c_after(0.05, running)
         assert interrupts.run(sleeps()) == "done"
-        timer.join()
+        presser.join()
         assert heard == [signal.SIGINT]
     finally:
         signal.signal(signal.SIGINT, previous)
