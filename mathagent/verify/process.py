@@ -135,6 +135,26 @@ async def watch(
     return False, False
 
 
+class StreamTail:
+    """The last bytes a process wrote to a stream (its stderr), for error messages:
+    drained as it comes, so a chatty process never fills the pipe and stalls."""
+
+    def __init__(self, keep: int = 4000) -> None:
+        self.keep = keep
+        self.data = b""
+
+    async def drain(self, stream: asyncio.StreamReader | None) -> None:
+        """Read `stream` to its end, keeping its last `keep` bytes."""
+        if stream is None:
+            return
+        with contextlib.suppress(Exception):  # a broken pipe ends the tail, not the caller
+            while chunk := await stream.read(65536):
+                self.data = (self.data + chunk)[-self.keep :]
+
+    def text(self, chars: int = 300) -> str:
+        return self.data.decode("utf-8", "replace").strip()[-chars:]
+
+
 class ProcessTree:
     """Resident memory of a process and its descendants.
 

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from mathagent.errors import ToolchainError
 from mathagent.verify import sandbox
 from mathagent.verify.closing import AsyncClosing
-from mathagent.verify.process import ProcessTree, kill_tree, spawn_sandboxed, watch
+from mathagent.verify.process import ProcessTree, StreamTail, kill_tree, spawn_sandboxed, watch
 from mathagent.verify.session import ProofState, SessionError, SessionLimits, TacticResult, opening
 from mathagent.verify.toolchain import LeanToolchain
 from mathagent.vocabulary import SandboxKind
@@ -284,7 +284,7 @@ class ReplSession(AsyncClosing):
         self._tree: ProcessTree | None = None
         self._answers: asyncio.Queue[str | None] = asyncio.Queue()  # blocks of stdout; None: it ended
         self._tasks: list[asyncio.Task[None]] = []
-        self._stderr = b""
+        self._stderr = StreamTail(_STDERR_TAIL)
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
         self._started = 0
         self._stale = False  # a request was abandoned midway: the process must not be asked again
@@ -411,7 +411,7 @@ class ReplSession(AsyncClosing):
                 raise ReplStopped(f"the REPL ran past the {why}", timed_out=True)
             block = waiting.result()
             if block is None:
-                tail = self._stderr.decode("utf-8", "replace").strip()[-300:]
+                tail = self._stderr.text()
                 await self._stop()
                 raise ReplStopped(f"the REPL stopped{': ' + tail if tail else ''}")
             try:
@@ -431,7 +431,7 @@ class ReplSession(AsyncClosing):
         self._scratch = tempfile.TemporaryDirectory(prefix="mathagent-repl-")
         command = repl_command(self.toolchain, self.repl, self.sandbox_kind, Path(self._scratch.name))
         self._answers = asyncio.Queue()
-        self._stderr = b""
+        self._stderr = StreamTail(_STDERR_TAIL)
         try:
             self._proc = await spawn_sandboxed(command, cwd=self._scratch.name, stream_limit=2**26)
         except OSError as exc:
@@ -440,29 +440,25 @@ class ReplSession(AsyncClosing):
         self.restarts += self._started > 0
         self._started += 1
         self._tree = ProcessTree(self._proc.pid)
-        self._tasks = [asyncio.ensure_future(self._read()), asyncio.ensure_future(self._drain_stderr())]
+        drain = self._stderr.drain(self._proc.stderr)
+        self._tasks = [asyncio.ensure_future(self._read()), asyncio.ensure_future(drain)]
 
     async def _read(self) -> None:
         """Blocks of stdout (an answer ends with a blank line) into the queue; None when it ends."""
         assert self._proc is not None and self._proc.stdout is not None
-        stdout, block = self._proc.stdout, ""
+        stdout, block = self._proc.stdout, []
         try:
             while line := (await stdout.readline()).decode("utf-8", "replace"):
                 if line.strip():
-                    block += line
+                    block.append(line)  # joined once at the blank line: linear in a long answer
                 elif block:
-                    self._answers.put_nowait(block)
-                    block = ""
+                    self._answers.put_nowait("".join(block))
+                    block = []
         except (ValueError, asyncio.LimitOverrunError):  # a line past the stream's limit
             pass
         if block:
-            self._answers.put_nowait(block)
+            self._answers.put_nowait("".join(block))
         self._answers.put_nowait(None)
-
-    async def _drain_stderr(self) -> None:
-        assert self._proc is not None and self._proc.stderr is not None
-        while chunk := await self._proc.stderr.read(65536):
-            self._stderr = (self._stderr + chunk)[-_STDERR_TAIL:]
 
     async def _stop(self) -> None:
         """Kill the REPL and everything it started, reap it, and forget its state numbers."""

@@ -47,7 +47,7 @@ from typing import Any
 from mathagent.verify import sandbox
 from mathagent.verify.declarations import Declaration, from_ilean
 from mathagent.verify.judge import RunOutcome
-from mathagent.verify.process import ProcessTree, kill_tree, spawn_sandboxed, watch
+from mathagent.verify.process import ProcessTree, StreamTail, kill_tree, spawn_sandboxed, watch
 from mathagent.verify.toolchain import LeanToolchain
 from mathagent.vocabulary import SandboxKind
 
@@ -116,7 +116,7 @@ class LeanServer:
         self._flooded: dict[int, asyncio.Event] = {}  # version -> set once its reports pass `max_reports`
         self._declarations: dict[int, tuple[Declaration, ...] | None] = {}
         self._version = 0
-        self._stderr = b""
+        self._stderr = StreamTail()
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
         self.kind = config.sandbox_kind
 
@@ -143,7 +143,7 @@ class LeanServer:
         # The server's tree is settled by now: no first-scan delay needed.
         self._tree = ProcessTree(self._proc.pid, first_scan_s=0.0)
         self._reader = asyncio.ensure_future(self._read())
-        self._stderr_task = asyncio.ensure_future(self._drain_stderr())
+        self._stderr_task = asyncio.ensure_future(self._stderr.drain(self._proc.stderr))
         params = {"processId": None, "rootUri": None, "capabilities": {}, "initializationOptions": {"editDelay": 0}}
         # A file worker takes `initialize` and then the document; it answers
         # neither (the watchdog would), so nothing is awaited here.
@@ -155,7 +155,7 @@ class LeanServer:
         return self._version == 0
 
     def stderr_tail(self) -> str:
-        return self._stderr.decode("utf-8", "replace")[-300:]
+        return self._stderr.text()
 
     @property
     def alive(self) -> bool:
@@ -376,13 +376,6 @@ class LeanServer:
         elif message["method"] == "$/lean/ileanInfoFinal":
             found = from_ilean(params)
             self._declarations[version] = tuple(found) if found is not None else None
-
-    async def _drain_stderr(self) -> None:
-        if self._proc is None or self._proc.stderr is None:
-            return
-        with contextlib.suppress(Exception):
-            while chunk := await self._proc.stderr.read(65536):
-                self._stderr = (self._stderr + chunk)[-4000:]
 
 
 def as_json_lines(published: bytes | None, text: str) -> tuple[str, bool]:
