@@ -107,13 +107,17 @@ class Server:
         """Send `sig`; wait for the exit (SIGKILL after `timeout`); the exit status."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-                raise AssertionError(f"the server did not stop within {timeout} s of signal {sig}") from None
+            return self.wait(timeout, f"signal {sig}")
         return self.proc.returncode
+
+    def wait(self, timeout: float, after: str = "its stop signal") -> int:
+        """Wait for an exit already asked for, sending nothing more (SIGKILL after `timeout`)."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+            raise AssertionError(f"the server did not stop within {timeout} s of {after}") from None
 
 
 @contextlib.contextmanager
