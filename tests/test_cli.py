@@ -135,6 +135,17 @@ def test_lean_setup_fails_fast_without_elan(tmp_path: Path) -> None:
     assert "elan" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_the_command_line_loads_no_agent_engine_or_doctor_until_a_command_needs_it() -> None:
+    # every command pays for what `mathagent` imports at start-up: `verify` and `serve` must not load
+    # the solving agent, the model engines or the doctor's probes
+    code = "import json, sys, mathagent.cli; print(json.dumps(sorted(sys.modules)))"
+    loaded = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    heavy = [m for m in loaded if m.startswith(("mathagent.agent", "mathagent.doctor", "mathagent.lean_setup"))]
+    heavy += [m for m in loaded if m.startswith("mathagent.engines.") and m != "mathagent.engines.enginelog"]
+    assert heavy == [], heavy
+    assert "mathagent.verify.verifier" in loaded  # the list is the real one
+
+
 def test_help_teaches() -> None:
     proc = mathagent("verify", "--help")
     assert proc.returncode == 0

@@ -23,7 +23,6 @@ from mathagent.cli import (
     verify_cmd,
 )
 from mathagent.cli.common import RayCommand, state
-from mathagent.engines import enginelog
 from mathagent.errors import MathAgentError
 
 app = typer.Typer(
@@ -70,6 +69,8 @@ def _root(
 ) -> None:
     state.debug = debug
     if verbose:
+        from mathagent.engines import enginelog  # only here: `verify` and `serve` never load the engines
+
         os.environ[enginelog.VERBOSE_ENV] = "1"  # read where engines start, in this process and its children
 
 

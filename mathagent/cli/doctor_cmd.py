@@ -14,7 +14,6 @@ from rich.text import Text
 from mathagent.cli.common import settings_from_flags, settings_rule
 from mathagent.cli.render import doctor_table
 from mathagent.config import Settings
-from mathagent.doctor import run_checks
 
 if TYPE_CHECKING:
     from mathagent.cluster.probe import NodeReport
@@ -50,6 +49,8 @@ def doctor(
     if ray is not None and ray != "off":
         _cluster(settings, lake_project, ray, json_out)
         return
+    from mathagent.doctor import run_checks  # here, not at the top: every command loads this module
+
     checks = run_checks(settings, lake_project)
     if json_out:
         typer.echo(json.dumps([c.as_dict() for c in checks], indent=2))

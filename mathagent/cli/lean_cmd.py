@@ -9,7 +9,6 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from mathagent import lean_setup
 from mathagent.cli.common import settings_from_flags
 
 app = typer.Typer(help="Manage the Lean toolchain and Mathlib for the Lake project.", no_args_is_help=True)
@@ -29,6 +28,8 @@ def setup(
     Needs elan and network; without them it stops at once and says what is missing
     (--dry-run lists all of it, and the commands setup would run).
     """
+    from mathagent import lean_setup  # here, not at the top: every command loads this module
+
     _, lake_project = settings_from_flags(project=project)
     todo = lean_setup.plan(lake_project, dry_run=dry_run)
     console = Console()

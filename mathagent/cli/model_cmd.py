@@ -9,7 +9,6 @@ from rich.console import Console
 from rich.markup import escape
 
 from mathagent.cli.common import settings_from_flags
-from mathagent.engines import embedded, select
 from mathagent.errors import MathAgentError
 
 app = typer.Typer(help="Show which model mathagent uses; prepare the embedded CPU model.", no_args_is_help=True)
@@ -19,6 +18,8 @@ app = typer.Typer(help="Show which model mathagent uses; prepare the embedded CP
 def pull() -> None:
     """Download and convert the embedded demonstration model (SmolLM2-135M-Instruct) now,
     so the first `mathagent solve` on a CPU does not wait for it."""
+    from mathagent.engines import embedded, select  # here, not at the top: every command loads this module
+
     settings, _ = settings_from_flags()
     console = Console(stderr=True)
     if embedded.is_ready(settings.cache_dir):
@@ -46,6 +47,8 @@ def pull() -> None:
 @app.command("show")
 def show(json_out: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
     """Which engine and model `solve` would use here, and why."""
+    from mathagent.engines import embedded, select
+
     settings, _ = settings_from_flags()
     choice = select.choose(settings.engine)
     info = {

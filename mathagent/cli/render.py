@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderResult
@@ -22,12 +23,14 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from mathagent.agent import events
-from mathagent.agent.records import Result
-from mathagent.doctor import Check
 from mathagent.verify.toolchain import LeanToolchain
 from mathagent.verify.verdict import Verdict
 from mathagent.vocabulary import SandboxKind, Status, VerdictKind
+
+if TYPE_CHECKING:  # `mathagent verify` renders verdicts only: it does not load the agent or the doctor
+    from mathagent.agent import events
+    from mathagent.agent.records import Result
+    from mathagent.doctor import Check
 
 _STYLE = {
     VerdictKind.VERIFIED: ("✓ verified", "bold green"),
@@ -202,7 +205,9 @@ class BatchProgress:
             )
 
     def event(self, event: events.Event) -> None:
-        if isinstance(event, events.VerdictReceived):
+        from mathagent.agent.events import VerdictReceived
+
+        if isinstance(event, VerdictReceived):
             self._checked += 1
             self._progress.update(self._bar, checked=self._checked)
 
