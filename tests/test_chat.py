@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import time
@@ -77,13 +78,32 @@ def test_question_verify_and_quit(tmp_path: Path, server: ScriptedServer, lean: 
         for line in PASTED:
             tmux.send(line)
         tmux.wait_for("verified by Lean", after=1)
+        # a file by its path (relative to where chat runs), and what can not be checked said in one line
+        lean_file = "\n".join(PASTED[:-1]) + "\n"  # without the closing /end
+        (tmp_path / "good.lean").write_text(lean_file)
+        (tmp_path / "bad.lean").write_text(lean_file.replace("Eq.refl N.z", "Eq.refl (N.s N.z)"))
+        tmux.send("/verify good.lean")
+        tmux.wait_for("verified by Lean", after=2)
+        tmux.send("/verify bad.lean")
+        tmux.wait_for("rejected: lean_error")
+        tmux.send("/verify missing.lean")
+        tmux.wait_for("cannot read missing.lean")
+        tmux.send("/verify")
+        tmux.wait_for("end with a line /end", after=1)
+        tmux.send("/end")
+        tmux.wait_for("nothing was pasted")
         tmux.send(f"/save {tmp_path / 'session.jsonl'}")
-        tmux.wait_for("saved 2 item(s)")
+        tmux.wait_for("saved 4 item(s)")
         tmux.send("/quit")
         tmux.wait_for("CHAT-EXITED-0")
     finally:
         tmux.close()
-    assert (tmp_path / "session.jsonl").read_text().count("\n") == 2
+    rows = [json.loads(line) for line in (tmp_path / "session.jsonl").read_text().splitlines()]
+    assert [(r["id"], r.get("verdict", {}).get("verdict")) for r in rows[1:]] == [
+        ("pasted", "verified"),
+        ("good.lean", "verified"),
+        ("bad.lean", "rejected"),
+    ]
 
 
 def test_ctrl_c_stops_the_attempt_not_the_session(tmp_path: Path, lean: LeanToolchain) -> None:

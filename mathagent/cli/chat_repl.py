@@ -30,15 +30,16 @@ from mathagent.agent.loop import Agent
 from mathagent.agent.records import Problem, Result
 from mathagent.cli.common import dim_printer, solving_runtime
 from mathagent.config import Settings
+from mathagent.errors import InputError
 from mathagent.jsonl import dumps
 from mathagent.verify.leantext import starts_with_theorem
-from mathagent.verify.tasks import VerifyTask
+from mathagent.verify.tasks import BadRow, VerifyTask, read_lean_file
 from mathagent.vocabulary import AnswerCheck, PromptKind, Status, VerdictKind
 
 COMMANDS = """[bold]Commands[/bold]
   [cyan]QUESTION[/cyan]              solve it, state it in Lean, prove it, verify it
   [cyan]/prove TEXT[/cyan]           prove a Lean statement (`theorem ...`) or a question, skipping the worked solution
-  [cyan]/verify[/cyan]               paste Lean code, end with a line `/end`; checks every theorem in it
+  [cyan]/verify \\[FILE][/cyan]        check every theorem of a .lean file, or of Lean pasted up to a line `/end`
   [cyan]/retry[/cyan]                run the last problem again
   [cyan]/samples N[/cyan], [cyan]/rounds N[/cyan]  proof budget (now {samples} samples, {rounds} rounds)
   [cyan]/model[/cyan]                which model and Lean are in use
@@ -116,8 +117,8 @@ def _dispatch(
             return None
         return _ask(console, agent, session, _problem(session, rest), solve=False)
     elif command == "/verify":
-        code = _read_block(console)
-        return _verify(console, agent, session, code) if code.strip() else None
+        task = _file_task(console, rest) if rest else _pasted_task(console)
+        return _verify(console, agent, session, task) if task is not None else None
     elif command == "/retry":
         if session.last_problem is None:
             console.print("[yellow]nothing to retry yet[/yellow]")
@@ -236,7 +237,33 @@ def _finish(console: Console, session: Session, result: Result) -> None:
         console.print(Panel(Text(f"✗ not verified: {why}", style="bold red"), expand=False))
 
 
-async def _verify(console: Console, agent: Agent, session: Session, code: str) -> None:
+def _file_task(console: Console, name: str) -> VerifyTask | None:
+    """`/verify FILE`: the file as a whole-file check, or None after saying why it cannot be read."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        console.print(f"[yellow]{escape(str(path))} is a folder: /verify takes one .lean file[/yellow]")
+        return None
+    try:
+        task = read_lean_file(path)
+    except InputError as exc:
+        console.print(f"[yellow]{escape(str(exc))}[/yellow]")
+        return None
+    if isinstance(task, BadRow):
+        console.print(f"[yellow]cannot check {escape(str(path))}: {escape(task.message)}[/yellow]")
+        return None
+    return task
+
+
+def _pasted_task(console: Console) -> VerifyTask | None:
+    code = _read_block(console)
+    if not code.strip():
+        console.print("[yellow]nothing was pasted: nothing to check[/yellow]")
+        return None
+    return VerifyTask(id="pasted", full_code=code)
+
+
+async def _verify(console: Console, agent: Agent, session: Session, task: VerifyTask) -> None:
+    code = task.full_code or ""
     session.last_file = code
     if agent.verifier is None:
         console.print(
@@ -246,8 +273,8 @@ async def _verify(console: Console, agent: Agent, session: Session, code: str) -
         )
         return
     with console.status("Lean is checking..."):
-        verdict = await agent.verifier.verify(VerifyTask(id="pasted", full_code=code))
-    session.log.append({"id": "pasted", "kind": "verify", "code": code, "verdict": verdict.to_dict()})
+        verdict = await agent.verifier.verify(task)
+    session.log.append({"id": task.id, "kind": "verify", "code": code, "verdict": verdict.to_dict()})
     if verdict.verified:
         console.print(Panel(Text("✓ verified by Lean", style="bold green"), expand=False))
         return
