@@ -158,7 +158,7 @@ def join_proof(statement: Statement, proof: str) -> str:
 # ---------------------------------------------------------------- trusted headers
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=16)  # a run has a few headers; a row's own can be megabytes, so keep few
 def header_namespaces(header: str) -> tuple[str, ...]:
     """The namespaces a header leaves open at its end, outermost first.
 
