@@ -226,3 +226,4 @@ def test_rescore_rejudges_a_finished_run_in_place(tmp_path: Path, server: Script
     assert json.loads((run_dir / "summary.json").read_text()) == rescored
     missing = mathagent("eval", "rescore", str(tmp_path / "nowhere"))
     assert missing.returncode == 2 and "not an eval run folder" in missing.stderr
+    assert "fix: give a folder `mathagent eval run` wrote" in missing.stderr

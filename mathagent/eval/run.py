@@ -131,7 +131,10 @@ def load_results(run_dir: Path) -> list[Result]:
     """Every result in a run folder's results file, in file order."""
     path = run_dir / RESULTS
     if not path.is_file():
-        raise InputError(f"{run_dir} is not an eval run folder (no {RESULTS})")
+        raise InputError(
+            f"{run_dir} is not an eval run folder (no {RESULTS})",
+            hint="give a folder `mathagent eval run` wrote: runs/DATASET, or its --run-dir",
+        )
     results = []
     for row in read_rows(path):
         if row.error is not None or not isinstance(row.value, dict):
