@@ -25,6 +25,9 @@ async def as_completed(
         future = asyncio.ensure_future(one(i, t))
         future.add_done_callback(done.put_nowait)
         pending.add(future)
+        # Let this check run up to its first wait (a Lean started, or a queue joined) before the
+        # next one is prepared: otherwise every check's audit ran before any Lean started.
+        await asyncio.sleep(0)
     try:
         while pending:
             finished = await done.get()
