@@ -169,6 +169,7 @@ BAD_HEADER = Reason("bad_header")
 BAD_INPUT = Reason("bad_input")
 HEADER_AXIOM = Reason("header_axiom")  # an allowed axiom's name declared by the task's header
 FAKE_AXIOM = Reason("fake_axiom")  # an allowed axiom's name declared by the submission, or not the canonical one
+KERNEL_BUILTIN = Reason("kernel_builtin")  # the checked file declares `Nat.add` & co. (see verify.kernel_builtins)
 TOO_LARGE = Reason("too_large")
 TIMEOUT = Reason("timeout")
 MEMORY = Reason("memory")

@@ -48,10 +48,40 @@ CANON_MODULE = (
     "axiom Quot.sound {α : Sort u} {r : α → α → Prop} {a b : α} : r a b → Eq (Quot.mk r a) (Quot.mk r b)\n"
     "axiom Classical.choice {α : Sort u} : Nonempty α → α\n"
 )
+EQ_SYMM = (
+    "theorem Eq.symm {α : Sort u} {a b : α} (h : Eq a b) : Eq b a :=\n"
+    "  Eq.rec (motive := fun x _ => Eq x a) (Eq.refl a) h\n"
+)
+# What numerals need on a Lean without Init (after `universe u`, `Eq`, `False`, `lcErased`/`lcAny`/`lcVoid`).
+NAT_TYPES = (
+    "set_option genCtorIdx false in\ninductive Bool where\n  | false : Bool\n  | true : Bool\n"
+    "set_option genCtorIdx false in\ninductive Nat where\n  | zero : Nat\n  | succ (n : Nat) : Nat\n"
+    "set_option genCtorIdx false in\nclass OfNat (α : Type u) (_ : Nat) where\n  ofNat : α\n"
+    "instance instOfNatNat (n : Nat) : OfNat Nat n := OfNat.mk n\n"
+)
+# A prelude file's opening that lets it write numerals (this Lean has no Init).
+NUMERALS = (
+    "universe u\n"
+    "inductive Eq {α : Sort u} : α → α → Prop where\n  | refl (a : α) : Eq a a\n"
+    + EQ_SYMM
+    + "inductive False : Prop\n"
+    + "inductive lcErased : Type\ninductive lcAny : Type\ninductive lcVoid : Type\n"
+    + NAT_TYPES
+)
+# `Nats`: `Canon` (the allowed axioms' types are checked against it) with numerals and
+# an honest `Nat.add`, but no `Nat.gcd`.
+NATS_MODULE = (
+    CANON_MODULE.replace("unsafe axiom lcAny : Type\n", "unsafe axiom lcAny : Type\nunsafe axiom lcVoid : Type\n")
+    + EQ_SYMM
+    + NAT_TYPES
+    + "noncomputable def Nat.add (n m : Nat) : Nat :=\n"
+    + "  Nat.rec (motive := fun _ => Nat) n (fun _ ih => Nat.succ ih) m\n"
+)
 LEAN_MODULES = {
     "Canon": CANON_MODULE,
     "Fake": CANON_MODULE.replace("axiom propext {a b : Prop} : Iff a b → Eq a b", "axiom propext {a : Prop} : a"),
     "Evil": "prelude\ninductive False : Prop\nprivate axiom propext : False\ntheorem bad : False := propext\n",
+    "Nats": NATS_MODULE,
 }
 
 

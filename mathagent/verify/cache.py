@@ -24,6 +24,7 @@ _LOGIC_MODULES = (
     "banned.py",
     "declarations.py",
     "judge.py",
+    "kernel_builtins.py",
     "leantext.py",
     "lexer.py",
     "messages.py",

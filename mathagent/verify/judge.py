@@ -26,6 +26,7 @@ from mathagent.verify.assemble import (
     Target,
 )
 from mathagent.verify.declarations import Declaration, split_name
+from mathagent.verify.kernel_builtins import declared_builtins
 from mathagent.verify.messages import LeanMessage, parse_output
 from mathagent.verify.verdict import Diagnostic, Verdict, VerdictKind
 from mathagent.vocabulary import Reason, SandboxKind
@@ -113,11 +114,25 @@ def judge_run(task_id: str, assembled: Assembled, run: RunOutcome, policy: Axiom
             users.setdefault(name, []).append(target.name)
     if not assembled.targets:
         findings.append((codes.THEOREM_MISSING, "no named declaration to check (an `example` cannot be audited)"))
-    if run.declarations is None and not output.has_errors:
-        findings.append((codes.CHECKS_MISSING, "Lean did not report the file's declarations"))
+    declarations = run.declarations
+    canonical_failed = any(
+        m.severity == "error" for _, line in assembled.canonical_lines for m in by_line.get(line, [])
+    )
+    if canonical_failed:
+        declarations = None  # a one-shot Lean writes no list after an error: judge both pools alike
 
     axioms = sorted(users)
-    findings += _axiom_findings(users, assembled, run.declarations or (), by_line, policy)
+    findings += _axiom_findings(users, assembled, declarations or (), by_line, policy)
+    for origin, names in declared_builtins(assembled, declarations or ()).items():
+        who = "the task's header" if origin == HEADER else "the file"
+        note = "whatever its definition says; only an imported module may declare it"
+        findings.append((codes.KERNEL_BUILTIN, f"{who} declares {_listing(names)}, which the kernel computes {note}"))
+
+    if declarations is None and not findings:
+        # Without Lean's list of what the file declared, neither an impostor axiom nor a
+        # kernel builtin can be ruled out.
+        why = " (the imports lack the standard axioms to check against)" if canonical_failed else ""
+        findings.append((codes.CHECKS_MISSING, f"Lean did not report the file's declarations{why}"))
 
     reasons = {r for r, _ in findings}
     if reasons & {codes.LEAN_ERROR, codes.BAD_HEADER, codes.BAD_STATEMENT}:

@@ -21,6 +21,7 @@ from mathagent.vocabulary import (  # noqa: F401
     FORGED_OUTPUT,
     HEADER_AXIOM,
     HEADER_CHANGED,
+    KERNEL_BUILTIN,
     LEAN_ERROR,
     MEMORY,
     SORRY,
