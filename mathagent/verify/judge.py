@@ -28,6 +28,7 @@ from mathagent.verify.assemble import (
 from mathagent.verify.declarations import Declaration, split_name
 from mathagent.verify.kernel_builtins import declared_builtins
 from mathagent.verify.messages import LeanMessage, parse_output
+from mathagent.verify.process import OUTPUT_CAP_BYTES
 from mathagent.verify.verdict import Diagnostic, Verdict, VerdictKind
 from mathagent.vocabulary import Reason, SandboxKind
 
@@ -53,6 +54,7 @@ class RunOutcome:
     memory_exceeded: bool = False
     memory_mb: int | None = None
     declarations: tuple[Declaration, ...] | None = None  # what the file declared, as Lean reported it
+    output_exceeded: bool = False  # Lean printed more than `process.OUTPUT_CAP_BYTES` and was stopped
 
 
 @dataclass(frozen=True)
@@ -220,6 +222,9 @@ def _stopped(run: RunOutcome, messages: list[LeanMessage]) -> tuple[VerdictKind,
         return VerdictKind.TIMEOUT, codes.TIMEOUT, f"Lean did not finish within the time limit ({run.time_s:.1f} s)"
     if run.memory_exceeded:
         return VerdictKind.ERROR, codes.MEMORY, f"Lean went over the memory cap ({run.memory_mb} MB)"
+    if run.output_exceeded:
+        cap = f"{OUTPUT_CAP_BYTES // 2**20} MiB"
+        return VerdictKind.REJECTED, codes.TOO_LARGE, f"Lean's output went over the cap ({cap}) and was stopped"
     has_error = any(m.severity == "error" for m in messages)
     if run.returncode not in (0, 1) or (run.returncode == 1 and not has_error):
         return VerdictKind.ERROR, codes.CRASH, f"Lean exited abnormally (status {run.returncode}): {_tail(run.stderr)}"
@@ -313,13 +318,21 @@ def _diagnostic(msg: LeanMessage, assembled: Assembled) -> Diagnostic:
         column=msg.column,
         end_line=end_line or None,
         end_column=msg.end_column,
-        message=msg.text,
+        message=_clipped(msg.text),
     )
 
 
-def _first_line(text: str) -> str:
-    lines = text.strip().split("\n")
-    return lines[0] if lines else ""
+def _first_line(text: str, limit: int = 500) -> str:
+    line = text.strip().partition("\n")[0]  # not `split`: a message can be megabytes
+    return _clipped(line, limit)
+
+
+# A verdict carries each Lean message, but not megabytes of one (a `pp.raw` term, say).
+_MESSAGE_CHARS = 8000
+
+
+def _clipped(text: str, limit: int = _MESSAGE_CHARS) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit} more characters)"
 
 
 def _tail(text: str, limit: int = 300) -> str:

@@ -20,6 +20,11 @@ import psutil
 from mathagent.verify.sandbox import SandboxedCommand
 
 _POLL_S = 0.1  # memory and deadline checks; the finished process itself is seen at once
+# Lean's output for one check, at most: a 2 kB file with `pp.raw` and nested `#check`s makes
+# Lean print hundreds of megabytes, which must not become the verifier's memory. Honest
+# output is far smaller (a `#print axioms` report per declaration: 5000 of them are 1.5 MB).
+OUTPUT_CAP_BYTES = 32 * 2**20
+_READ_CHUNK = 2**16
 _FIRST_SCAN_S = 0.1
 _RESCAN_S = 0.5
 
@@ -27,12 +32,13 @@ _RESCAN_S = 0.5
 @dataclass(frozen=True)
 class ProcessResult:
     stdout: str
-    stderr: str
+    stderr: str  # its last few kilobytes
     returncode: int | None
     time_s: float
     timed_out: bool
     memory_exceeded: bool
     peak_rss_mb: float
+    output_exceeded: bool = False  # stdout passed the cap: killed, and `stdout` holds what came before
 
 
 async def run_process(
@@ -42,17 +48,18 @@ async def run_process(
     timeout_s: float,
     memory_mb: int | None,
     cwd: str | None = None,
+    output_cap: int = OUTPUT_CAP_BYTES,
 ) -> ProcessResult:
-    """Run `command` with `stdin`, enforcing the wall clock and memory caps."""
+    """Run `command` with `stdin`, enforcing the wall clock, memory and output caps."""
     start = time.monotonic()
     proc = await spawn_sandboxed(command, cwd=cwd)
-    talk = asyncio.ensure_future(proc.communicate(stdin.encode("utf-8")))
+    talk = asyncio.ensure_future(_communicate(proc, stdin.encode("utf-8"), output_cap))
     tree = ProcessTree(proc.pid)
     try:
         timed_out, memory_exceeded = await watch(talk, tree, deadline=start + timeout_s, memory_mb=memory_mb)
         if not talk.done():
             kill_tree(proc.pid)
-        stdout, stderr = await talk
+        stdout, stderr, output_exceeded = await talk
     except BaseException:
         # cancelled (Ctrl-C, shutdown) or failed: never leave the process behind
         kill_tree(proc.pid)
@@ -60,15 +67,51 @@ async def run_process(
         with contextlib.suppress(BaseException):
             await asyncio.shield(proc.wait())
         raise
+    stopped = timed_out or memory_exceeded or output_exceeded
     return ProcessResult(
         stdout=stdout.decode("utf-8", errors="replace"),
         stderr=stderr.decode("utf-8", errors="replace"),
-        returncode=None if (timed_out or memory_exceeded) else proc.returncode,
+        returncode=None if stopped else proc.returncode,
         time_s=time.monotonic() - start,
         timed_out=timed_out,
         memory_exceeded=memory_exceeded,
         peak_rss_mb=tree.peak_mb,
+        output_exceeded=output_exceeded and not (timed_out or memory_exceeded),
     )
+
+
+async def _communicate(proc: asyncio.subprocess.Process, stdin: bytes, cap: int) -> tuple[bytes, bytes, bool]:
+    """Feed `stdin`, read stdout until the process closes it or it passes `cap` bytes
+    (then kill the process), keep stderr's tail; (stdout, stderr tail, over the cap).
+    Returns once the process has exited."""
+    assert proc.stdin is not None and proc.stdout is not None
+    errors = StreamTail()
+    feeding = asyncio.ensure_future(_feed(proc.stdin, stdin))
+    draining = asyncio.ensure_future(errors.drain(proc.stderr))
+    try:
+        chunks: list[bytes] = []
+        size = 0
+        over = False
+        while chunk := await proc.stdout.read(_READ_CHUNK):
+            size += len(chunk)
+            if size > cap:
+                over = True
+                kill_tree(proc.pid)
+                break
+            chunks.append(chunk)
+        await proc.wait()
+        await asyncio.gather(feeding, draining)
+    finally:
+        for task in (feeding, draining):
+            task.cancel()
+    return b"".join(chunks), errors.data, over
+
+
+async def _feed(stream: asyncio.StreamWriter, data: bytes) -> None:
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # Lean exited before reading it all
+        stream.write(data)
+        await stream.drain()
+        stream.close()
 
 
 async def spawn_sandboxed(

@@ -216,8 +216,8 @@ class Verifier(AsyncClosing):
         except BadTask as exc:
             return StatementCheck(ok=False, message=str(exc))
         outcome = await self._run(assembled, self.options.timeout_s)
-        if outcome.timed_out or outcome.memory_exceeded:
-            return StatementCheck(ok=False, message="Lean ran out of time or memory elaborating the statement")
+        if outcome.timed_out or outcome.memory_exceeded or outcome.output_exceeded:
+            return StatementCheck(ok=False, message="Lean ran out of time, memory or output elaborating the statement")
         errors = [
             Diagnostic("error", m.line, m.column, m.end_line, m.end_column, m.text)
             for m in parse_output(outcome.stdout).messages
@@ -357,6 +357,7 @@ class Verifier(AsyncClosing):
             sandbox=command.kind,
             timed_out=result.timed_out,
             memory_exceeded=result.memory_exceeded,
+            output_exceeded=result.output_exceeded,
             memory_mb=opts.memory_mb,
             declarations=tuple(declarations) if declarations is not None else None,
         )
@@ -407,7 +408,7 @@ class _DeclarationChecks:
     def decided(self, outcome: RunOutcome) -> bool:
         """Does this run decide the verdict whatever the checks say: Lean stopped, or the
         file itself has an error?"""
-        if outcome.timed_out or outcome.memory_exceeded:
+        if outcome.timed_out or outcome.memory_exceeded or outcome.output_exceeded:
             return True
         return any(self.base.origin(line) == SUBMISSION for line in _errors(outcome))
 

@@ -47,7 +47,7 @@ from typing import Any
 from mathagent.verify import sandbox
 from mathagent.verify.declarations import Declaration, from_ilean
 from mathagent.verify.judge import RunOutcome
-from mathagent.verify.process import ProcessTree, StreamTail, kill_tree, spawn_sandboxed, watch
+from mathagent.verify.process import OUTPUT_CAP_BYTES, ProcessTree, StreamTail, kill_tree, spawn_sandboxed, watch
 from mathagent.verify.toolchain import LeanToolchain
 from mathagent.vocabulary import SandboxKind
 
@@ -191,7 +191,8 @@ class LeanServer:
         lines, and the document's declarations as Lean reported them.
 
         Raises WorkerCrashed when the server dies, and (when `limited`)
-        TooBigForWarm when the check reports more than `max_reports` times;
+        TooBigForWarm when the check reports more than `max_reports` times or
+        sends one report over `OUTPUT_CAP_BYTES`;
         returns a timed-out or over-memory outcome (after which the caller must
         close this server).
         `deadline` (monotonic) defaults to the configured timeout from now.
@@ -228,7 +229,9 @@ class LeanServer:
             if waited.done():
                 waited.result()  # re-raises WorkerCrashed
             elif flooded.is_set() and not (timed_out or memory_exceeded):
-                raise TooBigForWarm(f"more than {self.config.max_reports} reports from one check")
+                raise TooBigForWarm(
+                    f"more than {self.config.max_reports} reports, or one over {OUTPUT_CAP_BYTES} bytes, from one check"
+                )
         finally:
             for future in (waited, flood, done):
                 if not future.done():
@@ -321,6 +324,11 @@ class LeanServer:
                         length = int(value.strip())
                 if length is None:
                     continue
+                if length > OUTPUT_CAP_BYTES:
+                    # Never held in memory: the check in flight goes cold, where the cap decides it.
+                    await _skip(stream, length)
+                    self._overflow(self._version)
+                    continue
                 self._receive(await stream.readexactly(length))
         except (WorkerCrashed, asyncio.IncompleteReadError, ValueError, ConnectionError) as exc:
             crash = exc if isinstance(exc, WorkerCrashed) else WorkerCrashed(f"the language server stream broke: {exc}")
@@ -350,8 +358,12 @@ class LeanServer:
     def _count_report(self, version: int) -> None:
         count = self._reports.get(version, 0) + 1
         self._reports[version] = count
+        if count > self.config.max_reports:
+            self._overflow(version)
+
+    def _overflow(self, version: int) -> None:
         flooded = self._flooded.get(version)
-        if flooded is not None and count > self.config.max_reports:
+        if flooded is not None:
             flooded.set()
 
     def _dispatch(self, message: dict[str, Any]) -> None:
@@ -376,6 +388,12 @@ class LeanServer:
         elif message["method"] == "$/lean/ileanInfoFinal":
             found = from_ilean(params)
             self._declarations[version] = tuple(found) if found is not None else None
+
+
+async def _skip(stream: asyncio.StreamReader, length: int) -> None:
+    """Read past `length` bytes of `stream`, a megabyte at a time."""
+    while length > 0:
+        length -= len(await stream.readexactly(min(length, 2**20)))
 
 
 def as_json_lines(published: bytes | None, text: str) -> tuple[str, bool]:
