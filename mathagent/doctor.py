@@ -71,12 +71,12 @@ def _lean(settings: Settings, project: Path | None) -> Check:
         return Check(
             "Lean",
             True,
-            f"Lean {tc.version} from {tc.origin}: no .olean files, only `prelude` files check",
+            f"Lean {tc.version} from {tc.origin} ({tc.lean}): no .olean files, only `prelude` files check",
             "checking files that `import` anything, Mathlib included",
             "mathagent lean setup   # elan + Mathlib, needs network",
             details,
         )
-    return Check("Lean", True, f"Lean {tc.version} from {tc.origin}", "", "", details)
+    return Check("Lean", True, f"Lean {tc.version} from {tc.origin} ({tc.lean})", "", "", details)
 
 
 def _elan() -> Check:
