@@ -48,6 +48,25 @@ IMPORTED_ATTACK = "prelude\nimport Nats\n" + _false_from("gcd", 6, 4, 2)
 NAMESPACE_ATTACK = "prelude\nimport Nats\nnamespace Nat\n" + _false_from("mul", 3, 4, 12).replace(
     "def Nat.mul", "def mul"
 ).replace("Nat.mul", "mul")
+# Lean's `.ilean` `decls` lists only the first type of a `mutual` block (and no constructor):
+# here `Nat` comes second, and `Nat.add` is a constructor the kernel still evaluates on literals.
+MUTUAL_ATTACK = (
+    "prelude\nuniverse u\n"
+    "inductive Eq {α : Sort u} : α → α → Prop where\n  | refl (a : α) : Eq a a\n"
+    "inductive False : Prop\ninductive True : Prop where\n  | intro : True\n"
+    "inductive lcErased : Type\ninductive lcAny : Type\ninductive lcVoid : Type\n"
+    "set_option genCtorIdx false\n"
+    "mutual\ninductive Dummy where\n  | d : Dummy\n"
+    "inductive Nat where\n  | zero : Nat\n  | succ (n : Nat) : Nat\n  | add (a b : Nat) : Nat\nend\n"
+    "class OfNat (α : Type u) (_ : Nat) where\n  ofNat : α\n"
+    "instance instOfNatNat (n : Nat) : OfNat Nat n := OfNat.mk n\n"
+    "def isAdd (n : Nat) : Prop :=\n"
+    "  @Nat.rec (fun _ => Prop) (fun _ => Prop) True False (fun _ _ => False) (fun _ _ _ _ => True) n\n"
+    "theorem addIs (a b : Nat) : isAdd (Nat.add a b) := True.intro\n"
+    "def two : Nat := 2\ndef four : Nat := 4\n"
+    "theorem viaKernel : Eq (Nat.add two two) four := Eq.refl four\n"
+    "theorem bad : False :=\n  @Eq.rec Nat (Nat.add two two) (fun x _ => isAdd x) (addIs two two) four viaKernel\n"
+)
 HONEST_IMPORTED = (
     "prelude\nimport Nats\n"
     "theorem two_add_two : Eq (Nat.add 2 2) 4 := Eq.refl 4\n"
@@ -78,7 +97,7 @@ def _assert_builtin_rejected(verdict: Verdict | dict[str, Any], *names: str) -> 
 
 
 def test_the_attacks_really_prove_false_under_bare_lean(lean_with_modules: LeanToolchain, tmp_path: Path) -> None:
-    for text in (PRELUDE_ATTACK, IMPORTED_ATTACK, NAMESPACE_ATTACK, HONEST_IMPORTED, HONEST_PRIVATE):
+    for text in (PRELUDE_ATTACK, IMPORTED_ATTACK, NAMESPACE_ATTACK, MUTUAL_ATTACK, HONEST_IMPORTED, HONEST_PRIVATE):
         _bare_lean_accepts(lean_with_modules, tmp_path, text)
 
 
@@ -89,6 +108,7 @@ def test_whole_files_declaring_kernel_builtins_are_rejected(
         VerifyTask(id="prelude", full_code=PRELUDE_ATTACK),
         VerifyTask(id="imported", full_code=IMPORTED_ATTACK),
         VerifyTask(id="namespace", full_code=NAMESPACE_ATTACK),
+        VerifyTask(id="mutual", full_code=MUTUAL_ATTACK),
         VerifyTask(id="honest", full_code=HONEST_IMPORTED),
         VerifyTask(id="private", full_code=HONEST_PRIVATE),
     ]
@@ -96,6 +116,7 @@ def test_whole_files_declaring_kernel_builtins_are_rejected(
     _assert_builtin_rejected(verdicts["prelude"], "Nat", "Nat.add")
     _assert_builtin_rejected(verdicts["imported"], "Nat.gcd")
     _assert_builtin_rejected(verdicts["namespace"], "Nat.mul")
+    _assert_builtin_rejected(verdicts["mutual"], "Nat")
     assert verdicts["honest"].verdict == "verified", verdicts["honest"]
     assert verdicts["private"].verdict == "verified", verdicts["private"]
 
@@ -104,8 +125,10 @@ def test_a_task_header_declaring_kernel_builtins_is_rejected(
     lean_with_modules: LeanToolchain, options: VerifyOptions
 ) -> None:
     body, bad = PRELUDE_ATTACK.rsplit("theorem bad : False :=", 1)
+    mutual_body, mutual_bad = MUTUAL_ATTACK.rsplit("theorem bad : False :=", 1)
     tasks = [
         VerifyTask(id="header", header=body, formal_statement="theorem bad : False :=", proof=bad),
+        VerifyTask(id="mutual", header=mutual_body, formal_statement="theorem bad : False :=", proof=mutual_bad),
         VerifyTask(
             id="honest",
             header="prelude\nimport Nats\n",
@@ -116,6 +139,7 @@ def test_a_task_header_declaring_kernel_builtins_is_rejected(
     verdicts = {v.id: v for v in verify_tasks(lean_with_modules, options, tasks)}
     _assert_builtin_rejected(verdicts["header"], "Nat.add")
     assert "the task's header declares" in verdicts["header"].message
+    _assert_builtin_rejected(verdicts["mutual"], "Nat")
     assert verdicts["honest"].verdict == "verified", verdicts["honest"]
 
 

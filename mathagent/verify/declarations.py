@@ -88,12 +88,37 @@ def _constant_key(key: str) -> str | None:
     return None
 
 
-def read_ilean(text: str) -> list[Declaration] | None:
+def definitions_from_ilean(data: dict[str, Any]) -> list[Declaration] | None:
+    """Every constant the file defines: `decls` together with each `references`
+    entry that has a definition range in this file. `decls` lists what a command
+    declared by name, but only the first type of a `mutual` block, and no
+    constructor or structure field; a reference's definition range covers those.
+    None when the data does not have the expected shape."""
+    declared = from_ilean(data)
+    if declared is None:
+        return None
+    found = {d.name: d for d in declared}
+    references = data.get("references")
+    for key, ref in references.items() if isinstance(references, dict) else ():
+        where = ref.get("definition") if isinstance(ref, dict) else None
+        name = _constant_key(key)
+        if name is not None and isinstance(where, list) and where and isinstance(where[0], int):
+            found.setdefault(name, Declaration(name=name, line=where[0] + 1))
+    return sorted(found.values(), key=lambda d: (d.line, d.name))
+
+
+def load_ilean(text: str) -> dict[str, Any] | None:
+    """A `.ilean` file's data; None when it is not a JSON object."""
     try:
         data = json.loads(text)
     except ValueError:
         return None
-    return from_ilean(data) if isinstance(data, dict) else None
+    return data if isinstance(data, dict) else None
+
+
+def read_ilean(text: str) -> list[Declaration] | None:
+    data = load_ilean(text)
+    return from_ilean(data) if data is not None else None
 
 
 def split_name(name: str) -> tuple[str, ...]:

@@ -54,6 +54,8 @@ class RunOutcome:
     memory_exceeded: bool = False
     memory_mb: int | None = None
     declarations: tuple[Declaration, ...] | None = None  # what the file declared, as Lean reported it
+    # every constant the file defines, constructors and all types of a `mutual` block included
+    definitions: tuple[Declaration, ...] | None = None
     output_exceeded: bool = False  # Lean printed more than `process.OUTPUT_CAP_BYTES` and was stopped
 
 
@@ -116,19 +118,24 @@ def judge_run(task_id: str, assembled: Assembled, run: RunOutcome, policy: Axiom
             users.setdefault(name, []).append(target.name)
     if not assembled.targets:
         findings.append((codes.THEOREM_MISSING, "no named declaration to check (an `example` cannot be audited)"))
-    declarations = run.declarations
+    declarations, definitions = run.declarations, run.definitions
     canonical_failed = any(
         m.severity == "error" for _, line in assembled.canonical_lines for m in by_line.get(line, [])
     )
     if canonical_failed:
-        declarations = None  # a one-shot Lean writes no list after an error: judge both pools alike
+        declarations = definitions = None  # a one-shot Lean writes no list after an error: judge both pools alike
 
     axioms = sorted(users)
     findings += _axiom_findings(users, assembled, declarations or (), by_line, policy)
-    for origin, names in declared_builtins(assembled, declarations or ()).items():
+    for origin, names in declared_builtins(assembled, definitions or declarations or ()).items():
         who = "the task's header" if origin == HEADER else "the file"
         note = "whatever its definition says; only an imported module may declare it"
-        findings.append((codes.KERNEL_BUILTIN, f"{who} declares {_listing(names)}, which the kernel computes {note}"))
+        findings.append(
+            (
+                codes.KERNEL_BUILTIN,
+                f"{who} declares {_listing(names, limit=len(names))}, which the kernel computes {note}",
+            )
+        )
 
     if declarations is None and not findings:
         # Without Lean's list of what the file declared, neither an impostor axiom nor a

@@ -45,7 +45,7 @@ from mathagent.verify.banned import BannedUse, find_banned
 from mathagent.verify.cache import VerdictCache, cache_key
 from mathagent.verify.closing import AsyncClosing
 from mathagent.verify.completion import as_completed
-from mathagent.verify.declarations import Declaration, read_ilean
+from mathagent.verify.declarations import Declaration, definitions_from_ilean, from_ilean, load_ilean
 from mathagent.verify.judge import DEFAULT_AXIOMS, AxiomPolicy, RunOutcome, judge_run
 from mathagent.verify.leantext import guess_declarations, imports_modules
 from mathagent.verify.messages import parse_output
@@ -348,7 +348,9 @@ class Verifier(AsyncClosing):
                 cwd=scratch,
             )
             # Lean writes the file's declarations only when it has no error.
-            declarations = read_ilean(ilean.read_text(encoding="utf-8")) if ilean.is_file() else None
+            data = load_ilean(ilean.read_text(encoding="utf-8")) if ilean.is_file() else None
+            declarations = from_ilean(data) if data is not None else None
+            definitions = definitions_from_ilean(data) if data is not None else None
         return RunOutcome(
             stdout=result.stdout,
             stderr=result.stderr,
@@ -360,6 +362,7 @@ class Verifier(AsyncClosing):
             output_exceeded=result.output_exceeded,
             memory_mb=opts.memory_mb,
             declarations=tuple(declarations) if declarations is not None else None,
+            definitions=tuple(definitions) if definitions is not None else None,
         )
 
     def _early(

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from mathagent.verify import sandbox
-from mathagent.verify.declarations import Declaration, from_ilean
+from mathagent.verify.declarations import Declaration, definitions_from_ilean, from_ilean
 from mathagent.verify.judge import RunOutcome
 from mathagent.verify.process import OUTPUT_CAP_BYTES, ProcessTree, StreamTail, kill_tree, spawn_sandboxed, watch
 from mathagent.verify.toolchain import LeanToolchain
@@ -115,6 +115,7 @@ class LeanServer:
         self._reports: dict[int, int] = {}  # version -> reports so far (diagnostics and declaration updates)
         self._flooded: dict[int, asyncio.Event] = {}  # version -> set once its reports pass `max_reports`
         self._declarations: dict[int, tuple[Declaration, ...] | None] = {}
+        self._definitions: dict[int, tuple[Declaration, ...] | None] = {}
         self._version = 0
         self._stderr = StreamTail()
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
@@ -253,6 +254,7 @@ class LeanServer:
             await asyncio.sleep(0.05)  # a notification racing the response; anything missing only ever rejects
         published = self._diagnostics.pop(version, None)
         declarations = self._declarations.pop(version, None)
+        definitions = self._definitions.pop(version, None)
         self._forget_before(version)
         if published is None or len(published) <= _INLINE_REPORT_BYTES:
             stdout, has_error = as_json_lines(published, text)  # a few messages: quicker than a thread hop
@@ -266,6 +268,7 @@ class LeanServer:
             time_s=elapsed,
             sandbox=self.kind,
             declarations=declarations,
+            definitions=definitions,
         )
 
     async def reset(self, *, deadline: float) -> bool:
@@ -280,7 +283,7 @@ class LeanServer:
         return not (outcome.timed_out or outcome.memory_exceeded) and self.alive
 
     def _forget_before(self, version: int) -> None:
-        for table in (self._diagnostics, self._reports, self._declarations):
+        for table in (self._diagnostics, self._reports, self._declarations, self._definitions):
             for old in [v for v in table if v <= version]:
                 del table[old]
 
@@ -388,6 +391,8 @@ class LeanServer:
         elif message["method"] == "$/lean/ileanInfoFinal":
             found = from_ilean(params)
             self._declarations[version] = tuple(found) if found is not None else None
+            defined = definitions_from_ilean(params)
+            self._definitions[version] = tuple(defined) if defined is not None else None
 
 
 async def _skip(stream: asyncio.StreamReader, length: int) -> None:
