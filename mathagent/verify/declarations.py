@@ -88,21 +88,24 @@ def _constant_key(key: str) -> str | None:
     return None
 
 
-def definitions_from_ilean(data: dict[str, Any]) -> list[Declaration] | None:
-    """Every constant the file defines: `decls` together with each `references`
-    entry that has a definition range in this file. `decls` lists what a command
-    declared by name, but only the first type of a `mutual` block, and no
-    constructor or structure field; a reference's definition range covers those.
-    None when the data does not have the expected shape."""
-    declared = from_ilean(data)
+def definitions_from_ilean(data: dict[str, Any], declared: list[Declaration] | None = None) -> list[Declaration] | None:
+    """Every constant the file defines: `decls` (or `declared`, when already read
+    from it) together with each `references` entry that has a definition range in
+    this file. `decls` lists what a command declared by name, but only the first
+    type of a `mutual` block, and no constructor or structure field; a
+    reference's definition range covers those. None when the data does not have
+    the expected shape."""
+    declared = from_ilean(data) if declared is None else declared
     if declared is None:
         return None
     found = {d.name: d for d in declared}
     references = data.get("references")
     for key, ref in references.items() if isinstance(references, dict) else ():
         where = ref.get("definition") if isinstance(ref, dict) else None
+        if not (isinstance(where, list) and where and isinstance(where[0], int)):
+            continue  # most references are uses of imported constants: their keys are not decoded
         name = _constant_key(key)
-        if name is not None and isinstance(where, list) and where and isinstance(where[0], int):
+        if name is not None:
             found.setdefault(name, Declaration(name=name, line=where[0] + 1))
     return sorted(found.values(), key=lambda d: (d.line, d.name))
 

@@ -350,7 +350,7 @@ class Verifier(AsyncClosing):
             # Lean writes the file's declarations only when it has no error.
             data = load_ilean(ilean.read_text(encoding="utf-8")) if ilean.is_file() else None
             declarations = from_ilean(data) if data is not None else None
-            definitions = definitions_from_ilean(data) if data is not None else None
+            definitions = definitions_from_ilean(data, declarations) if data is not None else None
         return RunOutcome(
             stdout=result.stdout,
             stderr=result.stderr,

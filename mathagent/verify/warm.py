@@ -391,7 +391,7 @@ class LeanServer:
         elif message["method"] == "$/lean/ileanInfoFinal":
             found = from_ilean(params)
             self._declarations[version] = tuple(found) if found is not None else None
-            defined = definitions_from_ilean(params)
+            defined = definitions_from_ilean(params, found)
             self._definitions[version] = tuple(defined) if defined is not None else None
 
 
