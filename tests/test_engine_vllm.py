@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mathagent.engines.base import Message, Sampling
+from mathagent.engines.base import EngineError, Message, Sampling
 from mathagent.engines.families import CHATML, INTERNLM2, family_of, resolve_model
 from mathagent.engines.vllm import VLLMConfig, VLLMEngine
 
@@ -102,6 +102,27 @@ def test_cancelled_request_is_aborted_and_the_engine_keeps_serving(engine: VLLME
     after, unfinished = asyncio.run(cancel_then_ask())
     assert after[0][0].completion_tokens >= 1
     assert unfinished == 0  # the cancelled request was aborted inside vLLM, not left decoding
+
+
+def test_a_prompt_over_the_context_fails_alone_and_the_engine_keeps_serving(engine: VLLMEngine) -> None:
+    # A repair prompt quoting a long failed proof once went past the window: vLLM refused it
+    # at the door, and the engine took that for its own death, failing every later problem.
+    too_long = [Message("user", "two plus three " * 400)]  # far over max_model_len=256
+
+    async def three() -> list:
+        refused, beside = await asyncio.gather(
+            engine.generate([too_long], Sampling(temperature=0.0, max_tokens=4)),
+            engine.generate([CHAT], Sampling(temperature=0.0, max_tokens=4)),
+            return_exceptions=True,
+        )
+        after = await engine.generate([CHAT], Sampling(temperature=0.0, max_tokens=4))
+        return [refused, beside, after]
+
+    # a request lost with the engine would never be answered: fail, not hang
+    refused, beside, after = asyncio.run(asyncio.wait_for(three(), 120))
+    assert isinstance(refused, EngineError) and "refused the request" in refused.message, refused
+    assert not isinstance(beside, BaseException) and beside[0][0].completion_tokens >= 1, beside
+    assert after[0][0].completion_tokens >= 1
 
 
 def test_cpu_engine_runs_in_this_process_so_ctrl_c_reaches_only_mathagent(engine: VLLMEngine) -> None:

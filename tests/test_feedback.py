@@ -22,6 +22,20 @@ def test_errors_with_line_and_offending_text() -> None:
     assert text == "- line 2, column 2: linarith failed\n    extra detail\n  offending line: norm_num"
 
 
+def test_errors_on_one_long_line_stay_small() -> None:
+    """A model's garbage proof on one 5000-character line with an error every few
+    characters: the line is quoted once, around the first error, and briefly."""
+    line = "".join(f"tok{i} " for i in range(1000))
+    code = "theorem t : 1 = 2 := by\n" + line
+    errors = [Diagnostic("error", 2, col, message="unexpected token " * 100) for col in range(0, 5000, 700)]
+    text = format_errors(code, errors)
+    assert text.count("offending line:") == 1
+    assert "tok0 " in text and "- ... and 2 more errors" in text
+    assert len(text) < 6 * 700 + 300
+    middle = format_errors(code, [Diagnostic("error", 2, 2500, message="here")])
+    assert line[2500:2510] in middle and middle.count("...") == 2
+
+
 def test_repair_prompt_from_a_real_lean_rejection(lean: LeanToolchain, options: VerifyOptions) -> None:
     statement = "theorem wrong : Eq (N.add two two) ten :="
     proof = "\n  Eq.refl _"

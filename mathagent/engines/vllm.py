@@ -196,8 +196,13 @@ class VLLMEngine:
                 aborts, self._aborts = self._aborts, []
             try:
                 for request in adds:
+                    try:
+                        engine.add_request(request.request_id, request.prompt, request.params)
+                    except Exception as exc:  # noqa: BLE001 - refused at the door (a prompt over the context
+                        # window, say): that request's own failure, not the engine's; a dead engine shows in step()
+                        _deliver(request, EngineError(f"vLLM refused the request: {exc}"))
+                        continue
                     self._running[request.request_id] = request
-                    engine.add_request(request.request_id, request.prompt, request.params)
                 gone = [rid for rid in aborts if rid in self._running]
                 for rid in gone:
                     del self._running[rid]
