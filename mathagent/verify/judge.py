@@ -129,7 +129,11 @@ def judge_run(task_id: str, assembled: Assembled, run: RunOutcome, policy: Axiom
     findings += _axiom_findings(users, assembled, declarations or (), by_line, policy)
     for origin, names in declared_builtins(assembled, definitions or declarations or ()).items():
         who = "the task's header" if origin == HEADER else "the file"
-        note = "whatever its definition says; only an imported module may declare it"
+        note = (
+            "by its own rules whatever their definitions say; only an imported module may declare them"
+            if len(names) > 1
+            else "by its own rules whatever its definition says; only an imported module may declare it"
+        )
         findings.append(
             (
                 codes.KERNEL_BUILTIN,
