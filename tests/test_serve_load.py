@@ -241,8 +241,9 @@ def test_sigterm_finishes_short_checks_cancels_long_ones_and_leaves_no_lean(
         while not refused and time.monotonic() < stopped_at + 5:
             try:
                 httpx.get(server.url + "/health", timeout=1)
-            except (httpx.ConnectError, httpx.ReadError):
-                # refused, or reset: a probe that reached the backlog just before the socket closed
+            except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError):
+                # refused, or reset or closed unanswered: a probe that reached the backlog just
+                # before the socket closed
                 refused = True
             except httpx.TimeoutException:
                 pass
