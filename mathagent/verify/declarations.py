@@ -88,16 +88,15 @@ def _constant_key(key: str) -> str | None:
     return None
 
 
-def definitions_from_ilean(data: dict[str, Any], declared: list[Declaration] | None = None) -> list[Declaration] | None:
-    """Every constant the file defines: `decls` (or `declared`, when already read
-    from it) together with each `references` entry that has a definition range in
-    this file. `decls` lists what a command declared by name, but only the first
-    type of a `mutual` block, and no constructor or structure field; a
-    reference's definition range covers those. None when the data does not have
-    the expected shape."""
-    declared = from_ilean(data) if declared is None else declared
+def constants_from_ilean(data: dict[str, Any]) -> tuple[list[Declaration] | None, list[Declaration] | None]:
+    """(declarations, definitions) of ilean data; each None when the data does not
+    have the expected shape. Declarations are `decls`: what a command declared by
+    name, but only the first type of a `mutual` block, and no constructor or
+    structure field. Definitions add every `references` entry with a definition
+    range in this file, which covers those."""
+    declared = from_ilean(data)
     if declared is None:
-        return None
+        return None, None
     found = {d.name: d for d in declared}
     references = data.get("references")
     for key, ref in references.items() if isinstance(references, dict) else ():
@@ -107,7 +106,7 @@ def definitions_from_ilean(data: dict[str, Any], declared: list[Declaration] | N
         name = _constant_key(key)
         if name is not None:
             found.setdefault(name, Declaration(name=name, line=where[0] + 1))
-    return sorted(found.values(), key=lambda d: (d.line, d.name))
+    return declared, sorted(found.values(), key=lambda d: (d.line, d.name))
 
 
 def load_ilean(text: str) -> dict[str, Any] | None:
@@ -117,11 +116,6 @@ def load_ilean(text: str) -> dict[str, Any] | None:
     except ValueError:
         return None
     return data if isinstance(data, dict) else None
-
-
-def read_ilean(text: str) -> list[Declaration] | None:
-    data = load_ilean(text)
-    return from_ilean(data) if data is not None else None
 
 
 def split_name(name: str) -> tuple[str, ...]:

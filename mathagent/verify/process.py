@@ -48,12 +48,11 @@ async def run_process(
     timeout_s: float,
     memory_mb: int | None,
     cwd: str | None = None,
-    output_cap: int = OUTPUT_CAP_BYTES,
 ) -> ProcessResult:
     """Run `command` with `stdin`, enforcing the wall clock, memory and output caps."""
     start = time.monotonic()
     proc = await spawn_sandboxed(command, cwd=cwd)
-    talk = asyncio.ensure_future(_communicate(proc, stdin.encode("utf-8"), output_cap))
+    talk = asyncio.ensure_future(_communicate(proc, stdin.encode("utf-8"), OUTPUT_CAP_BYTES))
     tree = ProcessTree(proc.pid)
     try:
         timed_out, memory_exceeded = await watch(talk, tree, deadline=start + timeout_s, memory_mb=memory_mb)

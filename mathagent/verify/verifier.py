@@ -45,7 +45,7 @@ from mathagent.verify.banned import BannedUse, find_banned
 from mathagent.verify.cache import VerdictCache, cache_key
 from mathagent.verify.closing import AsyncClosing
 from mathagent.verify.completion import as_completed
-from mathagent.verify.declarations import Declaration, definitions_from_ilean, from_ilean, load_ilean
+from mathagent.verify.declarations import Declaration, constants_from_ilean, load_ilean
 from mathagent.verify.judge import DEFAULT_AXIOMS, AxiomPolicy, RunOutcome, judge_run
 from mathagent.verify.leantext import guess_declarations, imports_modules
 from mathagent.verify.messages import parse_output
@@ -349,8 +349,7 @@ class Verifier(AsyncClosing):
             )
             # Lean writes the file's declarations only when it has no error.
             data = load_ilean(ilean.read_text(encoding="utf-8")) if ilean.is_file() else None
-            declarations = from_ilean(data) if data is not None else None
-            definitions = definitions_from_ilean(data, declarations) if data is not None else None
+            declarations, definitions = constants_from_ilean(data) if data is not None else (None, None)
         return RunOutcome(
             stdout=result.stdout,
             stderr=result.stderr,

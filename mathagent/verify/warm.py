@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from mathagent.verify import sandbox
-from mathagent.verify.declarations import Declaration, definitions_from_ilean, from_ilean
+from mathagent.verify.declarations import Declaration, constants_from_ilean
 from mathagent.verify.judge import RunOutcome
 from mathagent.verify.process import OUTPUT_CAP_BYTES, ProcessTree, StreamTail, kill_tree, spawn_sandboxed, watch
 from mathagent.verify.toolchain import LeanToolchain
@@ -389,9 +389,8 @@ class LeanServer:
         if message["method"] == "textDocument/publishDiagnostics":
             self._diagnostics[version] = json.dumps(message).encode("utf-8")  # a shape `_receive` did not expect
         elif message["method"] == "$/lean/ileanInfoFinal":
-            found = from_ilean(params)
+            found, defined = constants_from_ilean(params)
             self._declarations[version] = tuple(found) if found is not None else None
-            defined = definitions_from_ilean(params, found)
             self._definitions[version] = tuple(defined) if defined is not None else None
 
 
