@@ -209,6 +209,38 @@ def test_a_check_that_reports_too_much_goes_cold_and_keeps_the_server(
     assert len(flood.diagnostics) == len(cold.diagnostics) == 700
 
 
+# 8,000 applications in one term: past the kernel's recursion limit, an error
+# after about 3 s; the worker then spent about 30 s more on its declaration report
+DEEP_ERROR = AXIOM_FREE + "theorem deep : Eq two two := " + "(fun x => x) " * 8000 + "(Eq.refl two)\n"
+
+
+def test_a_check_with_an_error_is_answered_without_waiting_for_the_report_and_keeps_the_server(
+    lean: LeanToolchain, monkeypatch: pytest.MonkeyPatch, no_leftover_lean: None
+) -> None:
+    # 25 s is several times what the error takes, and less than the report would
+    warm = VerifyOptions(workers=1, timeout_s=25, memory_mb=4096, default_header=PRELUDE_HEADER, pool="warm")
+    runs = Runs(monkeypatch)
+    small = AXIOM_FREE + "theorem s : Eq two two := Eq.refl _\n"
+
+    async def go() -> tuple[list[Verdict], int]:
+        async with Verifier(lean, warm) as verifier:
+            verdicts = [
+                await verifier.verify(VerifyTask(id=str(i), full_code=s)) for i, s in enumerate([small, DEEP_ERROR])
+            ]
+            verdicts.append(await verifier.verify(VerifyTask(id="after", full_code=small + "-- again\n")))
+            assert verifier.warm_pool is not None
+            return verdicts, verifier.warm_pool.started
+
+    (first, deep, after), started = asyncio.run(go())
+    assert first.verified and after.verified, (first, after)
+    assert deep.reasons == ["lean_error"] and "deep recursion" in deep.message, deep
+    assert runs.cold == 0 and started == 1  # answered on the server, which then took the next check
+    [cold] = _verify(lean, dataclasses.replace(warm, pool="cold"), DEEP_ERROR)
+    assert cold.reasons == deep.reasons and [d.message for d in cold.diagnostics] == [
+        d.message for d in deep.diagnostics
+    ]
+
+
 @pytest.mark.timeout(60)  # rescanning the line per message took minutes
 def test_many_messages_convert_in_linear_time() -> None:
     # 20,000 messages on one 80,000-character line with characters outside the BMP

@@ -80,6 +80,12 @@ _PUBLISH = b'{"jsonrpc":"2.0","method":"textDocument/publishDiagnostics",'
 _PROGRESS = b'{"jsonrpc":"2.0","method":"$/lean/fileProgress",'
 _REPORTS = (_PUBLISH, _PROGRESS, b'{"jsonrpc":"2.0","method":"$/lean/ileanInfoUpdate",')
 _TRAILING_VERSION = re.compile(rb'"version":(\d+)\}\}\s*$')
+_ERROR_KEY = b'"severity":1'
+# A check with an error that Lean is still working on this long after the error
+# (at least, and at least this fraction of the time the error took) is answered
+# with the messages so far: see `LeanServer._cut_short`.
+ERROR_GRACE_S = 2.0
+ERROR_GRACE_FRACTION = 0.5
 
 
 @dataclass(frozen=True)
@@ -114,6 +120,8 @@ class LeanServer:
         self._diagnostics: dict[int, bytes] = {}  # version -> its latest publishDiagnostics, undecoded
         self._reports: dict[int, int] = {}  # version -> reports so far (diagnostics and declaration updates)
         self._flooded: dict[int, asyncio.Event] = {}  # version -> set once its reports pass `max_reports`
+        self._errored: dict[int, asyncio.Event] = {}  # version -> set once its messages hold an error
+        self.behind = False  # Lean did not catch up after a check was cut short: not to be reused
         self._declarations: dict[int, tuple[Declaration, ...] | None] = {}
         self._definitions: dict[int, tuple[Declaration, ...] | None] = {}
         self._version = 0
@@ -215,29 +223,45 @@ class LeanServer:
                 "textDocument/didChange",
                 {"textDocument": {"uri": DOCUMENT_URI, "version": version}, "contentChanges": [{"text": text}]},
             )
-        flooded = asyncio.Event()
+        flooded, errored = asyncio.Event(), asyncio.Event()
         if limited:
             self._flooded[version] = flooded
+            self._errored[version] = errored
         waited = asyncio.ensure_future(
             self.request("textDocument/waitForDiagnostics", {"uri": DOCUMENT_URI, "version": version})
         )
         flood = asyncio.ensure_future(flooded.wait())
-        done = asyncio.ensure_future(asyncio.wait({waited, flood}, return_when=asyncio.FIRST_COMPLETED))
+        stall = asyncio.ensure_future(_stalled_after(errored, started))
+        pending = {waited, flood, stall}
         try:
-            timed_out, memory_exceeded = await watch(
-                done, self._tree, deadline=deadline, memory_mb=self.config.memory_mb
-            )
-            if waited.done():
-                waited.result()  # re-raises WorkerCrashed
-            elif flooded.is_set() and not (timed_out or memory_exceeded):
-                raise TooBigForWarm(
-                    f"more than {self.config.max_reports} reports, or one over {OUTPUT_CAP_BYTES} bytes, from one check"
-                )
+            while True:
+                done = asyncio.ensure_future(asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED))
+                try:
+                    timed_out, memory_exceeded = await watch(
+                        done, self._tree, deadline=deadline, memory_mb=self.config.memory_mb
+                    )
+                finally:
+                    done.cancel()
+                if timed_out or memory_exceeded:
+                    break
+                if waited.done():
+                    waited.result()  # re-raises WorkerCrashed
+                    break
+                if flooded.is_set():
+                    raise TooBigForWarm(
+                        f"more than {self.config.max_reports} reports, or one over {OUTPUT_CAP_BYTES} bytes, "
+                        "from one check"
+                    )
+                pending.discard(stall)  # an error came, and Lean is still busy long after it
+                cut = await self._cut_short(version, text, started)
+                if cut is not None:
+                    return cut
         finally:
-            for future in (waited, flood, done):
+            for future in (waited, flood, stall):
                 if not future.done():
                     future.cancel()
             self._flooded.pop(version, None)
+            self._errored.pop(version, None)
         elapsed = time.monotonic() - started
         if timed_out or memory_exceeded:
             return RunOutcome(
@@ -256,11 +280,7 @@ class LeanServer:
         declarations = self._declarations.pop(version, None)
         definitions = self._definitions.pop(version, None)
         self._forget_before(version)
-        if published is None or len(published) <= _INLINE_REPORT_BYTES:
-            stdout, has_error = as_json_lines(published, text)  # a few messages: quicker than a thread hop
-        else:
-            # Decoding and converting thousands of messages is plain CPU work: off the event loop.
-            stdout, has_error = await asyncio.to_thread(as_json_lines, published, text)
+        stdout, has_error = await _converted(published, text)
         return RunOutcome(
             stdout=stdout,
             stderr="",
@@ -270,6 +290,22 @@ class LeanServer:
             declarations=declarations,
             definitions=definitions,
         )
+
+    async def _cut_short(self, version: int, text: str, started: float) -> RunOutcome | None:
+        """The check has an error and Lean is still at work on it: the verdict is a
+        reject whatever else comes, so answer with the messages so far and stop Lean
+        (the header alone again, which cancels the rest of the version's work).
+
+        What keeps Lean busy there is mostly its declaration report, which a reject
+        does not need, and which on one deeply nested term grows faster than the
+        term: `lean --json` writes none for a file with an error. None (wait on)
+        when the messages hold no error after all."""
+        stdout, has_error = await _converted(self._diagnostics.get(version), text)
+        if not has_error:
+            return None
+        elapsed = time.monotonic() - started
+        self.behind = not await self.reset(deadline=time.monotonic() + _RESET_TIMEOUT_S)
+        return RunOutcome(stdout=stdout, stderr="", returncode=1, time_s=elapsed, sandbox=self.kind)
 
     async def reset(self, *, deadline: float) -> bool:
         """Make the document its header (the key) alone: the first version a server
@@ -355,6 +391,10 @@ class LeanServer:
         number = int(version.group(1))
         if method == _PUBLISH:
             self._diagnostics[number] = body
+            errored = self._errored.get(number)
+            # (the key cannot occur inside a JSON string, where its quotes would be escaped)
+            if errored is not None and not errored.is_set() and _ERROR_KEY in body:
+                errored.set()
         if method != _PROGRESS:
             self._count_report(number)
 
@@ -387,11 +427,28 @@ class LeanServer:
         if not isinstance(version, int):
             return
         if message["method"] == "textDocument/publishDiagnostics":
-            self._diagnostics[version] = json.dumps(message).encode("utf-8")  # a shape `_receive` did not expect
+            self._diagnostics[version] = json.dumps(message, separators=(",", ":")).encode("utf-8")
+            errored = self._errored.get(version)  # (a shape `_receive` did not expect)
+            if errored is not None and _ERROR_KEY in self._diagnostics[version]:
+                errored.set()
         elif message["method"] == "$/lean/ileanInfoFinal":
             found, defined = constants_from_ilean(params)
             self._declarations[version] = tuple(found) if found is not None else None
             self._definitions[version] = tuple(defined) if defined is not None else None
+
+
+async def _stalled_after(errored: asyncio.Event, started: float) -> None:
+    """Return once `errored` is set and a grace period has passed after it."""
+    await errored.wait()
+    await asyncio.sleep(max(ERROR_GRACE_S, ERROR_GRACE_FRACTION * (time.monotonic() - started)))
+
+
+async def _converted(published: bytes | None, text: str) -> tuple[str, bool]:
+    """`as_json_lines`, off the event loop for a long report."""
+    if published is None or len(published) <= _INLINE_REPORT_BYTES:
+        return as_json_lines(published, text)  # a few messages: quicker than a thread hop
+    # Decoding and converting thousands of messages is plain CPU work: off the event loop.
+    return await asyncio.to_thread(as_json_lines, published, text)
 
 
 async def _skip(stream: asyncio.StreamReader, length: int) -> None:
@@ -454,7 +511,7 @@ async def run_checks(server: LeanServer, text: str, follow_up: FollowUp | None, 
     """Check `text`, then the follow-up text (if any) on the same server: the
     second version re-elaborates only what changed after the first."""
     outcome = await server.check(text, deadline=deadline)
-    if follow_up is None or outcome.timed_out or outcome.memory_exceeded:
+    if follow_up is None or outcome.timed_out or outcome.memory_exceeded or server.behind:
         return outcome
     second_text = follow_up(outcome)
     if second_text is None:
@@ -803,7 +860,7 @@ class WarmPool:
         """After a check: the server goes on to the next check, or is closed when spent."""
         limit = self.config.recycle_mb or (int(self.config.memory_mb * 0.75) if self.config.memory_mb else None)
         stopped = outcome is not None and (outcome.timed_out or outcome.memory_exceeded)
-        spent = stopped or server.checks >= self.config.max_checks
+        spent = stopped or server.behind or server.checks >= self.config.max_checks
         if spent or not server.alive or (limit is not None and server.rss_mb() > limit):
             await self._retire(server)
             return
