@@ -46,6 +46,7 @@ from mathagent.verify.cache import VerdictCache, cache_key
 from mathagent.verify.closing import AsyncClosing
 from mathagent.verify.completion import as_completed
 from mathagent.verify.declarations import Declaration, constants_from_ilean, load_ilean
+from mathagent.verify.fingerprint import ModulesFingerprint
 from mathagent.verify.judge import DEFAULT_AXIOMS, AxiomPolicy, RunOutcome, judge_run
 from mathagent.verify.leantext import guess_declarations, imports_modules
 from mathagent.verify.messages import parse_output
@@ -115,6 +116,9 @@ class Verifier(AsyncClosing):
         self._in_flight: dict[str, asyncio.Future[Verdict]] = {}
         self._cache = VerdictCache(options.cache_path) if options.cache_path else None
         self._warm: WarmPool | None = None
+        self._warm_modules = ""  # the modules' digest the warm pool's servers were started with
+        self._old_pools: set[asyncio.Task[None]] = set()  # pools of older modules, closing once idle
+        self._modules = ModulesFingerprint(toolchain.lean_path)
         if options.pool not in set(Pool):
             raise ValueError(f"pool must be one of {', '.join(Pool)}, not {options.pool!r}")
 
@@ -123,6 +127,9 @@ class Verifier(AsyncClosing):
         if self._warm is not None:
             await self._warm.close()
             self._warm = None
+        for closing in list(self._old_pools):
+            closing.cancel()
+        await asyncio.gather(*self._old_pools, return_exceptions=True)
         if self._cache is not None:
             self._cache.close()
 
@@ -152,9 +159,12 @@ class Verifier(AsyncClosing):
         problem = unsendable(task) or unencodable(header)
         if problem is not None:  # Lean reads UTF-8, which a lone surrogate has no form in
             return self._early(task, VerdictKind.ERROR, codes.BAD_INPUT, problem, time.monotonic())
+        # the modules a check can import matter only to what outlives this moment: the cache and warm servers
+        modules = await self._modules.current() if self._cache is not None or self.options.pool == Pool.WARM else ""
         key = cache_key(
             self.toolchain.version_line,
             str(self.toolchain.lean),
+            modules,
             header,
             task.formal_statement,
             task.proof,
@@ -287,8 +297,16 @@ class Verifier(AsyncClosing):
         return submitted > limit or len(assembled.checked) > limit // 2
 
     async def _run_warm(self, assembled: Assembled, budget_s: float, follow_up: FollowUp | None = None) -> RunOutcome:
+        modules = await self._modules.current()
+        if self._warm is not None and modules != self._warm_modules:
+            # a module was rebuilt: its servers hold the old one; they finish their checks and go
+            closing = asyncio.ensure_future(self._warm.close_when_idle())
+            self._old_pools.add(closing)
+            closing.add_done_callback(self._old_pools.discard)
+            self._warm = None
         if self._warm is None:
             self._warm = WarmPool(self.toolchain, self._warm_config())
+            self._warm_modules = modules
         return await self._warm.run(assembled.warm_key, assembled.text, follow_up=follow_up, budget_s=budget_s)
 
     async def _run_whole_file(self, base: Assembled, budget_s: float) -> tuple[Assembled, RunOutcome]:

@@ -876,6 +876,14 @@ class WarmPool:
         self._room_to_next()
         await server.close()
 
+    async def close_when_idle(self) -> None:
+        """Close once no check is running or waiting (new checks go to another pool)."""
+        try:
+            while self._busy or self._starting or self._heads():
+                await asyncio.sleep(0.1)
+        finally:
+            await self.close()
+
     async def close(self) -> None:
         if self._wake is not None:
             self._wake.cancel()
