@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -165,9 +165,31 @@ class Resume:
     log: AppendLog
     done: dict[str, Result]
     redo: set[str]
+    changed: set[str] = field(default_factory=set)  # results dropped because their problem changed
 
     def todo(self, items: Iterable[Problem | ProblemError]) -> int:
         return len({i.id for i in items} - set(self.done))
+
+    def forget_changed(self, items: Iterable[Problem | ProblemError]) -> set[str]:
+        """Drop the results of problems the input now states otherwise (same id,
+        another statement, header, question or answer), to be solved again: a
+        result answers the problem it was solved for. Results written before
+        results recorded their problem are kept. The ids dropped."""
+        changed: set[str] = set()
+        seen: set[str] = set()
+        for item in items:
+            first = item.id not in seen  # (a later row with the same id is a duplicate, never solved)
+            seen.add(item.id)
+            done = self.done.get(item.id)
+            if not first or done is None or done.problem_digest is None:
+                continue
+            if isinstance(item, Problem) and done.problem_digest != item.digest:
+                changed.add(item.id)
+        for key in changed:
+            del self.done[key]
+        self.log.drop(changed)
+        self.changed = changed
+        return changed
 
 
 def open_results(path: Path) -> Resume:
@@ -249,6 +271,7 @@ def solve(
     """
     resume = open_results(output)
     try:
+        resume.forget_changed(items)
         todo = resume.todo(items)
         announce(resume, todo)
         if not todo:
@@ -328,7 +351,9 @@ async def run_problems(
             if isinstance(item, ProblemError):
                 publish(error_result(item))
             else:
-                publish(await agent.run(item, on_event))
+                result = await agent.run(item, on_event)
+                result.problem_digest = item.digest
+                publish(result)
 
     workers = [asyncio.ensure_future(work()) for _ in range(max(1, concurrency))]
     producer = asyncio.ensure_future(produce())

@@ -189,3 +189,23 @@ def test_model_server_dying_mid_run_gives_error_rows_then_resume_retries_them(tm
     assert sorted(r["id"] for r in final) == [f"p{i}" for i in range(6)]
     assert all(r["status"] == "verified" for r in final)
     assert f"retrying {len(failed)}" in again.stderr
+
+
+def test_resume_solves_again_a_problem_whose_statement_changed(tmp_path: Path, server: ScriptedServer) -> None:
+    problems = write_problems(tmp_path / "p.jsonl", 2)
+    out = tmp_path / "out.jsonl"
+    argv = batch_argv(problems, out, server.base_url)
+    first = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert first.returncode == 0, first.stderr
+    assert [r["status"] for r in rows(out)] == ["verified", "verified"]
+    # p1 now asks for something false, under the same id: its old proof answers nothing
+    changed = json.loads(problems.read_text().splitlines()[1])
+    changed["formal_statement"] = STATEMENT.replace("four", "ten")
+    problems.write_text(problems.read_text().splitlines()[0] + "\n" + json.dumps(changed) + "\n")
+    again = subprocess.run([*argv, "--json"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert "solving 1 again whose problem changed" in again.stderr, again.stderr
+    by_id = {r["id"]: r for r in rows(out)}
+    assert len(rows(out)) == 2 and by_id["p0"]["status"] == "verified"
+    assert by_id["p1"]["status"] != "verified" and by_id["p1"]["statement"] == changed["formal_statement"]
+    summary = json.loads(again.stdout)
+    assert (summary["verified"], summary["ran"]) == (1, 1)

@@ -7,6 +7,8 @@ so a run can be audited and evaluated later.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -27,6 +29,12 @@ class Problem:
     header: str | None = None  # None: the Lake project's default header
     answer: str | None = None  # a reference answer, when the dataset has one
     source: str = ""
+
+    @property
+    def digest(self) -> str:
+        """What the problem asks, as a digest: a result is for this problem only while it matches."""
+        blob = json.dumps([self.informal, self.formal_statement, self.header, self.answer], ensure_ascii=False)
+        return hashlib.blake2b(blob.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -146,6 +154,7 @@ class Result:
     error_kind: ErrorKind | None = None  # a model error is retried when a batch resumes
     source: str = ""
     note: str | None = None  # why a result that is not an error went no further (no Lean here, the time limit, ...)
+    problem_digest: str | None = None  # `Problem.digest` of what was solved (None in files from before it)
 
     @property
     def verified(self) -> bool:

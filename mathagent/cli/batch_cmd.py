@@ -26,8 +26,9 @@ Rows are read as the field writes them: `name`/`id`, `informal_statement`/`probl
 `header`, `answer` (miniF2F, DeepSeek-Prover, Lean-Workbook, MATH-style). Each problem is solved in words, \
 stated in Lean (given or autoformalized), proved, verified and repaired with Lean's errors, within the budget.
 
-Run the same command again to resume: ids already in the output are skipped; nothing is lost or written twice, \
-even after kill -9. Ctrl-C stops cleanly.
+Run the same command again to resume: ids already in the output are skipped, unless the input now states that \
+problem otherwise (its result is then replaced); nothing is lost or written twice, even after kill -9. Ctrl-C \
+stops cleanly.
 """
 
 EPILOG = """[bold]Examples[/bold]
@@ -95,10 +96,13 @@ def batch(
 
 
 def _resuming(resume: Resume, todo: int) -> str | None:
-    if not resume.done and not resume.redo:
+    if not resume.done and not resume.redo and not resume.changed:
         return None
-    again = f" (retrying {len(resume.redo)} that failed on the model)" if resume.redo else ""
-    return f"resuming: {len(resume.done)} results already in {resume.log.path}, {todo} to go{again}"
+    again = [f"retrying {len(resume.redo)} that failed on the model"] if resume.redo else []
+    if resume.changed:
+        again.append(f"solving {len(resume.changed)} again whose problem changed in the input")
+    more = f" ({'; '.join(again)})" if again else ""
+    return f"resuming: {len(resume.done)} results already in {resume.log.path}, {todo} to go{more}"
 
 
 def summary_dict(m: Metrics, run: Run, wall_s: float) -> dict[str, Any]:
