@@ -186,21 +186,31 @@ FLOOD = AXIOM_FREE + "theorem t : Eq two two := Eq.refl _\n" + "#check two " * 7
 LONG = AXIOM_FREE + "theorem t : Eq two two := Eq.refl _\n" + "#check two\n" * 700
 
 
+SMALL = AXIOM_FREE + "theorem s : Eq two two := Eq.refl _\n"
+
+
+def _between_two_small_checks(lean: LeanToolchain, warm: VerifyOptions, middle: str) -> tuple[list[Verdict], int]:
+    """A small check, `middle`, and another small check on one warm verifier: the
+    verdicts, and how many servers it started."""
+
+    async def go() -> tuple[list[Verdict], int]:
+        async with Verifier(lean, warm) as verifier:
+            verdicts = [
+                await verifier.verify(VerifyTask(id=str(i), full_code=s)) for i, s in enumerate([SMALL, middle])
+            ]
+            verdicts.append(await verifier.verify(VerifyTask(id="after", full_code=SMALL + "-- again\n")))
+            assert verifier.warm_pool is not None
+            return verdicts, verifier.warm_pool.started
+
+    return asyncio.run(go())
+
+
 def test_a_check_that_reports_too_much_goes_cold_and_keeps_the_server(
     lean: LeanToolchain, monkeypatch: pytest.MonkeyPatch, no_leftover_lean: None
 ) -> None:
     warm = VerifyOptions(workers=1, timeout_s=60, memory_mb=4096, default_header=PRELUDE_HEADER, pool="warm")
     runs = Runs(monkeypatch)
-    small = AXIOM_FREE + "theorem s : Eq two two := Eq.refl _\n"
-
-    async def go() -> tuple[list[Verdict], int]:
-        async with Verifier(lean, warm) as verifier:
-            verdicts = [await verifier.verify(VerifyTask(id=str(i), full_code=s)) for i, s in enumerate([small, FLOOD])]
-            verdicts.append(await verifier.verify(VerifyTask(id="after", full_code=small + "-- again\n")))
-            assert verifier.warm_pool is not None
-            return verdicts, verifier.warm_pool.started
-
-    (first, flood, after), started = asyncio.run(go())
+    (first, flood, after), started = _between_two_small_checks(lean, warm, FLOOD)
     assert first.verified and flood.verified and after.verified, (first, flood, after)
     assert runs.cold == 1 and runs.warm == 3  # the flood, and only it, ran cold, after its start on a server
     assert started == 1  # its server was stopped, not lost: the next check reused it
@@ -220,25 +230,13 @@ def test_a_check_with_an_error_is_answered_without_waiting_for_the_report_and_ke
     # 25 s is several times what the error takes, and less than the report would
     warm = VerifyOptions(workers=1, timeout_s=25, memory_mb=4096, default_header=PRELUDE_HEADER, pool="warm")
     runs = Runs(monkeypatch)
-    small = AXIOM_FREE + "theorem s : Eq two two := Eq.refl _\n"
-
-    async def go() -> tuple[list[Verdict], int]:
-        async with Verifier(lean, warm) as verifier:
-            verdicts = [
-                await verifier.verify(VerifyTask(id=str(i), full_code=s)) for i, s in enumerate([small, DEEP_ERROR])
-            ]
-            verdicts.append(await verifier.verify(VerifyTask(id="after", full_code=small + "-- again\n")))
-            assert verifier.warm_pool is not None
-            return verdicts, verifier.warm_pool.started
-
-    (first, deep, after), started = asyncio.run(go())
+    (first, deep, after), started = _between_two_small_checks(lean, warm, DEEP_ERROR)
     assert first.verified and after.verified, (first, after)
     assert deep.reasons == ["lean_error"] and "deep recursion" in deep.message, deep
     assert runs.cold == 0 and started == 1  # answered on the server, which then took the next check
     [cold] = _verify(lean, dataclasses.replace(warm, pool="cold"), DEEP_ERROR)
-    assert cold.reasons == deep.reasons and [d.message for d in cold.diagnostics] == [
-        d.message for d in deep.diagnostics
-    ]
+    assert cold.reasons == deep.reasons
+    assert [d.message for d in cold.diagnostics] == [d.message for d in deep.diagnostics]
 
 
 @pytest.mark.timeout(60)  # rescanning the line per message took minutes
