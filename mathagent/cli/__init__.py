@@ -7,7 +7,6 @@ import os
 import sys
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from mathagent.cli import (
@@ -23,6 +22,7 @@ from mathagent.cli import (
     verify_cmd,
 )
 from mathagent.cli.common import RayCommand, state
+from mathagent.cli.terminal import SafeConsole
 from mathagent.errors import MathAgentError
 
 app = typer.Typer(
@@ -85,12 +85,12 @@ def main() -> None:
     except MathAgentError as exc:
         if state.debug:
             raise
-        err = Console(stderr=True)
+        err = SafeConsole(stderr=True)
         # soft_wrap: one message is one line, even piped (rich would break it at 80 columns)
         err.print(f"[bold red]error:[/bold red] {escape(exc.message)}", highlight=False, soft_wrap=True)
         if exc.hint:
             err.print(f"[dim]fix:[/dim] {escape(exc.hint)}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        Console(stderr=True).print("[yellow]interrupted[/yellow]")
+        SafeConsole(stderr=True).print("[yellow]interrupted[/yellow]")
         sys.exit(130)

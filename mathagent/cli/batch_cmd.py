@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from mathagent.cli.common import need_file, solve_with_progress
 from mathagent.cli.options import ProofFlags, RoundsOpt, SamplesOpt, SolvingFlags, deferred_option, flag_groups
 from mathagent.cli.render import wall_time
+from mathagent.cli.terminal import SafeConsole
 
 if TYPE_CHECKING:
     from mathagent.eval.metrics import Metrics
@@ -69,7 +69,7 @@ def batch(
         hint="give a JSONL file of problems, one per line (see examples/problems.jsonl)",
     )
     output = output or problems.with_name(problems.stem + ".results.jsonl")
-    err = Console(stderr=True)
+    err = SafeConsole(stderr=True)
     rt, cluster = solving.runtime(err, without_lean="results will be unverified")
     budget = proof.budget(rounds=rounds, samples=samples, solve_when_formal=not no_solve)
     run = solve_with_progress(
@@ -88,7 +88,7 @@ def batch(
     if json_out:
         typer.echo(json.dumps({**summary_dict(m, run, wall_s), "output": str(output)}, indent=2))
     else:
-        console = Console()
+        console = SafeConsole()
         console.print(summary_table(m, run, wall_s, output, samples=samples))
         if m.notes or m.error_messages:
             console.print(note_lines(m), highlight=False)

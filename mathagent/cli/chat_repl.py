@@ -29,6 +29,7 @@ from mathagent.agent.budget import Budget
 from mathagent.agent.loop import Agent
 from mathagent.agent.records import Problem, Result
 from mathagent.cli.common import dim_printer, solving_runtime
+from mathagent.cli.terminal import SafeConsole
 from mathagent.config import Settings
 from mathagent.errors import InputError
 from mathagent.jsonl import dumps
@@ -62,7 +63,7 @@ class Session:
 def run(settings: Settings, lake_project: Path | None, header_file: Path | None, budget: Budget) -> None:
     """The whole chat session, until /quit or Ctrl-D."""
     rt = solving_runtime(settings, lake_project, header_file)
-    console = Console()
+    console = SafeConsole()
     session = Session(budget)
     loop = asyncio.new_event_loop()
     try:

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from mathagent.cli.common import settings_from_flags, settings_rule
 from mathagent.cli.render import doctor_table
+from mathagent.cli.terminal import SafeConsole
 from mathagent.config import Settings
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ def doctor(
     if json_out:
         typer.echo(json.dumps([c.as_dict() for c in checks], indent=2))
     else:
-        console = Console()
+        console = SafeConsole()
         console.print(doctor_table(checks))
         if settings.config_files:
             console.print("config: " + ", ".join(str(p) for p in settings.config_files), style="dim")
@@ -79,7 +79,7 @@ def _cluster(settings: Settings, project: Path | None, ray: str, json_out: bool)
     if json_out:
         typer.echo(json.dumps([r.as_dict() for r in reports], indent=2))
     else:
-        console = Console()
+        console = SafeConsole()
         for r in reports:
             console.print(node_table(r, settings.cluster.workers_per_node or r.cpus))
         usable = sum(1 for r in reports if r.lean_ok and (settings.cluster.workers_per_node or r.cpus))

@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
 from mathagent.cli.common import RayCommand, solve_with_progress
 from mathagent.cli.options import ProofFlags, RoundsOpt, SamplesOpt, SolvingFlags, deferred_option, flag_groups
+from mathagent.cli.terminal import SafeConsole
 from mathagent.errors import InputError
 
 HELP = """Evaluate a model on a benchmark: pass@k, solved-by-round, time split, rejection reasons, and an HTML \
@@ -99,7 +99,7 @@ def run_command(
 
     data = datasets.resolve(dataset, data_dir)
     folder = run_dir or Path("runs") / data.name
-    err = Console(stderr=True)
+    err = SafeConsole(stderr=True)
     rt, cluster = solving.runtime(err, without_lean="formal problems cannot be solved")
     budget = proof.budget(
         rounds=rounds,
@@ -135,7 +135,7 @@ def run_command(
     if json_out:
         typer.echo(json.dumps(m.to_dict(), indent=2))
     else:
-        console = Console()
+        console = SafeConsole()
         wall = ("wall time", wall_time(time.monotonic() - started, ran=run.ran, problems=m.problems))
         console.print(report.terminal_table(m, f"{data.name} · {rt.choice.model or 'model'}", extra=[wall]))
         for note in m.notes:
@@ -165,7 +165,7 @@ def compare(
     left, right = dict(report.summary_rows(ma)), dict(report.summary_rows(mb))
     for key in dict.fromkeys([*left, *right]):
         table.add_row(key, left.get(key, "-"), right.get(key, "-"))
-    console = Console()
+    console = SafeConsole()
     console.print(table)
     solved_a, solved_b = solved_ids(results_a), solved_ids(results_b)
     only_a, only_b = sorted(solved_a - solved_b), sorted(solved_b - solved_a)
@@ -194,6 +194,6 @@ def rescore(
     if json_out:
         typer.echo(json.dumps(m.to_dict(), indent=2))
         return
-    console = Console()
+    console = SafeConsole()
     console.print(report.terminal_table(m, f"{run} · rescored"))
     console.print(f"{changed} result(s) changed; report: {run / evalrun.REPORT}", highlight=False)

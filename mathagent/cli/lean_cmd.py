@@ -6,10 +6,10 @@ import shlex
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from mathagent.cli.common import settings_from_flags
+from mathagent.cli.terminal import SafeConsole
 
 app = typer.Typer(help="Manage the Lean toolchain and Mathlib for the Lake project.", no_args_is_help=True)
 
@@ -32,9 +32,9 @@ def setup(
 
     _, lake_project = settings_from_flags(project=project)
     todo = lean_setup.plan(lake_project, dry_run=dry_run)
-    console = Console()
+    console = SafeConsole()
     if dry_run:
-        err = Console(stderr=True)
+        err = SafeConsole(stderr=True)
         for missing in todo.missing:
             err.print(f"[bold red]missing:[/bold red] {escape(missing.what)}", highlight=False)
             err.print(f"[dim]fix:[/dim] {escape(missing.fix)}", highlight=False)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from mathagent.cli.common import settings_from_flags
+from mathagent.cli.terminal import SafeConsole
 from mathagent.errors import MathAgentError
 
 app = typer.Typer(help="Show which model mathagent uses; prepare the embedded CPU model.", no_args_is_help=True)
@@ -21,7 +21,7 @@ def pull() -> None:
     from mathagent.engines import embedded, select  # here, not at the top: every command loads this module
 
     settings, _ = settings_from_flags()
-    console = Console(stderr=True)
+    console = SafeConsole(stderr=True)
     if embedded.is_ready(settings.cache_dir):
         folder = embedded.model_dir(settings.cache_dir)
         console.print(
@@ -63,4 +63,4 @@ def show(json_out: bool = typer.Option(False, "--json", help="Print as JSON.")) 
     if json_out:
         typer.echo(json.dumps(info, indent=2))
         return
-    Console().print(f"{escape(choice.describe())}\n[dim]because {escape(choice.why)}[/dim]")
+    SafeConsole().print(f"{escape(choice.describe())}\n[dim]because {escape(choice.why)}[/dim]")

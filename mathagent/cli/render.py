@@ -23,6 +23,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from mathagent.cli.terminal import one_line, plain
 from mathagent.verify.toolchain import LeanToolchain
 from mathagent.verify.verdict import Verdict
 from mathagent.vocabulary import SandboxKind, Status, VerdictKind
@@ -61,7 +62,7 @@ class _WrappedId:
     anywhere. A piece wider than the column still folds."""
 
     def __init__(self, text: str) -> None:
-        self.text = text
+        self.text = one_line(text)
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
         words = [w for part in _pieces(self.text, "/") for w in _pieces(part, "_.-:")]
@@ -95,7 +96,8 @@ def verdict_table(verdicts: list[Verdict]) -> Table:
         else:
             note = v.message
         time = "cached" if v.cached else f"{v.time_s:.2f}s"
-        table.add_row(_WrappedId(v.id), verdict_label(v), ", ".join(v.reasons), time, note)
+        # reasons name the file's constants (`axiom:NAME`): like the note, outside text, never markup
+        table.add_row(_WrappedId(v.id), verdict_label(v), plain(", ".join(v.reasons)), time, plain(note))
     return table
 
 
@@ -199,7 +201,7 @@ class BatchProgress:
         if not self._console.is_terminal:
             eta = eta_text(done, task.total, elapsed, elapsed)
             self._console.print(
-                f"{result.id}: {result.status}  [{done}/{task.total or '?'} · {elapsed:.0f}s · {eta}]",
+                f"{one_line(result.id)}: {result.status}  [{done}/{task.total or '?'} · {elapsed:.0f}s · {eta}]",
                 highlight=False,
                 markup=False,
             )

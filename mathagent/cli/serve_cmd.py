@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from mathagent.cli.common import check_pool, read_header, settings_from_flags, verify_options
@@ -21,6 +20,7 @@ from mathagent.cli.options import (
     deferred_option,
     setting_option,
 )
+from mathagent.cli.terminal import SafeConsole
 from mathagent.config import MAX_SECONDS, Settings
 from mathagent.vocabulary import Pool
 
@@ -119,7 +119,7 @@ def serve(
     )
     service = CheckService(ServiceConfig(toolchain, options, limits, statements))
     listen = Listen(serve.host, serve.port, serve.grace, serve.api_key)
-    console = Console(stderr=True)
+    console = SafeConsole(stderr=True)
     _log_to_stderr()
 
     def ready(url: str) -> None:

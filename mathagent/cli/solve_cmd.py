@@ -15,6 +15,7 @@ from rich.text import Text
 from mathagent import interrupts
 from mathagent.cli.common import dim_printer, settings_from_flags, solving_runtime
 from mathagent.cli.options import EngineFlags, LeanFlags, RoundsOpt, SearchFlags, deferred_option, flag_groups
+from mathagent.cli.terminal import SafeConsole
 from mathagent.config import Settings
 from mathagent.jsonl import dumps
 from mathagent.verify.leantext import starts_with_theorem
@@ -82,18 +83,18 @@ def solve_command(
         if json_out:
             typer.echo(dumps(proved.to_dict(), indent=2))
         else:
-            _show_proof(Console(), proved)
+            _show_proof(SafeConsole(), proved)
         raise typer.Exit(0 if proved.verified else 1)
     settings, _ = settings_from_flags(project=lean.project, engine=engine.overrides())  # no Lean runs here
     choice = select.choose(settings.engine)
     overrides = {
         k: v for k, v in (("max_tokens", max_tokens), ("temperature", temperature), ("seed", seed)) if v is not None
     }
-    result = interrupts.run(_run(choice, settings, problem, samples, overrides, dim_printer(Console(stderr=True))))
+    result = interrupts.run(_run(choice, settings, problem, samples, overrides, dim_printer(SafeConsole(stderr=True))))
     if json_out:
         typer.echo(dumps(result.to_dict(), indent=2))
     else:
-        _show(Console(), result)
+        _show(SafeConsole(), result)
 
 
 async def _prove(
@@ -105,7 +106,7 @@ async def _prove(
 
     runtime = solving_runtime(settings, project, header_file)
     statement = statement if ":=" in statement else statement + " :="
-    async with pipeline.open_agent(runtime, budget, dim_printer(Console(stderr=True))) as agent:
+    async with pipeline.open_agent(runtime, budget, dim_printer(SafeConsole(stderr=True))) as agent:
         return await agent.run(Problem(id="solve", formal_statement=statement), budget=replace(budget, solve=False))
 
 

@@ -25,6 +25,7 @@ from mathagent.cli.options import (
     setting_option,
 )
 from mathagent.cli.render import progress_bar, verdict_table, verify_summary
+from mathagent.cli.terminal import SafeConsole
 from mathagent.config import MAX_SECONDS, MIN_MEMORY_MB
 from mathagent.errors import InputError
 from mathagent.verify.checker import Checker
@@ -136,17 +137,17 @@ def verify(
         from mathagent.cluster.checker import RayChecker
         from mathagent.cluster.session import connect
 
-        say = dim_printer(Console(stderr=True))
+        say = dim_printer(SafeConsole(stderr=True))
         open_checker = lambda: RayChecker(settings, options, project=lake_project, say=say)  # noqa: E731
         joined = connect(cluster)
-    console = Console(stderr=json_out)
+    console = SafeConsole(stderr=json_out)
     finished: list[Verdict] = []
     with _open_output(output) as sink, joined:
         try:
             toolchain = interrupts.run(_verify_all(open_checker, items, sink, json_out, console, finished))
         except KeyboardInterrupt:
             kept = f"; they are in {output}" if output else ""
-            Console(stderr=True).print(
+            SafeConsole(stderr=True).print(
                 f"[yellow]interrupted[/yellow]: {len(finished)} of {len(items)} checks finished{kept}"
             )
             raise typer.Exit(130) from None
