@@ -18,6 +18,8 @@ problems and is the only one that writes results.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -36,6 +38,7 @@ from mathagent.engines.openai import OpenAIEngine
 from mathagent.errors import InputError, ToolchainError
 from mathagent.jsonl import AppendLog, read_rows
 from mathagent.project import find_project
+from mathagent.verify.fingerprint import modules_digest
 from mathagent.verify.toolchain import LeanToolchain, find_lean
 from mathagent.verify.verifier import Verifier, VerifyOptions
 from mathagent.vocabulary import ErrorKind, Status
@@ -157,6 +160,29 @@ def error_result(item: ProblemError) -> Result:
 # ---------------------------------------------------------------- results out
 
 
+def checking_context(runtime: Runtime) -> str:
+    """What a verdict depends on besides the problem: the Lean, the modules it can
+    import, the default header (a `--header-file`, the project's) and the axiom
+    policy. A result checked in another context is solved again on resume."""
+    options, lean = runtime.options, runtime.toolchain
+    parts = [
+        lean.version_line if lean else None,
+        str(lean.lean) if lean else None,
+        modules_digest(lean.lean_path) if lean and lean.lean_path else "",
+        options.default_header,
+        sorted(options.allowed_axioms),
+        sorted(options.allow_axioms),
+        options.allow_native,
+    ]
+    blob = json.dumps(parts, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(blob, digest_size=16).hexdigest()
+
+
+def answer_key(problem: Problem, context: str) -> str:
+    """The problem and the context it is checked in, as one digest (`Result.problem_digest`)."""
+    return hashlib.blake2b(f"{problem.digest}:{context}".encode(), digest_size=16).hexdigest()
+
+
 @dataclass
 class Resume:
     """A results file opened to go on with: the log to append to, the results
@@ -166,14 +192,16 @@ class Resume:
     done: dict[str, Result]
     redo: set[str]
     changed: set[str] = field(default_factory=set)  # results dropped because their problem changed
+    context: str = ""  # the `checking_context` new results are checked in
 
     def todo(self, items: Iterable[Problem | ProblemError]) -> int:
         return len({i.id for i in items} - set(self.done))
 
-    def forget_changed(self, items: Iterable[Problem | ProblemError]) -> set[str]:
+    def forget_changed(self, items: Iterable[Problem | ProblemError], context: str = "") -> set[str]:
         """Drop the results of problems the input now states otherwise (same id,
-        another statement, header, question or answer), to be solved again: a
-        result answers the problem it was solved for. Results written before
+        another statement, header, question or answer), or that were checked in
+        another `checking_context`, to be solved again: a result answers the
+        problem it was solved for, as it was checked. Results written before
         results recorded their problem are kept. The ids dropped."""
         changed: set[str] = set()
         seen: set[str] = set()
@@ -183,12 +211,12 @@ class Resume:
             done = self.done.get(item.id)
             if not first or done is None or done.problem_digest is None:
                 continue
-            if isinstance(item, Problem) and done.problem_digest != item.digest:
+            if isinstance(item, Problem) and done.problem_digest != answer_key(item, context):
                 changed.add(item.id)
         for key in changed:
             del self.done[key]
         self.log.drop(changed)
-        self.changed = changed
+        self.changed, self.context = changed, context
         return changed
 
 
@@ -271,7 +299,8 @@ def solve(
     """
     resume = open_results(output)
     try:
-        resume.forget_changed(items)
+        context = checking_context(runtime)
+        resume.forget_changed(items, context)
         todo = resume.todo(items)
         announce(resume, todo)
         if not todo:
@@ -317,7 +346,7 @@ async def run_problems(
     appending each result to its log as soon as it is final.
 
     The first row with an id is the one solved; later rows with the same id
-    count as duplicates."""
+    count as duplicates. Each result records `answer_key(problem, resume.context)`."""
     seen: set[str] = set()
     skipped = duplicates = 0
     queue: asyncio.Queue[Problem | ProblemError | None] = asyncio.Queue(maxsize=concurrency * 2)
@@ -352,7 +381,7 @@ async def run_problems(
                 publish(error_result(item))
             else:
                 result = await agent.run(item, on_event)
-                result.problem_digest = item.digest
+                result.problem_digest = answer_key(item, resume.context)
                 publish(result)
 
     workers = [asyncio.ensure_future(work()) for _ in range(max(1, concurrency))]

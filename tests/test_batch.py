@@ -203,9 +203,33 @@ def test_resume_solves_again_a_problem_whose_statement_changed(tmp_path: Path, s
     changed["formal_statement"] = STATEMENT.replace("four", "ten")
     problems.write_text(problems.read_text().splitlines()[0] + "\n" + json.dumps(changed) + "\n")
     again = subprocess.run([*argv, "--json"], capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert "solving 1 again whose problem changed" in again.stderr, again.stderr
+    assert "solving 1 again whose problem, header or axiom policy changed" in again.stderr, again.stderr
     by_id = {r["id"]: r for r in rows(out)}
     assert len(rows(out)) == 2 and by_id["p0"]["status"] == "verified"
     assert by_id["p1"]["status"] != "verified" and by_id["p1"]["statement"] == changed["formal_statement"]
     summary = json.loads(again.stdout)
     assert (summary["verified"], summary["ran"]) == (1, 1)
+
+
+def test_resume_solves_again_what_another_header_checks_otherwise(tmp_path: Path) -> None:
+    # under a header where `four` is `two`, `Eq two four` holds; under the real one it does not
+    lying = tmp_path / "lying_header.lean"
+    lying.write_text(HEADER.read_text().replace("def four : N := N.add two two", "def four : N := two"))
+    assert lying.read_text() != HEADER.read_text()
+    answer = "```lean4\ntheorem Y : Eq two four := Eq.refl _\n```"
+    server = ScriptedServer([Rule(r"Complete the following Lean 4 code", [answer]), Rule(r".", ["4"])])
+    server.start()
+    try:
+        problems = tmp_path / "p.jsonl"
+        problems.write_text(json.dumps({"name": "p0", "formal_statement": "theorem Y : Eq two four :="}) + "\n")
+        out = tmp_path / "out.jsonl"
+        argv = batch_argv(problems, out, server.base_url, "--no-solve")
+        first = subprocess.run(
+            [*argv, "--header-file", str(lying)], capture_output=True, text=True, timeout=300, cwd=ROOT
+        )
+        assert [r["status"] for r in rows(out)] == ["verified"], first.stderr
+        again = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=ROOT)  # the real header
+    finally:
+        server.stop()
+    assert "solving 1 again" in again.stderr, again.stderr
+    assert [r["status"] for r in rows(out)] == ["unverified"]

@@ -27,8 +27,8 @@ Rows are read as the field writes them: `name`/`id`, `informal_statement`/`probl
 stated in Lean (given or autoformalized), proved, verified and repaired with Lean's errors, within the budget.
 
 Run the same command again to resume: ids already in the output are skipped, unless the input now states that \
-problem otherwise (its result is then replaced); nothing is lost or written twice, even after kill -9. Ctrl-C \
-stops cleanly.
+problem otherwise or it would be checked otherwise (another header, Lean, modules or axiom policy: its result is \
+then replaced); nothing is lost or written twice, even after kill -9. Ctrl-C stops cleanly.
 """
 
 EPILOG = """[bold]Examples[/bold]
@@ -100,7 +100,7 @@ def _resuming(resume: Resume, todo: int) -> str | None:
         return None
     again = [f"retrying {len(resume.redo)} that failed on the model"] if resume.redo else []
     if resume.changed:
-        again.append(f"solving {len(resume.changed)} again whose problem changed in the input")
+        again.append(f"solving {len(resume.changed)} again whose problem, header or axiom policy changed")
     more = f" ({'; '.join(again)})" if again else ""
     return f"resuming: {len(resume.done)} results already in {resume.log.path}, {todo} to go{more}"
 
