@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import subprocess
 from pathlib import Path
 
@@ -99,6 +100,14 @@ def test_the_digest_follows_size_time_and_place(tmp_path: Path) -> None:
     module.write_bytes(b"two!")
     assert fingerprint.modules_digest([str(tmp_path)]) != first
     assert fingerprint.modules_digest([str(tmp_path / "A")]) != fingerprint.modules_digest([str(tmp_path)])
+    # the same size and the old modification time back (as `cp -p`, `rsync -a` leave a copy): still another digest
+    before = fingerprint.modules_digest([str(tmp_path)])
+    stat = module.stat()
+    copy = tmp_path / "copy.tmp"
+    copy.write_bytes(b"TWO!")
+    os.utime(copy, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    os.replace(copy, module)
+    assert fingerprint.modules_digest([str(tmp_path)]) != before
     (tmp_path / "A" / "loop").symlink_to(tmp_path / "A")  # never entered
     assert fingerprint.modules_digest([str(tmp_path / "missing")])  # a missing folder is no error
     fingerprint.modules_digest([str(tmp_path)])

@@ -1,8 +1,9 @@
 """Verdicts remembered by content hash, so the same check never runs twice.
 
 The key covers everything that can change a verdict: the Lean build, the
-header, statement and proof text, the allowed axioms and native code, and
-the verifier's own logic version. Only final verdicts (verified, rejected)
+compiled modules a check can import (`fingerprint.py`), the header,
+statement and proof text, the allowed axioms and native code, the options
+passed to Lean, and the verifier's own code. Only final verdicts (verified, rejected)
 are kept; timeouts and errors may pass on a retry and are not.
 """
 
@@ -17,28 +18,16 @@ from pathlib import Path
 
 from mathagent.verify.verdict import Verdict, VerdictKind
 
-# The modules whose code decides a verdict: any change to them invalidates
-# every cached verdict, so an upgrade never serves a verdict it would not give.
-_LOGIC_MODULES = (
-    "assemble.py",
-    "banned.py",
-    "declarations.py",
-    "judge.py",
-    "kernel_builtins.py",
-    "leantext.py",
-    "lexer.py",
-    "messages.py",
-    "verdict.py",
-    "verifier.py",
-)
 
-
+# The code that decides a verdict: every module of the verifier (the judge and the
+# audit, and how Lean's messages and declarations are gathered, cold and warm). Any
+# change to one invalidates every cached verdict, so an upgrade never serves a
+# verdict it would not give.
 @functools.lru_cache(maxsize=1)
 def logic_version() -> str:
     digest = hashlib.sha256()
-    here = Path(__file__).parent
-    for name in _LOGIC_MODULES:
-        digest.update((here / name).read_bytes())
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
 

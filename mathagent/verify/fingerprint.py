@@ -4,7 +4,9 @@ A verdict holds for the modules it was checked against. The same header and
 proof, importing a module that was rebuilt since (a lemma turned into an
 axiom, a definition changed) or another project's module of the same name,
 can get another verdict; so the verdict cache's key includes this digest of
-each module's path, size and modification time, and a warm server started
+each module's path, size, modification and change times and inode (a copy
+that keeps the modification time, as `cp -p`, `rsync -a` or `tar` make,
+still has a new change time), and a warm server started
 before a rebuild is not reused after it. The toolchain's own library (Init,
 Std, Lean) goes with the Lean binary, which the key names already.
 """
@@ -23,18 +25,18 @@ REFRESH_S = 10.0
 
 
 def modules_digest(roots: Iterable[str]) -> str:
-    """A digest of every `.olean` under `roots`: relative path, size, modification time."""
+    """A digest of every `.olean` under `roots`: relative path, size, times and inode."""
     digest = hashlib.blake2b(digest_size=16)
     for root in roots:
         digest.update(b"\0root\0" + os.fsencode(root))
-        for relative, size, mtime_ns in sorted(_modules(root)):
-            digest.update(b"%s\0%d\0%d\0" % (os.fsencode(relative), size, mtime_ns))
+        for relative, *numbers in sorted(_modules(root)):
+            digest.update(os.fsencode(relative) + b"".join(b"\0%d" % n for n in numbers) + b"\n")
     return digest.hexdigest()
 
 
-def _modules(root: str) -> Iterable[tuple[str, int, int]]:
-    """(path relative to `root`, size, mtime) of each `.olean` below it; folders reached
-    through symbolic links are not entered (no cycles), files are followed."""
+def _modules(root: str) -> Iterable[tuple[str, int, int, int, int]]:
+    """(path relative to `root`, size, mtime, ctime, inode) of each `.olean` below it;
+    folders reached through symbolic links are not entered (no cycles), files are followed."""
     stack = [""]
     while stack:
         relative = stack.pop()
@@ -49,7 +51,7 @@ def _modules(root: str) -> Iterable[tuple[str, int, int]]:
                     stack.append(name)
                 elif entry.name.endswith(".olean"):
                     stat = entry.stat()
-                    yield name, stat.st_size, stat.st_mtime_ns
+                    yield name, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino
             except OSError:
                 continue
 

@@ -173,6 +173,7 @@ class Verifier(AsyncClosing):
             sorted(self.options.allow_axioms),  # explicitly allowed ones also trust the header's declaration
             self.options.allow_native,
             self.options.max_bytes,
+            list(self.options.lean_args),  # (`-D` options can change what Lean accepts)
         )
         if self._cache is not None:
             hit = self._cache.get(key)
