@@ -234,6 +234,60 @@ def test_an_imported_allowed_axiom_must_have_its_real_type(
         assert v.axioms == ["propext"]
 
 
+# A submission's own coercion from the impostor's type to the real one: a `#check` is only
+# elaborated, and the elaborator mended the mismatch with it (found by red-teaming).
+COERCION = """
+universe u1 v1
+@[reducible] def outParam (α : Sort u1) : Sort u1 := α
+class CoeFun (α : Sort u1) (γ : outParam (α → Sort v1)) where
+  coe : (f : α) → γ f
+class CoeT (α : Sort u1) (_ : α) (β : Sort v1) where
+  coe : β
+noncomputable instance fakeCoe : CoeT (∀ {a : Prop}, a) @propext (∀ {a b : Prop}, Iff a b → Eq a b) :=
+  ⟨fun {_ _} _ => propext⟩
+"""
+
+
+@pytest.mark.parametrize("mode", ["proof", "full_code", "whole file"])
+def test_a_coercion_in_the_submission_does_not_pass_an_impostor_for_an_allowed_axiom(
+    lean_with_modules: LeanToolchain, options: VerifyOptions, mode: str
+) -> None:
+    header = "prelude\nimport Fake\n"
+    theorem = "theorem x : False :="
+    if mode == "proof":
+        task = {"header": header, "formal_statement": theorem, "proof": " @propext False\n" + COERCION}
+    elif mode == "full_code":
+        task = {
+            "header": header,
+            "formal_statement": theorem,
+            "full_code": f"{header}{theorem} @propext False\n{COERCION}",
+        }
+    else:
+        task = {"full_code": f"{header}{theorem} @propext False\n{COERCION}"}
+    v = check(lean_with_modules, options, **task)
+    assert v.verdict == "rejected", v
+    assert v.reasons == (["checks_missing"] if mode == "whole file" else ["fake_axiom"]), v
+
+
+def test_the_imports_own_axioms_are_checked_where_the_block_ends_cleanly(
+    lean_with_modules: LeanToolchain, options: VerifyOptions
+) -> None:
+    # after the last import: a comment closed on that line is fine; one left open, or a
+    # command on the same line, leaves no line of its own for the check, and an imported
+    # allowed axiom then cannot be identified
+    proof = " propext (Iff.intro (fun h => h) (fun h => h))"
+    statement = "theorem t {a : Prop} : Eq a a :="
+    for header, expected in [
+        ("prelude\nimport Canon -- the canon\n", "verified"),
+        ("prelude\nimport Canon /- the canon -/\n", "verified"),
+        ("prelude\nimport Canon /- the\ncanon -/\n", "rejected"),
+    ]:
+        v = check(lean_with_modules, options, header=header, formal_statement=statement, proof=proof)
+        assert v.verdict == expected, (header, v)
+        if expected == "rejected":
+            assert v.reasons == ["fake_axiom"], v
+
+
 # ---------------------------------------------------------------- 6. bounded time on adversarial text
 
 

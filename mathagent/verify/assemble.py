@@ -41,6 +41,7 @@ from mathagent.verify.leantext import (
     imports_modules,
     join_proof,
     module_header,
+    module_header_end,
     parse_statement,
 )
 from mathagent.verify.lexer import Kind, Token, code_tokens, tokenize
@@ -93,6 +94,9 @@ class Assembled:
     segments: tuple[Segment, ...]
     targets: tuple[Target, ...] = ()
     canonical_lines: tuple[tuple[str, int], ...] = ()  # (allowed axiom, line of its type check)
+    # the same checks right after the imports, before any text of the header or the submission
+    # (see `_before_any_text`): what is imported, as imported
+    canonical_before: tuple[tuple[str, int], ...] = ()
     warm_key: str = ""  # the prefix a warm server keeps elaborated (the header)
     whole_file: bool = False  # targets come from the file's own declarations (second run)
     private_names: bool = True  # the axiom reports may set `pp.privateNames` (see `print_axioms`)
@@ -265,7 +269,8 @@ def _assemble_statement(
     else:
         target = "_root_." + ".".join(filter(None, (identifier(header_namespaces(header)), statement.name)))
     out = _Builder()
-    out.add(header, HEADER, 1)
+    before, _ = _add_header(out, header, HEADER)
+    warm_key = out.text
     out.add(reference_declaration(statement, ref_name), REFERENCE)
     out.add(body, SUBMISSION, body_line)
     out.add("\n", SUBMISSION)  # a blank line between what was submitted and the checks
@@ -278,9 +283,49 @@ def _assemble_statement(
         segments=tuple(out.segments),
         targets=(Target(reported=check_name, axioms_line=axioms_line, type_line=type_line, label=statement.name),),
         canonical_lines=canonical,
-        warm_key=header,
+        canonical_before=before,
+        warm_key=warm_key,
         private_names=private_names,
     )
+
+
+def _add_header(out: _Builder, header: str, origin: str) -> tuple[tuple[tuple[str, int], ...], str]:
+    """Add `header` (a task's header, or a whole file) with the allowed axioms' type
+    checks right after its imports; their lines (none where nothing is imported),
+    and the text so far once they are added ("" with none).
+
+    The checks at the end of the file (`_add_canonical_checks`) see what the header
+    and the submission declared; these see the imports alone. A `#check` is only
+    elaborated, and the elaborator mends a type mismatch with any coercion in scope:
+    a submission that declares one from an impostor axiom's type to the real one
+    passed the checks at the end. Here no text of the header or the submission has
+    run yet."""
+    split = _before_any_text(header) if imports_modules(header) else None
+    if split is None:
+        out.add(header, origin, 1)
+        return (), ""
+    imports, rest = split
+    out.add(imports, origin, 1)
+    before, so_far = _add_canonical_checks(out), out.text
+    if rest:
+        out.add(rest, origin, 1 + count_lines(imports))
+    return before, so_far
+
+
+def _before_any_text(text: str) -> tuple[str, str] | None:
+    """`text` cut after its import block, where a line of its own may go: None when
+    the block's last line runs on into a command or into a comment that it does not
+    close (a check put there would be read as part of it)."""
+    imports = module_header(text)
+    if not imports:
+        return None
+    code_end, line_end = module_header_end(text), len(imports) - 1  # (the newline, when there is one)
+    for tok in tokenize(text[code_end:]):
+        if tok.start + code_end > line_end:
+            break
+        if tok.kind is not Kind.COMMENT or tok.end + code_end > line_end:
+            return None
+    return imports, text[len(imports) :]
 
 
 def _add_canonical_checks(out: _Builder) -> tuple[tuple[str, int], ...]:
@@ -304,11 +349,16 @@ _REUSE_FENCE = "section\nend\n"
 def assemble_file(source: str) -> Assembled:
     """A whole file, as it is, for the first run (which learns its declarations)."""
     out = _Builder()
-    out.add(source, SUBMISSION, 1)
+    before, imported = _add_header(out, source, SUBMISSION)
     out.add("\n", SUBMISSION)
     out.add(_REUSE_FENCE, CHECK)
     return Assembled(
-        text=out.text, submitted=source, segments=tuple(out.segments), warm_key=module_header(source), whole_file=True
+        text=out.text,
+        submitted=source,
+        segments=tuple(out.segments),
+        warm_key=imported or module_header(source),  # what a warm server keeps elaborated
+        whole_file=True,
+        canonical_before=before,
     )
 
 

@@ -86,7 +86,7 @@ def judge_run(task_id: str, assembled: Assembled, run: RunOutcome, policy: Axiom
     findings: list[tuple[Reason, str]] = []  # (reason code, note for people)
     by_line: dict[int, list[LeanMessage]] = {}
     check_lines = {t.axioms_line for t in assembled.targets} | {t.type_line for t in assembled.targets if t.type_line}
-    check_lines |= {line for _, line in assembled.canonical_lines}
+    check_lines |= {line for _, line in (*assembled.canonical_lines, *assembled.canonical_before)}
     # checks of names a whole file only seemed to declare (see `verifier._DeclarationChecks`)
     guessed_lines = {line for _, line in assembled.checked} - check_lines
     for msg in output.messages:
@@ -116,12 +116,15 @@ def judge_run(task_id: str, assembled: Assembled, run: RunOutcome, policy: Axiom
         findings += target_findings
         for name in target_axioms:
             users.setdefault(name, []).append(target.name)
-    if not assembled.targets:
-        findings.append((codes.THEOREM_MISSING, "no named declaration to check (an `example` cannot be audited)"))
     declarations, definitions = run.declarations, run.definitions
     canonical_failed = any(
-        m.severity == "error" for _, line in assembled.canonical_lines for m in by_line.get(line, [])
+        m.severity == "error"
+        for _, line in (*assembled.canonical_lines, *assembled.canonical_before)
+        for m in by_line.get(line, [])
     )
+    if not assembled.targets and not (assembled.whole_file and canonical_failed):
+        # (a whole file whose imports fail the axioms' checks has no list of declarations to target)
+        findings.append((codes.THEOREM_MISSING, "no named declaration to check (an `example` cannot be audited)"))
     if canonical_failed:
         declarations = definitions = None  # a one-shot Lean writes no list after an error: judge both pools alike
 
@@ -144,7 +147,11 @@ def judge_run(task_id: str, assembled: Assembled, run: RunOutcome, policy: Axiom
     if declarations is None and not findings:
         # Without Lean's list of what the file declared, neither an impostor axiom nor a
         # kernel builtin can be ruled out.
-        why = " (the imports lack the standard axioms to check against)" if canonical_failed else ""
+        why = (
+            " (the imports lack the allowed axioms, or theirs fail the check of their types)"
+            if canonical_failed
+            else ""
+        )
         findings.append((codes.CHECKS_MISSING, f"Lean did not report the file's declarations{why}"))
 
     reasons = {r for r, _ in findings}
@@ -213,13 +220,30 @@ def _axiom_findings(
         elif where is None and name in policy.trusted:
             continue  # imported, and the user named it: theirs to vouch for
         elif where is None and name in canonical:
-            if any(m.severity == "error" for m in by_line.get(canonical[name], [])):
+            before = by_line.get(dict(assembled.canonical_before).get(name, 0), [])
+            if any(m.severity == "error" for m in (*by_line.get(canonical[name], []), *before)):
                 findings.append((codes.FAKE_AXIOM, f"`{name}` does not have the type of the real axiom"))
+            elif not _checked_before_any_text(name, assembled, by_line):
+                findings.append(
+                    (
+                        codes.FAKE_AXIOM,
+                        f"`{name}` could not be shown to have the type of the real axiom before the file's own "
+                        "text (where nothing it declares can change the check)",
+                    )
+                )
         elif where is None and name in CANONICAL_AXIOMS:
             # Only an import can bring the real axiom, and nothing was imported
             # to check it against: never accept what cannot be identified.
             findings.append((codes.FAKE_AXIOM, f"`{name}` cannot be the real axiom: the file imports nothing"))
     return findings
+
+
+def _checked_before_any_text(name: str, assembled: Assembled, by_line: dict[int, list[LeanMessage]]) -> bool:
+    """Did the type check of imported `name` right after the imports pass, with its answer
+    (a `#check` that prints nothing was read as something else: a comment, say)?"""
+    line = dict(assembled.canonical_before).get(name)
+    messages = by_line.get(line, []) if line is not None else []
+    return bool(messages) and not any(m.severity == "error" for m in messages)
 
 
 def _listing(names: list[str], limit: int = 3) -> str:

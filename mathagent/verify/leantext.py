@@ -193,6 +193,15 @@ def _same_line(text: str, a: Token, b: Token) -> bool:
 
 def module_header(text: str) -> str:
     """The `prelude`/`import` block a whole file starts with, to the end of its line."""
+    end = module_header_end(text)
+    if end == 0:
+        return ""
+    line_end = text.find("\n", end)
+    return text if line_end == -1 else text[: line_end + 1]
+
+
+def module_header_end(text: str) -> int:
+    """Where the code of the `prelude`/`import` block ends (0: there is none)."""
     end = 0
     expect_name = False
     for tok in tokenize(text):
@@ -208,10 +217,7 @@ def module_header(text: str) -> str:
             end = tok.end
         else:
             break
-    if end == 0:
-        return ""
-    line_end = text.find("\n", end)
-    return text if line_end == -1 else text[: line_end + 1]
+    return end
 
 
 @functools.lru_cache(maxsize=256)
