@@ -84,7 +84,7 @@ _ERROR_KEY = b'"severity":1'
 # A check with an error that Lean is still working on this long after the error
 # (at least, and at least this fraction of the time the error took) is answered
 # with the messages so far: see `LeanServer._cut_short`.
-ERROR_GRACE_S = 2.0
+ERROR_GRACE_S = 1.0
 ERROR_GRACE_FRACTION = 0.5
 
 
