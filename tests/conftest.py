@@ -82,6 +82,8 @@ LEAN_MODULES = {
     "Fake": CANON_MODULE.replace("axiom propext {a b : Prop} : Iff a b → Eq a b", "axiom propext {a : Prop} : a"),
     "Evil": "prelude\ninductive False : Prop\nprivate axiom propext : False\ntheorem bad : False := propext\n",
     "Nats": NATS_MODULE,
+    # the canon with one more axiom, which no check allows, and a theorem that uses it
+    "CanonEvil": CANON_MODULE + "axiom evil : False\ntheorem bad : False := evil\n",
 }
 
 

@@ -57,6 +57,15 @@ HIDDEN_SORRY = (
         ),
         ('-- theorem not_this\n/- def nor_this -/\ndef «x.y» := "theorem nor_that"\n', [("x.y",)]),
         ("@[simp] protected theorem Foo.bar : T := x\n", [("Foo", "bar")]),
+        ("inductive N where\n  | z : N\n  | s (n : N) : N\n#check N\n| no\n", [("N",), ("N", "z"), ("N", "s")]),
+        (
+            "structure T where\n  mk' :: (w v : N)\n  x : N := w\n  deriving Repr\ntheorem t : T := x\n",
+            [("T",), ("T", "mk'"), ("T", "w"), ("T", "x"), ("t",)],
+        ),
+        (
+            "namespace A\ntheorem t : P :=\n  let rec aux : P := p\n  aux\ndef f := g where g := 1\nend A\n",
+            [("A", "t"), ("A", "t", "aux"), ("A", "f"), ("A", "f", "g")],
+        ),
     ],
     ids=[
         "keywords",
@@ -66,10 +75,44 @@ HIDDEN_SORRY = (
         "classes-instances",
         "comments-quotes",
         "modifiers",
+        "constructors",
+        "fields",
+        "helpers",
     ],
 )
 def test_the_guess_reads_declarations_as_lean_names_them(source: str, names: list[tuple[str, ...]]) -> None:
     assert guess_declarations(source) == names
+
+
+# Constants a file defines that Lean's `decls` leave out: each depends on an axiom no check allows
+HIDDEN_HELPERS = {
+    "let rec": "theorem t : True :=\n  let rec aux : False := bad\n  True.intro\n",
+    "where": "theorem t : True := True.intro\nnoncomputable def f : True := True.intro\nwhere g : False := bad\n",
+    "mutual": (
+        "mutual\ninductive A : Prop where\n  | a : A\n"
+        "inductive B : Prop where\n  | b : Eq bad bad → B\nend\n"
+        "theorem t : True := True.intro\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("shape", list(HIDDEN_HELPERS))
+def test_helpers_lean_leaves_out_of_its_declarations_are_audited_too(
+    lean_with_modules: LeanToolchain, options: VerifyOptions, monkeypatch: pytest.MonkeyPatch, shape: str
+) -> None:
+    opening = "prelude\nimport CanonEvil\ninductive True : Prop where\n  | intro : True\n"
+    [verdict] = _verify(lean_with_modules, options, opening + HIDDEN_HELPERS[shape])
+    assert verdict.verdict == "rejected" and verdict.reasons == ["axiom:evil"], verdict
+    # the same shapes without the axiom: verified, in one run (the guess names the helpers)
+    runs = Runs(monkeypatch)
+    honest = (
+        HIDDEN_HELPERS[shape]
+        .replace("False := bad", "True := True.intro")
+        .replace("Eq bad bad", "Eq True.intro True.intro")
+    )
+    [clean] = _verify(lean_with_modules, options, opening + honest)
+    assert clean.verified, clean
+    assert runs.total == 1
 
 
 @pytest.mark.timeout(60)  # a quadratic scan of this takes hours

@@ -129,7 +129,7 @@ def judge_run(task_id: str, assembled: Assembled, run: RunOutcome, policy: Axiom
         declarations = definitions = None  # a one-shot Lean writes no list after an error: judge both pools alike
 
     axioms = sorted(users)
-    findings += _axiom_findings(users, assembled, declarations or (), by_line, policy)
+    findings += _axiom_findings(users, assembled, definitions or declarations or (), by_line, policy)
     for origin, names in declared_builtins(assembled, definitions or declarations or ()).items():
         who = "the task's header" if origin == HEADER else "the file"
         note = (

@@ -246,7 +246,10 @@ _NAMED_DECLS = {"theorem", "lemma", "def", "abbrev", "opaque", "axiom", "structu
 
 def guess_declarations(source: str) -> list[tuple[str, ...]]:
     """The full names (components) a file seems to declare, in order: each name
-    after a declaration keyword, inside the namespaces open there.
+    after a declaration keyword, inside the namespaces open there, and the
+    constants declared inside a declaration: an inductive type's constructors
+    (`| c`), a structure's or class's fields and constructor (names opening a
+    line after its `where`), `let rec` and `where` helpers of a definition.
 
     Only a guess (no macros, no generated names, no unnamed instances): the
     verifier appends a check for each, and keeps the run only when Lean's own
@@ -256,7 +259,12 @@ def guess_declarations(source: str) -> list[tuple[str, ...]]:
     names: list[tuple[str, ...]] = []
     scopes: list[tuple[str, ...]] = [()]  # per open scope: the namespace it leaves open (components)
     keyword = ""  # the keyword the previous token was, if any
+    inner = _Inner()  # the declaration the tokens are in, for the constants declared inside it
+    previous = ("", "")  # the two tokens before this one, as text
+    end = 0
     for tok in code_tokens(source):
+        text = source[tok.start : tok.end]
+        opens_line = "\n" in source[end : tok.start]
         if keyword == "namespace" and tok.kind is Kind.IDENT:
             scopes.append(scopes[-1] + tok.parts if len(scopes[-1]) < _MAX_GUESSED_DEPTH else scopes[-1])
         elif keyword in ("section", "mutual"):
@@ -267,8 +275,43 @@ def guess_declarations(source: str) -> list[tuple[str, ...]]:
             name = tok.parts[1:] if tok.parts[:1] == ("_root_",) else scopes[-1] + tok.parts
             if len(name) <= _MAX_GUESSED_DEPTH:  # absurd depths are left to Lean's own list
                 names.append(name)
-        keyword = _keyword(tok)
+                inner = _Inner(keyword, name)
+        elif tok.kind is Kind.IDENT and inner.name and len(tok.parts) == 1 and _keyword(tok) not in _COMMAND_WORDS:
+            helper = inner.helper(tok, previous, opens_line)
+            if helper:
+                names.append(inner.name + tok.parts)
+        if _keyword(tok) in _OTHER_COMMANDS or text.startswith("#"):
+            inner = _Inner()
+        elif _keyword(tok) == "where":
+            inner.after_where = True
+        keyword, previous, end = _keyword(tok), (previous[1], text), tok.end
     return names
+
+
+# commands that end the declaration before them (the constants inside it are guessed until then)
+_OTHER_COMMANDS = {"end", "namespace", "section", "open", "universe", "variable", "set_option", "mutual", "example"}
+_NOT_FIELDS = {"deriving", "extends", "where", "with"}
+_COMMAND_WORDS = (
+    _NAMED_DECLS | _OTHER_COMMANDS | {"noncomputable", "private", "protected", "partial", "nonrec", "unsafe"}
+)
+
+
+class _Inner:
+    """The declaration the guess is in, and where in it."""
+
+    def __init__(self, kind: str = "", name: tuple[str, ...] = ()) -> None:
+        self.kind, self.name = kind, name
+        self.after_where = False
+
+    def helper(self, tok: Token, previous: tuple[str, str], opens_line: bool) -> bool:
+        """Does this identifier name a constant declared inside the declaration?"""
+        word = tok.parts[0]
+        if self.kind == "inductive":
+            return previous[1] == "|"  # a constructor
+        if self.kind in ("structure", "class"):
+            # a field or the constructor, opening a line after `where`, or in a binder group `(x y : T)`
+            return self.after_where and word not in _NOT_FIELDS and (opens_line or previous[1] == "(")
+        return previous == ("let", "rec") or previous[1] == "where"  # a `let rec` or `where` helper
 
 
 def _keyword(tok: Token) -> str:

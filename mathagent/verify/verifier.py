@@ -45,7 +45,7 @@ from mathagent.verify.banned import BannedUse, find_banned
 from mathagent.verify.cache import VerdictCache, cache_key
 from mathagent.verify.closing import AsyncClosing
 from mathagent.verify.completion import as_completed
-from mathagent.verify.declarations import Declaration, constants_from_ilean, load_ilean
+from mathagent.verify.declarations import Declaration, constants_from_ilean, load_ilean, split_name
 from mathagent.verify.fingerprint import ModulesFingerprint
 from mathagent.verify.judge import DEFAULT_AXIOMS, AxiomPolicy, RunOutcome, judge_run
 from mathagent.verify.leantext import guess_declarations, imports_modules
@@ -329,9 +329,10 @@ class Verifier(AsyncClosing):
             if text is None and plan.needs_declarations(outcome):
                 # a wrong guess: Lean writes a file's declarations only when it has no error
                 learned = await self._run_cold(base, deadline)
-                if learned.declarations is None or plan.decided(learned):
+                audited = _audited(learned)
+                if audited is None or plan.decided(learned):
                     return base, learned  # the file itself failed, or ran out of time
-                text = plan.with_declarations(learned.declarations)
+                text = plan.with_declarations(audited)
             if text is not None:
                 outcome = await self._run_cold(plan.final, deadline)
         return plan.final, outcome
@@ -410,14 +411,15 @@ class _DeclarationChecks:
     def __call__(self, outcome: RunOutcome) -> str | None:
         """After the guessed run: None when it is the one to judge, else the text of
         the run with Lean's list (when that run reported the list)."""
-        if self.final is not self.guessed or self.decided(outcome) or outcome.declarations is None:
+        audited = _audited(outcome)
+        if self.final is not self.guessed or self.decided(outcome) or audited is None:
             return None
         if not _errors(outcome):
-            bound = bind_declarations(self.guessed, outcome.declarations)
+            bound = bind_declarations(self.guessed, audited)
             if bound is not None:
                 self.final = bound
                 return None
-        return self.with_declarations(outcome.declarations)
+        return self.with_declarations(audited)
 
     def with_declarations(self, declarations: Iterable[Declaration]) -> str:
         """The file with a check for each declaration in Lean's list (now `final`)."""
@@ -444,6 +446,18 @@ class _DeclarationChecks:
             and not self.decided(outcome)
             and bool(_errors(outcome))
         )
+
+
+def _audited(outcome: RunOutcome) -> tuple[Declaration, ...] | None:
+    """What a whole file's audit covers: every constant Lean says the file defined. Its
+    `decls` alone leave out `let rec` and `where` helpers, the second and later types
+    of a `mutual` block and constructors (and, seen on Lean 4.35, a `def` whose value
+    is a bare variable); the references with a definition in the file have them."""
+    if outcome.definitions is None or outcome.declarations is None:
+        return outcome.declarations
+    declared = {d.name for d in outcome.declarations}
+    # an `example` is elaborated as `_example` and then dropped: nothing is left to audit
+    return tuple(d for d in outcome.definitions if d.name in declared or split_name(d.name)[-1] != "_example")
 
 
 def _errors(outcome: RunOutcome) -> tuple[int, ...]:
