@@ -63,8 +63,9 @@ HIDDEN_SORRY = (
             [("T",), ("T", "mk'"), ("T", "w"), ("T", "x"), ("t",)],
         ),
         (
-            "namespace A\ntheorem t : P :=\n  let rec aux : P := p\n  aux\ndef f := g where g := 1\nend A\n",
-            [("A", "t"), ("A", "t", "aux"), ("A", "f"), ("A", "f", "g")],
+            "namespace A\ntheorem t : P :=\n  let rec aux : P := p\n  aux\ndef f := g where g := 1\n"
+            "instance i : C where op := 1\nend A\n",
+            [("A", "t"), ("A", "t", "aux"), ("A", "f"), ("A", "f", "g"), ("A", "i")],
         ),
     ],
     ids=[

@@ -311,7 +311,8 @@ class _Inner:
         if self.kind in ("structure", "class"):
             # a field or the constructor, opening a line after `where`, or in a binder group `(x y : T)`
             return self.after_where and word not in _NOT_FIELDS and (opens_line or previous[1] == "(")
-        return previous == ("let", "rec") or previous[1] == "where"  # a `let rec` or `where` helper
+        # a `let rec` or `where` helper (an instance's `where` gives its fields' values: no new constants)
+        return previous == ("let", "rec") or (previous[1] == "where" and self.kind != "instance")
 
 
 def _keyword(tok: Token) -> str:
