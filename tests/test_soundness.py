@@ -281,6 +281,11 @@ def test_the_imports_own_axioms_are_checked_where_the_block_ends_cleanly(
         ("prelude\nimport Canon -- the canon\n", "verified"),
         ("prelude\nimport Canon /- the canon -/\n", "verified"),
         ("prelude\nimport Canon /- the\ncanon -/\n", "rejected"),
+        ("prelude\nimport Canon /- a /- nested -/ comment -/\n", "verified"),
+        ("prelude\nimport Canon /- a /- nested -/ comment\n-/\n", "rejected"),
+        ("prelude\nimport Canon -- a line comment with /- in it\n", "verified"),
+        ("prelude\nimport Canon /-- a doc comment -/\n", "rejected"),
+        ("prelude\nimport Canon\n/- a comment that\nspans lines -/\n", "verified"),
     ]:
         v = check(lean_with_modules, options, header=header, formal_statement=statement, proof=proof)
         assert v.verdict == expected, (header, v)
