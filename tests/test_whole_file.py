@@ -97,6 +97,24 @@ HIDDEN_HELPERS = {
 }
 
 
+@pytest.mark.parametrize(
+    "source",
+    [
+        "mutual\ninductive A : Prop where\n  | mk : A\ninductive _example : Eq bad bad → Prop where\nend\n",
+        "namespace N\nmutual\ninductive A : Prop where\n  | mk : A\nprivate inductive «_example» : Prop where\n"
+        "  | «_example» (h : Eq bad bad) : «_example»\nend\nend N\n",
+    ],
+    ids=["named", "quoted-private"],
+)
+def test_a_constant_named_like_an_example_is_refused(
+    lean_with_modules: LeanToolchain, options: VerifyOptions, source: str
+) -> None:
+    # the audit passes over the `_example` an `example` leaves in Lean's reports: a constant of the
+    # file's own with that name (a later type of a `mutual` block is not in Lean's `decls`) escaped it
+    [verdict] = _verify(lean_with_modules, options, "prelude\nimport CanonEvil\n" + source)
+    assert verdict.verdict == "rejected" and verdict.reasons == ["banned:_example"], verdict
+
+
 @pytest.mark.parametrize("shape", list(HIDDEN_HELPERS))
 def test_helpers_lean_leaves_out_of_its_declarations_are_audited_too(
     lean_with_modules: LeanToolchain, options: VerifyOptions, monkeypatch: pytest.MonkeyPatch, shape: str

@@ -145,7 +145,8 @@ def find_banned(source: str, *, allow_native: bool = False, whole_file: bool = F
     In a whole file every declaration is audited, but an `example` leaves no
     constant behind to audit: writing `sorryAx` by hand (a "synthetic" sorry
     raises no warning) is the one way to hide a sorry there, so `whole_file`
-    bans it too.
+    bans it too; and since the audit passes over the `_example` an example
+    leaves in Lean's reports, a whole file may not name anything `_example`.
     """
     found: dict[int, str] = {}
     for offset, command in _scan(tokenize(source), source, allow_native, whole_file):
@@ -178,6 +179,10 @@ def _scan(tokens: Iterable[Token], source: str, allow_native: bool, whole_file: 
             yield from _ident_rules(tok, previous, attribute_depth > 0, allow_native)
             if whole_file and tok.parts[-1:] == ("sorryAx",):
                 yield tok.start, "sorryAx"
+            if whole_file and "_example" in tok.parts:
+                # the name Lean gives an `example`, whose constant it drops: the audit passes over
+                # `_example` names, so a file may not give one to a constant of its own
+                yield tok.start, "_example"
         if text == "@[":
             attribute_depth += 1
         elif text == "[" and (attribute_depth > 0 or after_attribute_word):

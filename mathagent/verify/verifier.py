@@ -456,7 +456,8 @@ def _audited(outcome: RunOutcome) -> tuple[Declaration, ...] | None:
     if outcome.definitions is None or outcome.declarations is None:
         return outcome.declarations
     declared = {d.name for d in outcome.declarations}
-    # an `example` is elaborated as `_example` and then dropped: nothing is left to audit
+    # an `example` is elaborated as `_example` and then dropped: nothing is left to audit (and a
+    # whole file that writes `_example` itself is refused by the text audit: see `banned.find_banned`)
     return tuple(d for d in outcome.definitions if d.name in declared or split_name(d.name)[-1] != "_example")
 
 
