@@ -251,9 +251,13 @@ LONG = AXIOM_FREE + "theorem t : Eq two two := Eq.refl _\n" + "#check two\n" * 7
 SMALL = AXIOM_FREE + "theorem s : Eq two two := Eq.refl _\n"
 
 
-def _between_two_small_checks(lean: LeanToolchain, warm: VerifyOptions, middle: str) -> tuple[list[Verdict], int]:
-    """A small check, `middle`, and another small check on one warm verifier: the
-    verdicts, and how many servers it started."""
+def _between_two_small_checks(
+    lean: LeanToolchain, monkeypatch: pytest.MonkeyPatch, middle: str, timeout_s: float
+) -> tuple[list[Verdict], int, Runs, VerifyOptions]:
+    """A small check, `middle`, and another small check on one warm verifier of one
+    worker: the verdicts, how many servers it started, the runs counted, its options."""
+    warm = VerifyOptions(workers=1, timeout_s=timeout_s, memory_mb=4096, default_header=PRELUDE_HEADER, pool="warm")
+    runs = Runs(monkeypatch)
 
     async def go() -> tuple[list[Verdict], int]:
         async with Verifier(lean, warm) as verifier:
@@ -264,15 +268,14 @@ def _between_two_small_checks(lean: LeanToolchain, warm: VerifyOptions, middle: 
             assert verifier.warm_pool is not None
             return verdicts, verifier.warm_pool.started
 
-    return asyncio.run(go())
+    verdicts, started = asyncio.run(go())
+    return verdicts, started, runs, warm
 
 
 def test_a_check_that_reports_too_much_goes_cold_and_keeps_the_server(
     lean: LeanToolchain, monkeypatch: pytest.MonkeyPatch, no_leftover_lean: None
 ) -> None:
-    warm = VerifyOptions(workers=1, timeout_s=60, memory_mb=4096, default_header=PRELUDE_HEADER, pool="warm")
-    runs = Runs(monkeypatch)
-    (first, flood, after), started = _between_two_small_checks(lean, warm, FLOOD)
+    (first, flood, after), started, runs, warm = _between_two_small_checks(lean, monkeypatch, FLOOD, 60)
     assert first.verified and flood.verified and after.verified, (first, flood, after)
     assert runs.cold == 1 and runs.warm == 3  # the flood, and only it, ran cold, after its start on a server
     assert started == 1  # its server was stopped, not lost: the next check reused it
@@ -290,9 +293,7 @@ def test_a_check_with_an_error_is_answered_without_waiting_for_the_report_and_ke
     lean: LeanToolchain, monkeypatch: pytest.MonkeyPatch, no_leftover_lean: None
 ) -> None:
     # 25 s is several times what the error takes, and less than the report would
-    warm = VerifyOptions(workers=1, timeout_s=25, memory_mb=4096, default_header=PRELUDE_HEADER, pool="warm")
-    runs = Runs(monkeypatch)
-    (first, deep, after), started = _between_two_small_checks(lean, warm, DEEP_ERROR)
+    (first, deep, after), started, runs, warm = _between_two_small_checks(lean, monkeypatch, DEEP_ERROR, 25)
     assert first.verified and after.verified, (first, after)
     assert deep.reasons == ["lean_error"] and "deep recursion" in deep.message, deep
     assert runs.cold == 0 and started == 1  # answered on the server, which then took the next check

@@ -197,6 +197,7 @@ def _axiom_findings(
         d.source_name: assembled.origin(d.line) for d in declarations if d.private and not assembled.private_names
     }
     canonical = dict(assembled.canonical_lines)
+    checked_before = dict(assembled.canonical_before)  # the same checks right after the imports
     for name in sorted(users):
         where = declared_in.get(name) or private_in.get(split_name(name))
         # a whole file has many declarations: say which ones
@@ -220,10 +221,10 @@ def _axiom_findings(
         elif where is None and name in policy.trusted:
             continue  # imported, and the user named it: theirs to vouch for
         elif where is None and name in canonical:
-            before = by_line.get(dict(assembled.canonical_before).get(name, 0), [])
+            before = by_line.get(checked_before.get(name, 0), [])
             if any(m.severity == "error" for m in (*by_line.get(canonical[name], []), *before)):
                 findings.append((codes.FAKE_AXIOM, f"`{name}` does not have the type of the real axiom"))
-            elif not _checked_before_any_text(name, assembled, by_line):
+            elif not before:  # the check after the imports did not answer (read as something else)
                 findings.append(
                     (
                         codes.FAKE_AXIOM,
@@ -236,14 +237,6 @@ def _axiom_findings(
             # to check it against: never accept what cannot be identified.
             findings.append((codes.FAKE_AXIOM, f"`{name}` cannot be the real axiom: the file imports nothing"))
     return findings
-
-
-def _checked_before_any_text(name: str, assembled: Assembled, by_line: dict[int, list[LeanMessage]]) -> bool:
-    """Did the type check of imported `name` right after the imports pass, with its answer
-    (a `#check` that prints nothing was read as something else: a comment, say)?"""
-    line = dict(assembled.canonical_before).get(name)
-    messages = by_line.get(line, []) if line is not None else []
-    return bool(messages) and not any(m.severity == "error" for m in messages)
 
 
 def _listing(names: list[str], limit: int = 3) -> str:

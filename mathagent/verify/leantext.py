@@ -264,7 +264,7 @@ def guess_declarations(source: str) -> list[tuple[str, ...]]:
     end = 0
     for tok in code_tokens(source):
         text = source[tok.start : tok.end]
-        opens_line = "\n" in source[end : tok.start]
+        opens_line = source.find("\n", end, tok.start) >= 0
         if keyword == "namespace" and tok.kind is Kind.IDENT:
             scopes.append(scopes[-1] + tok.parts if len(scopes[-1]) < _MAX_GUESSED_DEPTH else scopes[-1])
         elif keyword in ("section", "mutual"):

@@ -390,13 +390,17 @@ class LeanServer:
             return
         number = int(version.group(1))
         if method == _PUBLISH:
-            self._diagnostics[number] = body
-            errored = self._errored.get(number)
-            # (the key cannot occur inside a JSON string, where its quotes would be escaped)
-            if errored is not None and not errored.is_set() and _ERROR_KEY in body:
-                errored.set()
+            self._published(number, body)
         if method != _PROGRESS:
             self._count_report(number)
+
+    def _published(self, version: int, body: bytes) -> None:
+        """A version's latest diagnostics (compact JSON), kept undecoded; noted when they hold an error."""
+        self._diagnostics[version] = body
+        errored = self._errored.get(version)
+        # (the key cannot occur inside a JSON string, where its quotes would be escaped)
+        if errored is not None and not errored.is_set() and _ERROR_KEY in body:
+            errored.set()
 
     def _count_report(self, version: int) -> None:
         count = self._reports.get(version, 0) + 1
@@ -426,11 +430,8 @@ class LeanServer:
         version = params.get("version") if isinstance(params, dict) else None
         if not isinstance(version, int):
             return
-        if message["method"] == "textDocument/publishDiagnostics":
-            self._diagnostics[version] = json.dumps(message, separators=(",", ":")).encode("utf-8")
-            errored = self._errored.get(version)  # (a shape `_receive` did not expect)
-            if errored is not None and _ERROR_KEY in self._diagnostics[version]:
-                errored.set()
+        if message["method"] == "textDocument/publishDiagnostics":  # (a shape `_receive` did not expect)
+            self._published(version, json.dumps(message, separators=(",", ":")).encode("utf-8"))
         elif message["method"] == "$/lean/ileanInfoFinal":
             found, defined = constants_from_ilean(params)
             self._declarations[version] = tuple(found) if found is not None else None
