@@ -64,7 +64,7 @@ async def run_process(
         kill_tree(proc.pid)
         talk.cancel()
         with contextlib.suppress(BaseException):
-            await asyncio.shield(proc.wait())
+            await asyncio.shield(_reap_after(talk, proc))
         raise
     stopped = timed_out or memory_exceeded or output_exceeded
     return ProcessResult(
@@ -98,12 +98,47 @@ async def _communicate(proc: asyncio.subprocess.Process, stdin: bytes, cap: int)
                 kill_tree(proc.pid)
                 break
             chunks.append(chunk)
+        if over:
+            await _drop(proc.stdout)  # see `reap`: stderr is still being drained
         await proc.wait()
         await asyncio.gather(feeding, draining)
     finally:
         for task in (feeding, draining):
             task.cancel()
+        # so that, cancelled, it leaves the pipes to `reap` with no read waiting on them
+        await asyncio.gather(feeding, draining, return_exceptions=True)
     return b"".join(chunks), errors.data, over
+
+
+async def reap(proc: asyncio.subprocess.Process, *, timeout_s: float = 10.0) -> None:
+    """Wait, at most `timeout_s`, for a killed process whose pipes nobody reads any
+    more, reading them to their end (and dropping what is left).
+
+    asyncio's `wait()` also waits for the process's pipes to close, and a pipe whose
+    reader stopped on a full buffer is never seen to close: waiting on a killed Lean
+    whose output had backed up hung for good (seen on a loaded machine)."""
+
+    async def drained() -> None:
+        await asyncio.gather(_drop(proc.stdout), _drop(proc.stderr))
+        await proc.wait()
+
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(drained(), timeout_s)
+
+
+async def _reap_after(talk: asyncio.Future[Any], proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(BaseException):
+        await talk  # cancelled: its readers have let go of the pipes
+    await reap(proc)
+
+
+async def _drop(stream: asyncio.StreamReader | None) -> None:
+    """Read `stream` to its end, keeping nothing."""
+    if stream is None:
+        return
+    with contextlib.suppress(Exception):  # a broken pipe is an end too
+        while await stream.read(_READ_CHUNK):
+            pass
 
 
 async def _feed(stream: asyncio.StreamWriter, data: bytes) -> None:
@@ -157,7 +192,7 @@ def _reap_unwanted(creating: asyncio.Future[asyncio.subprocess.Process]) -> None
         return
     proc = creating.result()
     kill_tree(proc.pid)
-    reaper = asyncio.ensure_future(proc.wait())
+    reaper = asyncio.ensure_future(reap(proc))
     _UNWANTED.add(reaper)
     reaper.add_done_callback(_UNWANTED.discard)
 

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from mathagent.errors import ToolchainError
 from mathagent.verify import sandbox
 from mathagent.verify.closing import AsyncClosing
-from mathagent.verify.process import ProcessTree, StreamTail, kill_tree, spawn_sandboxed, watch
+from mathagent.verify.process import ProcessTree, StreamTail, kill_tree, reap, spawn_sandboxed, watch
 from mathagent.verify.session import ProofState, SessionError, SessionLimits, TacticResult, opening
 from mathagent.verify.toolchain import LeanToolchain
 from mathagent.vocabulary import SandboxKind
@@ -465,13 +465,14 @@ class ReplSession(AsyncClosing):
         proc, self._proc = self._proc, None
         if proc is not None:
             kill_tree(proc.pid)
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(proc.wait(), 10)
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
+        if proc is not None:
+            with contextlib.suppress(BaseException):
+                await reap(proc)
         if self._scratch is not None:
             self._scratch.cleanup()
             self._scratch = None

@@ -47,7 +47,15 @@ from typing import Any
 from mathagent.verify import sandbox
 from mathagent.verify.declarations import Declaration, constants_from_ilean
 from mathagent.verify.judge import RunOutcome
-from mathagent.verify.process import OUTPUT_CAP_BYTES, ProcessTree, StreamTail, kill_tree, spawn_sandboxed, watch
+from mathagent.verify.process import (
+    OUTPUT_CAP_BYTES,
+    ProcessTree,
+    StreamTail,
+    kill_tree,
+    reap,
+    spawn_sandboxed,
+    watch,
+)
 from mathagent.verify.toolchain import LeanToolchain
 from mathagent.vocabulary import SandboxKind
 
@@ -178,13 +186,14 @@ class LeanServer:
         """Kill the server and everything it started, and reap it."""
         if self._proc is not None:
             kill_tree(self._proc.pid)
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(self._proc.wait(), 10)
         for task in (self._reader, self._stderr_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
+        if self._proc is not None:
+            with contextlib.suppress(BaseException):
+                await reap(self._proc)
         for future in self._waiting.values():
             if not future.done():
                 future.set_exception(WorkerCrashed("the language server was closed"))
@@ -244,14 +253,16 @@ class LeanServer:
                     done.cancel()
                 if timed_out or memory_exceeded:
                     break
-                if waited.done():
-                    waited.result()  # re-raises WorkerCrashed
-                    break
+                # Flooding first: the reader may have skipped an oversized report and then
+                # read the answer before this wakes, and that answer's diagnostics lack it.
                 if flooded.is_set():
                     raise TooBigForWarm(
                         f"more than {self.config.max_reports} reports, or one over {OUTPUT_CAP_BYTES} bytes, "
                         "from one check"
                     )
+                if waited.done():
+                    waited.result()  # re-raises WorkerCrashed
+                    break
                 pending.discard(stall)  # an error came, and Lean is still busy long after it
                 cut = await self._cut_short(version, text, started)
                 if cut is not None:
