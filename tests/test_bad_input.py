@@ -132,7 +132,7 @@ def test_the_table_shows_bad_rows_too(lean: LeanToolchain, tmp_path: Path) -> No
         env={**os.environ, "COLUMNS": "250"},
     )
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
-    assert "2 verified, 7 error" in done.stdout, done.stdout[-2000:]
+    assert "2 verified, 7 errors" in done.stdout, done.stdout[-2000:]
 
 
 # ---------------------------------------------------------------- the service

@@ -103,7 +103,7 @@ def verdict_table(verdicts: list[Verdict]) -> Table:
 
 def verify_summary(verdicts: list[Verdict], toolchain: LeanToolchain) -> Text:
     counts = Counter(v.verdict for v in verdicts)
-    parts = [f"{counts.get(k, 0)} {k}" for k in VerdictKind if counts.get(k)]
+    parts = [_counted(counts[k], k) for k in VerdictKind if counts.get(k)]
     text = Text(", ".join(parts) or "nothing checked", style="bold")
     text.append(f"  ·  Lean {toolchain.version} ({toolchain.origin})", style="dim")
     sandboxes = {v.sandbox for v in verdicts if v.sandbox not in ("", SandboxKind.NOT_RUN)}
@@ -114,6 +114,12 @@ def verify_summary(verdicts: list[Verdict], toolchain: LeanToolchain) -> Text:
     elif sandboxes:
         text.append("  ·  sandbox: " + ", ".join(sorted(sandboxes)), style="dim")
     return text
+
+
+def _counted(count: int, kind: VerdictKind) -> str:
+    """`2 verified`, `1 error`, `3 errors`, `2 timeouts`: the verdicts that are nouns take a plural."""
+    plural = count != 1 and kind in (VerdictKind.ERROR, VerdictKind.TIMEOUT)
+    return f"{count} {kind}{'s' if plural else ''}"
 
 
 @contextmanager
