@@ -1,15 +1,21 @@
-"""The process-tree reader that memory caps and kills rely on."""
+"""The process-tree reader that memory caps and kills rely on, and what a kill leaves to wait for."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import pytest
 
+from mathagent.verify import process as process_module
+from mathagent.verify import sandbox
 from mathagent.verify.process import descendants, kill_tree
+from mathagent.vocabulary import SandboxKind
 
 
 @pytest.fixture
@@ -42,3 +48,30 @@ def test_a_finished_process_has_no_descendants() -> None:
     proc = subprocess.Popen(["true"])
     proc.wait()
     assert descendants(proc.pid) == []
+
+
+def test_a_timed_out_check_whose_pipe_outlives_its_tree_is_still_answered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without bubblewrap a double fork leaves the tree and keeps the check's stdout open:
+    # the timed-out check waited for that pipe to close (here 60 s), now REAP_S at most.
+    monkeypatch.setattr(process_module, "REAP_S", 2.0)
+    marker = f"{60 + os.getpid() % 1000 / 1000:.3f}"  # this test's own `sleep`, to find and stop
+    command = sandbox.wrap(
+        ["/bin/sh", "-c", f"(setsid sleep {marker} &); sleep 100"],
+        kind=SandboxKind.RLIMITS,
+        read_only=[],
+        env={},
+        cpu_seconds=30,
+        scratch=tmp_path,
+    )
+    started = time.monotonic()
+    try:
+        result = asyncio.run(process_module.run_process(command, "", timeout_s=1, memory_mb=None, cwd=str(tmp_path)))
+        took = time.monotonic() - started
+    finally:
+        for p in psutil.process_iter(["cmdline"]):
+            if p.info["cmdline"] == ["sleep", marker]:
+                p.kill()
+    assert result.timed_out
+    assert took < 10, took

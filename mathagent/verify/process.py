@@ -25,6 +25,7 @@ _POLL_S = 0.1  # memory and deadline checks; the finished process itself is seen
 # output is far smaller (a `#print axioms` report per declaration: 5000 of them are 1.5 MB).
 OUTPUT_CAP_BYTES = 32 * 2**20
 _READ_CHUNK = 2**16
+REAP_S = 10.0  # the longest wait for a killed process's pipes to close
 _FIRST_SCAN_S = 0.1
 _RESCAN_S = 0.5
 
@@ -58,7 +59,7 @@ async def run_process(
         timed_out, memory_exceeded = await watch(talk, tree, deadline=start + timeout_s, memory_mb=memory_mb)
         if not talk.done():
             kill_tree(proc.pid)
-        stdout, stderr, output_exceeded = await talk
+        stdout, stderr, output_exceeded = await _settled(talk, proc)
     except BaseException:
         # cancelled (Ctrl-C, shutdown) or failed: never leave the process behind
         kill_tree(proc.pid)
@@ -110,7 +111,27 @@ async def _communicate(proc: asyncio.subprocess.Process, stdin: bytes, cap: int)
     return b"".join(chunks), errors.data, over
 
 
-async def reap(proc: asyncio.subprocess.Process, *, timeout_s: float = 10.0) -> None:
+async def _settled(
+    talk: asyncio.Future[tuple[bytes, bytes, bool]], proc: asyncio.subprocess.Process
+) -> tuple[bytes, bytes, bool]:
+    """What `_communicate` read. A killed process's talk gets `REAP_S` to end; past
+    that, something outside its tree (only possible without bubblewrap: a double
+    fork) holds its pipes, and the talk is dropped, so a check that is over anyway
+    (timed out, over memory) never waits on it."""
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(asyncio.shield(talk), REAP_S)
+    if talk.done():
+        return talk.result()
+    talk.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await talk
+    transport = getattr(proc, "_transport", None)  # asyncio has no public way to let go of the pipes
+    if transport is not None:
+        transport.close()
+    return b"", b"", False
+
+
+async def reap(proc: asyncio.subprocess.Process, *, timeout_s: float | None = None) -> None:
     """Wait, at most `timeout_s`, for a killed process whose pipes nobody reads any
     more, reading them to their end (and dropping what is left).
 
@@ -123,7 +144,7 @@ async def reap(proc: asyncio.subprocess.Process, *, timeout_s: float = 10.0) -> 
         await proc.wait()
 
     with contextlib.suppress(asyncio.TimeoutError):
-        await asyncio.wait_for(drained(), timeout_s)
+        await asyncio.wait_for(drained(), REAP_S if timeout_s is None else timeout_s)
 
 
 async def _reap_after(talk: asyncio.Future[Any], proc: asyncio.subprocess.Process) -> None:
