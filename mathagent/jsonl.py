@@ -40,7 +40,7 @@ def parse_json(data: bytes | str) -> Any:
         return json.loads(data)
     except json.JSONDecodeError as exc:
         where = f"column {exc.colno}" if exc.lineno == 1 else f"line {exc.lineno} column {exc.colno}"
-        raise BadJSON(f"{exc.msg} at {where}") from None
+        raise BadJSON(f"{exc.msg.removesuffix(' at')} at {where}") from None  # ("...starting at")
     except UnicodeDecodeError as exc:
         raise BadJSON(f"not UTF-8: byte {exc.object[exc.start]:#04x} at offset {exc.start}") from None
     except RecursionError:

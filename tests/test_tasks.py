@@ -55,6 +55,7 @@ def test_bad_rows_are_reported_and_the_rest_is_read(tmp_path: Path) -> None:
     lines = [
         good,
         b'{"id": "cut", "formal_statement": ',
+        b'{"id": "unterminated',
         b"\xff\xfe not utf8",
         b"",
         b"[1, 2]",
@@ -65,11 +66,12 @@ def test_bad_rows_are_reported_and_the_rest_is_read(tmp_path: Path) -> None:
         good,
     ]
     items = list(read_jsonl(write(tmp_path / "t.jsonl", lines)))
-    assert len(items) == 10
+    assert len(items) == 11
     assert isinstance(items[0], VerifyTask) and isinstance(items[-1], VerifyTask)
     bad = [i for i in items if isinstance(i, BadRow)]
     messages = [b.message for b in bad]
     assert messages[0].startswith("invalid JSON")
+    assert messages.pop(1) == "invalid JSON: Unterminated string starting at column 8"
     assert messages[1].startswith("not UTF-8: byte 0xff")
     assert messages[2] == "empty line"
     assert "expected a JSON object" in messages[3]
@@ -78,7 +80,7 @@ def test_bad_rows_are_reported_and_the_rest_is_read(tmp_path: Path) -> None:
     assert "not both" in messages[6]
     assert "must be a string" in messages[7]
     assert bad[0].source.endswith("t.jsonl:2")
-    assert bad[6].id == "both"
+    assert bad[7].id == "both"  # (bad[1] is the unterminated string)
 
 
 def test_crlf_lines_and_no_trailing_newline(tmp_path: Path) -> None:
