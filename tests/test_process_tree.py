@@ -70,8 +70,38 @@ def test_a_timed_out_check_whose_pipe_outlives_its_tree_is_still_answered(
         result = asyncio.run(process_module.run_process(command, "", timeout_s=1, memory_mb=None, cwd=str(tmp_path)))
         took = time.monotonic() - started
     finally:
-        for p in psutil.process_iter(["cmdline"]):
-            if p.info["cmdline"] == ["sleep", marker]:
-                p.kill()
+        _stop_sleep(marker)
     assert result.timed_out
     assert took < 10, took
+
+
+def test_reaping_gives_up_on_pipes_held_outside_the_tree() -> None:
+    # closing a server or a REPL whose pipes a double fork kept open
+    marker = f"{61 + os.getpid() % 1000 / 1000:.3f}"
+
+    async def go() -> float:
+        proc = await process_module.spawn(
+            "/bin/sh",
+            "-c",
+            f"(setsid sleep {marker} &); sleep 100",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+        await asyncio.sleep(0.3)
+        kill_tree(proc.pid)
+        started = time.monotonic()
+        await process_module.reap(proc, timeout_s=1)
+        return time.monotonic() - started
+
+    try:
+        took = asyncio.run(go())
+    finally:
+        _stop_sleep(marker)
+    assert took < 5, took
+
+
+def _stop_sleep(marker: str) -> None:
+    for p in psutil.process_iter(["cmdline"]):
+        if p.info["cmdline"] == ["sleep", marker]:
+            p.kill()

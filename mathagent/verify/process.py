@@ -125,10 +125,15 @@ async def _settled(
     talk.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await talk
-    transport = getattr(proc, "_transport", None)  # asyncio has no public way to let go of the pipes
+    _let_go(proc)
+    return b"", b"", False
+
+
+def _let_go(proc: asyncio.subprocess.Process) -> None:
+    """Close a killed process's pipes that something outside its tree still holds."""
+    transport = getattr(proc, "_transport", None)  # asyncio has no public way to do it
     if transport is not None:
         transport.close()
-    return b"", b"", False
 
 
 async def reap(proc: asyncio.subprocess.Process, *, timeout_s: float | None = None) -> None:
@@ -143,8 +148,10 @@ async def reap(proc: asyncio.subprocess.Process, *, timeout_s: float | None = No
         await asyncio.gather(_drop(proc.stdout), _drop(proc.stderr))
         await proc.wait()
 
-    with contextlib.suppress(asyncio.TimeoutError):
+    try:
         await asyncio.wait_for(drained(), REAP_S if timeout_s is None else timeout_s)
+    except asyncio.TimeoutError:
+        _let_go(proc)
 
 
 async def _reap_after(talk: asyncio.Future[Any], proc: asyncio.subprocess.Process) -> None:
