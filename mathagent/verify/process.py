@@ -136,8 +136,8 @@ def _let_go(proc: asyncio.subprocess.Process) -> None:
         transport.close()
 
 
-async def reap(proc: asyncio.subprocess.Process, *, timeout_s: float | None = None) -> None:
-    """Wait, at most `timeout_s`, for a killed process whose pipes nobody reads any
+async def reap(proc: asyncio.subprocess.Process) -> None:
+    """Wait, at most `REAP_S`, for a killed process whose pipes nobody reads any
     more, reading them to their end (and dropping what is left).
 
     asyncio's `wait()` also waits for the process's pipes to close, and a pipe whose
@@ -149,7 +149,7 @@ async def reap(proc: asyncio.subprocess.Process, *, timeout_s: float | None = No
         await proc.wait()
 
     try:
-        await asyncio.wait_for(drained(), REAP_S if timeout_s is None else timeout_s)
+        await asyncio.wait_for(drained(), REAP_S)
     except asyncio.TimeoutError:
         _let_go(proc)
 
