@@ -70,6 +70,9 @@ class Row:
     error: str | None = None
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
 def read_rows(path: Path) -> Iterator[Row]:
     """Every line of `path` as a Row; bad lines carry an error, never raise.
 
@@ -84,7 +87,8 @@ def read_rows(path: Path) -> Iterator[Row]:
 
 def rows_from_bytes(data: bytes, *, source: str, default_id: str) -> Iterator[Row]:
     """Every line of JSONL `data` as a Row; line N is `{source}N` in messages, `{default_id}N` as an id."""
-    lines = data.split(b"\n")
+    # Notepad, PowerShell and Excel start UTF-8 files with a byte-order mark: not part of the first row
+    lines = data.removeprefix(_BOM).split(b"\n")
     if lines and lines[-1].strip() == b"":
         lines.pop()  # the newline that ends the last row is not a row
     for number, raw in enumerate(lines, start=1):

@@ -91,6 +91,17 @@ def test_crlf_lines_and_no_trailing_newline(tmp_path: Path) -> None:
     assert [t.id for t in read_jsonl(path)] == ["a", "b"]
 
 
+def test_a_byte_order_mark_starts_the_file_not_the_first_row(tmp_path: Path) -> None:
+    # (as Windows tools write UTF-8); one anywhere else is a character of that row, so JSON rejects it
+    path = write(
+        tmp_path / "t.jsonl",
+        [b'\xef\xbb\xbf{"id": "a", "code": "theorem a : True := trivial"}', b'\xef\xbb\xbf{"id": "b"}'],
+    )
+    first, second = read_jsonl(path)
+    assert isinstance(first, VerifyTask) and first.id == "a"
+    assert isinstance(second, BadRow) and "BOM" in second.message
+
+
 def test_missing_jsonl_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="cannot read"):
         list(read_jsonl(tmp_path / "nope.jsonl"))
