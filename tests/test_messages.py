@@ -61,6 +61,27 @@ def test_a_directory_given_for_a_file_is_called_a_directory(tmp_path: Path) -> N
         assert "no such file" not in proc.stderr and "Errno" not in proc.stderr, args
 
 
+def test_a_jsonl_and_a_lean_file_given_in_each_others_place_point_to_the_right_flag(tmp_path: Path) -> None:
+    tasks = tmp_path / "tasks.JSONL"
+    tasks.write_text((EXAMPLES / "tasks.jsonl").read_text())
+    proc = mathagent("verify", str(EXAMPLES / "two_plus_two.lean"), str(tasks))
+    assert proc.returncode == 2, proc.stderr
+    said = one_line(proc.stderr)
+    assert f"{tasks} looks like a JSONL file of tasks, not a Lean file" in said
+    assert f"mathagent verify -i {tasks}" in said
+    assert proc.stdout == ""  # nothing was checked: not even the Lean file beside it
+
+    lean_file = tmp_path / "two_plus_two.lean"
+    lean_file.write_text((EXAMPLES / "two_plus_two.lean").read_text())
+    for args, kind in ((("verify", "-i"), "tasks"), (("batch",), "problems")):
+        swapped = mathagent(*args, str(lean_file))
+        assert swapped.returncode == 2, swapped.stderr
+        said = one_line(swapped.stderr)
+        assert f"{lean_file} looks like a Lean file, not a JSONL file of {kind}" in said
+        assert f"mathagent verify {lean_file}" in said
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tasks.JSONL", "two_plus_two.lean"]  # no results written
+
+
 # ---------------------------------------------------------------- 2. the prelude-only note
 
 

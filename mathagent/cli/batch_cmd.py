@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mathagent.cli.common import need_file, solve_with_progress
+from mathagent.cli.common import need_jsonl, solve_with_progress
 from mathagent.cli.options import ProofFlags, RoundsOpt, SamplesOpt, SolvingFlags, deferred_option, flag_groups
 from mathagent.cli.render import wall_time
 from mathagent.cli.terminal import SafeConsole
@@ -63,7 +63,7 @@ def batch(
     from mathagent.eval.metrics import summarize
     from mathagent.pipeline import read_problems
 
-    need_file(
+    need_jsonl(
         problems,
         kind="a JSONL file of problems",
         hint="give a JSONL file of problems, one per line (see examples/problems.jsonl)",

@@ -117,6 +117,17 @@ def need_file(path: Path, *, kind: str, hint: str, directory_hint: str | None = 
     raise InputError(f"no such file: {path}", hint=hint)
 
 
+def need_jsonl(path: Path, *, kind: str, hint: str) -> None:
+    """`need_file`, and an InputError for a `.lean` file (read as JSONL, each of its
+    lines would be a row of invalid JSON)."""
+    need_file(path, kind=kind, hint=hint)
+    if path.suffix.lower() == ".lean":
+        raise InputError(
+            f"{path} looks like a Lean file, not {kind}",
+            hint=f"{hint}; to check a Lean file whole: mathagent verify {path}",
+        )
+
+
 def read_header(header_file: Path | None, project: Path | None) -> str:
     """The header text from `--header-file`, else the Lake project's default."""
     if header_file is None:

@@ -13,7 +13,15 @@ from rich.console import Console
 from rich.markup import escape
 
 from mathagent import interrupts
-from mathagent.cli.common import check_pool, dim_printer, need_file, read_header, settings_from_flags, verify_options
+from mathagent.cli.common import (
+    check_pool,
+    dim_printer,
+    need_file,
+    need_jsonl,
+    read_header,
+    settings_from_flags,
+    verify_options,
+)
 from mathagent.cli.options import (
     HeaderFileOpt,
     LeanOpt,
@@ -175,9 +183,16 @@ def _read_inputs(files: list[Path], jsonl: Path | None) -> list[VerifyTask | Bad
             )
         except InputError as exc:
             raise InputError(exc.message + (others if more else ""), hint=exc.hint) from None
+    tasks_file = next((f for f in files if f.suffix.lower() in (".jsonl", ".json")), None)
+    if tasks_file is not None:
+        # Lean would read it as Lean source and answer with a syntax error at line 1
+        raise InputError(
+            f"{tasks_file} looks like a JSONL file of tasks, not a Lean file",
+            hint=f"FILES are .lean files; to check its tasks: mathagent verify -i {tasks_file}",
+        )
     input_hint = "--input takes a JSONL file of tasks, one per line (see examples/tasks.jsonl)"
     if jsonl is not None:
-        need_file(jsonl, kind="a JSONL file of tasks", hint=input_hint)
+        need_jsonl(jsonl, kind="a JSONL file of tasks", hint=input_hint)
     items: list[VerifyTask | BadRow] = [read_lean_file(f) for f in files]
     if jsonl is not None:
         rows = list(read_jsonl(jsonl))
