@@ -200,6 +200,10 @@ def test_every_limit_is_a_clear_4xx_and_the_server_keeps_answering(guarded: Serv
         _refused(client.post("/verify", json={"codes": [{"custom_id": 1}]}), 422, "invalid_request")
         _refused(client.post("/v1/verify", json={"tasks": []}), 422, "invalid_request")
         _refused(client.post("/v1/verify", json={"tasks": "x"}), 422, "invalid_request")
+        bare = _refused(client.post("/v1/verify", json={"id": "a", "full_code": GENUINE_FILE}), 422, "invalid_request")
+        assert "this looks like one task" in bare["detail"] and "{'tasks': [TASK]}" in bare["detail"]
+        other = _refused(client.post("/v1/verify", json={"task": []}), 422, "invalid_request")["detail"]
+        assert "unknown field(s) task" in other and "looks like one task" not in other
         # sizes and counts
         _refused(client.post("/api/check", json=_snippets(*[GENUINE_FILE] * 9)), 413, "limit_exceeded", "max_snippets")
         big = client.post("/api/check", json=_snippets("-- " + "x" * 10_000_000))  # a 10 MB snippet
@@ -220,6 +224,8 @@ def test_every_limit_is_a_clear_4xx_and_the_server_keeps_answering(guarded: Serv
         ok = client.post("/api/check", json=_snippets(GENUINE_FILE))
         assert ok.status_code == 200 and ok.json()["results"][0]["mathagent"]["verdict"] == "verified"
         assert client.get("/v1/health").json()["status"] == "ok"
+        with _client(guarded, key="wrong") as stranger:  # a 401 of this test's own: it may run alone
+            _refused(stranger.get("/metrics"), 401, "unauthorized")
         codes = client.get("/metrics").text
         assert 'mathagent_http_responses_total{code="413"}' in codes and 'code="401"' in codes
 

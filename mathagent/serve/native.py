@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from mathagent.jsonl import BadJSON, dumps, parse_json, rows_from_bytes
 from mathagent.serve.limits import Refused, invalid
-from mathagent.verify.tasks import BadRow, VerifyTask, task_from_row, tasks_from_rows
+from mathagent.verify.tasks import TASK_TEXT_FIELDS, BadRow, VerifyTask, task_from_row, tasks_from_rows
 from mathagent.verify.verdict import Verdict
 
 JSON_LINES = ("application/x-ndjson", "application/jsonl", "application/jsonlines", "application/x-jsonlines")
@@ -58,7 +58,12 @@ def parse(body: bytes, content_type: str, timeout_param: float | None) -> Parsed
         unknown = set(value) - {"tasks", "timeout"}
         if unknown:
             fields = ", ".join(sorted(unknown))
-            raise invalid(f"unknown field(s) {fields}: the body is {{'tasks': [...], 'timeout': S}}")
+            shapes = "the body is {'tasks': [...], 'timeout': S}, a JSON list of tasks, or JSONL (one task a line)"
+            if unknown & TASK_TEXT_FIELDS:  # one task sent bare, not in the wrapper
+                raise invalid(
+                    f"unknown field(s) {fields}: this looks like one task; {shapes}, e.g. {{'tasks': [TASK]}}"
+                )
+            raise invalid(f"unknown field(s) {fields}: {shapes}")
         rows, timeout = value.get("tasks"), value.get("timeout", timeout_param)
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))):
             # the type, not the value: a client's value may be megabytes long or nested a thousand deep

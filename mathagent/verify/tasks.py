@@ -21,6 +21,8 @@ from mathagent.vocabulary import SandboxKind
 _ID_KEYS = ("id", "name", "problem_id", "task_id")
 _PROOF_KEYS = ("proof", "formal_proof")
 _FULL_CODE_KEYS = ("full_code", "code", "full_proof")
+# the fields that carry a task's Lean text, under every name a row may give them
+TASK_TEXT_FIELDS = frozenset({"header", "formal_statement", *_PROOF_KEYS, *_FULL_CODE_KEYS})
 
 
 @dataclass(frozen=True)
