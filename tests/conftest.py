@@ -34,8 +34,10 @@ def lean(cache_dir: Path) -> LeanToolchain:
 
 
 # Compiled prelude modules a task header can import (the prelude-only Lean has no Init):
-# `Canon` declares the allowed axioms with their real types, as Init does; `Fake` declares
-# `propext` with another type; `Evil` proves False from a private axiom named `propext`.
+# `Init.Canon` stands in for Lean's own Init, declaring the allowed axioms with their real
+# types as Init does; `Canon` is the same text outside Init (an impostor by its module);
+# `Fake` declares `propext` with another type; `Evil` proves False from a private axiom
+# named `propext`.
 CANON_MODULE = (
     "prelude\nuniverse u\nunsafe axiom lcErased : Type\nunsafe axiom lcAny : Type\n"
     "inductive Eq {α : Sort u} : α → α → Prop where\n  | refl (a : α) : Eq a a\n"
@@ -78,10 +80,18 @@ NATS_MODULE = (
     + "  Nat.rec (motive := fun _ => Nat) n (fun _ ih => Nat.succ ih) m\n"
 )
 LEAN_MODULES = {
+    "Init.Canon": CANON_MODULE,
     "Canon": CANON_MODULE,
     "Fake": CANON_MODULE.replace("axiom propext {a b : Prop} : Iff a b → Eq a b", "axiom propext {a : Prop} : a"),
     "Evil": "prelude\ninductive False : Prop\nprivate axiom propext : False\ntheorem bad : False := propext\n",
     "Nats": NATS_MODULE,
+    # the canon with its `Quot` an inductive type (whose constructor is injective) and `Quot.mk` a
+    # function: `Quot.sound`, with the real axiom's type, then proves False
+    "FakeQuot": CANON_MODULE.replace(
+        "init_quot\n",
+        "inductive Quot {α : Sort u} (r : α → α → Prop) : Sort (max 1 u) where\n  | intro (a : α) : Quot r\n"
+        "noncomputable def Quot.mk {α : Sort u} (r : α → α → Prop) (a : α) : Quot r := Quot.intro a\n",
+    ),
     # the canon with one more axiom, which no check allows, and a theorem that uses it
     "CanonEvil": CANON_MODULE + "axiom evil : False\ntheorem bad : False := evil\n",
 }
@@ -92,12 +102,26 @@ def lean_with_modules(lean: LeanToolchain, tmp_path_factory: pytest.TempPathFact
     """The same Lean, with `LEAN_MODULES` compiled and on its LEAN_PATH."""
     folder = tmp_path_factory.mktemp("lean-modules")
     for name, text in LEAN_MODULES.items():
-        (folder / f"{name}.lean").write_text(text, encoding="utf-8")
+        source = folder.joinpath(*name.split(".")).with_suffix(".lean")  # `Init.Canon`: Init/Canon.lean
+        source.parent.mkdir(parents=True, exist_ok=True)
+        source.write_text(text, encoding="utf-8")
         built = subprocess.run(
-            [str(lean.lean), "-o", f"{name}.olean", f"{name}.lean"], cwd=folder, capture_output=True, text=True
+            [str(lean.lean), "-o", str(source.with_suffix(".olean")), str(source)],
+            cwd=folder,
+            capture_output=True,
+            text=True,
         )
         assert built.returncode == 0, built.stdout + built.stderr
     return dataclasses.replace(lean, lean_path=(str(folder),))
+
+
+def bare_lean_accepts(lean: LeanToolchain, tmp_path: Path, text: str) -> None:
+    """Bare Lean (with `lean`'s LEAN_PATH) compiles `text` with no error: an attack really proves what it says."""
+    source = tmp_path / "bare.lean"
+    source.write_text(text, encoding="utf-8")
+    env = {"LEAN_PATH": ":".join(lean.lean_path)} if lean.lean_path else {}
+    run = subprocess.run([str(lean.lean), str(source)], capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0 and "error" not in run.stdout, run.stdout
 
 
 @pytest.fixture(params=["cold", "warm"])

@@ -3,13 +3,17 @@ the short way Lean prints it after `open`, `export` or inside a namespace.
 
 Every case runs against real Lean, in both directions: the impostor is rejected,
 the genuine neighbour (the same shape, honest) verified, on both pools, through
-the Python API, the CLI and both HTTP APIs. The impostors are what the issue
-found verified: a private `propext` (or `Classical.choice`) in the task's header,
-`Unsafe.propext` printed as `propext` after `open Unsafe`, a header leaving
-`namespace Unsafe` open around its own `propext`, and a private axiom inside an
-imported module. The genuine proofs are what was rejected: `open Classical`
-after the proof or at the end of the header, `export Classical (choice)`,
-`open Quot`, and a harmless `Foo.propext` opened beside the real one.
+the Python API, the CLI and both HTTP APIs (the cases with compiled modules
+through the Python API: the CLI finds modules only through a Lake project). The
+impostors are what the issue found verified: a private `propext` (or
+`Classical.choice`) in the task's header, `Unsafe.propext` printed as `propext`
+after `open Unsafe`, a header leaving `namespace Unsafe` open around its own
+`propext`, and a private axiom inside an imported module; and, found later, an
+allowed axiom with the real name and type declared by a module other than Init
+(beside that module's own `Quot`, it proves False). The genuine proofs are what
+was rejected: `open Classical` after the proof or at the end of the header,
+`export Classical (choice)`, `open Quot`, and a harmless `Foo.propext` opened
+beside the real one.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import PRELUDE_HEADER, ROOT
+from conftest import PRELUDE_HEADER, ROOT, bare_lean_accepts
+from mathagent.verify.assemble import CANONICAL_AXIOMS
+from mathagent.verify.declarations import imported_from
 from mathagent.verify.tasks import VerifyTask
 from mathagent.verify.toolchain import LeanToolchain, knows_option
 from mathagent.verify.verdict import Verdict
@@ -145,7 +151,7 @@ def test_a_private_axiom_inside_an_imported_module(lean_with_modules: LeanToolch
     assert verdict.verdict == "rejected" and verdict.reasons == ["axiom:_private.Evil.0.propext"], verdict
 
 
-CANON = "prelude\nimport Canon\n"
+CANON = "prelude\nimport Init.Canon\n"
 QUOT = "theorem by_sound (r : Prop → Prop → Prop) (a b : Prop) (h : r a b) : Eq (Quot.mk r a) (Quot.mk r b) :="
 
 
@@ -167,13 +173,76 @@ QUOT = "theorem by_sound (r : Prop → Prop → Prop) (a b : Prop) (h : r a b) :
 def test_imported_real_axioms_need_no_trust_and_survive_open(
     lean_with_modules: LeanToolchain, options: VerifyOptions, header: str, statement: str, proof: str, axioms: str
 ) -> None:
-    # `Canon` declares the allowed axioms as Init does: imported, with their real types, they
+    # `Init.Canon` declares the allowed axioms as Init does: imported, with their real types, they
     # are the real ones by default (no --allow-axiom), under their full names
     task = VerifyTask(id="t", header=header, formal_statement=statement, proof=proof)
     [verdict] = verify_tasks(lean_with_modules, options, [task])
     assert verdict.verified, verdict
     full = {"choice": "Classical.choice", "sound": "Quot.sound", "propext": "propext"}[axioms]
     assert verdict.axioms == [full], verdict
+
+
+# Definitions over an imported `Quot`; with `FakeQuot` (an inductive `Quot`, so `Quot.rec`
+# exists and reads the element back) `Quot.sound` proves `Eq B.t B.f`, hence False.
+QUOT_WORLD = """inductive B where
+  | t : B
+  | f : B
+noncomputable def B.isT (b : B) : Prop := B.rec (motive := fun _ => Prop) (Eq B.t B.t) False b
+noncomputable def rel (_ _ : B) : Prop := Eq B.t B.t
+"""
+READ_BACK = "noncomputable def get (q : Quot rel) : B := Quot.rec (motive := fun _ => B) (fun a => a) q\n"
+T_EQ_F = (
+    "theorem t_eq_f : Eq B.t B.f :=\n"
+    "  @Eq.rec (Quot rel) (Quot.mk rel B.t) (fun q _ => Eq B.t (get q)) (Eq.refl B.t) (Quot.mk rel B.f)\n"
+    "    (Quot.sound (r := rel) (a := B.t) (b := B.f) (Eq.refl B.t))\n"
+)
+BOOM = "theorem boom : False :="
+BOOM_PROOF = " @Eq.rec B B.t (fun b _ => B.isT b) (Eq.refl B.t) B.f t_eq_f\n"
+SOUND = "theorem s (a b : B) (h : rel a b) : Eq (Quot.mk rel a) (Quot.mk rel b) :="
+
+
+def test_an_allowed_axiom_from_another_module_is_an_impostor_even_with_the_real_type(
+    lean_with_modules: LeanToolchain, options: VerifyOptions, tmp_path: Path
+) -> None:
+    # the module's `Quot.sound` has the real axiom's name and type, and passes the check of
+    # its type; only its module tells it from Init's, beside which it would prove False
+    header = "prelude\nimport FakeQuot\n" + QUOT_WORLD + READ_BACK + T_EQ_F
+    bare_lean_accepts(lean_with_modules, tmp_path, header + BOOM + BOOM_PROOF)
+    tasks = [
+        VerifyTask(id="proof", header=header, formal_statement=BOOM, proof=BOOM_PROOF),
+        VerifyTask(id="full_code", header=header, formal_statement=BOOM, full_code=header + BOOM + BOOM_PROOF),
+        VerifyTask(id="whole file", full_code=header + BOOM + BOOM_PROOF),
+        VerifyTask(
+            id="sound", header="prelude\nimport FakeQuot\n" + QUOT_WORLD, formal_statement=SOUND, proof=" Quot.sound h"
+        ),
+    ]
+    for verdict in verify_tasks(lean_with_modules, options, tasks):
+        assert verdict.verdict == "rejected" and verdict.reasons == ["fake_axiom"], verdict
+        assert "`Quot.sound` is declared in `FakeQuot`, not in Lean's own `Init`" in verdict.message, verdict
+    # the same use of Init's `Quot.sound` (the kernel's quotient, which cannot be read back) is honest
+    genuine = VerifyTask(
+        id="genuine", header="prelude\nimport Init.Canon\n" + QUOT_WORLD, formal_statement=SOUND, proof=" Quot.sound h"
+    )
+    [verdict] = verify_tasks(lean_with_modules, options, [genuine])
+    assert verdict.verified and verdict.axioms == ["Quot.sound"], verdict
+
+
+def test_the_module_of_an_axiom_is_read_from_lean_s_references() -> None:
+    def key(module: str, name: str) -> str:
+        return json.dumps({"c": {"m": module, "n": name}}, separators=(",", ":"))
+
+    data = {
+        "references": {
+            key("Init.Core", "propext"): {"definition": None, "usages": [[3, 0, 3, 7]]},
+            key("Work", "Quot.sound"): {"definition": [1, 0, 1, 5], "usages": []},  # the file's own
+            key("Init.Core", "Foo.propext"): {"definition": None, "usages": []},  # another name
+        }
+    }
+    assert imported_from(data, CANONICAL_AXIOMS) == {"propext": frozenset({"Init.Core"})}
+    # older Lean keys references by name alone: no module to read, so none is claimed
+    assert imported_from({"references": {"c:propext": {"definition": None}}}, CANONICAL_AXIOMS) is None
+    # no references at all: nothing traced to Init
+    assert imported_from({"decls": {}}, CANONICAL_AXIOMS) == {}
 
 
 def test_a_lean_without_private_names_still_refuses_a_private_impostor(

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import NUMERALS, ROOT
+from conftest import NUMERALS, ROOT, bare_lean_accepts
 from mathagent.verify.kernel_builtins import KERNEL_BUILTINS
 from mathagent.verify.tasks import VerifyTask
 from mathagent.verify.toolchain import LeanToolchain
@@ -80,14 +80,6 @@ HONEST_PRIVATE = (
 )
 
 
-def _bare_lean_accepts(lean: LeanToolchain, tmp_path: Path, text: str) -> None:
-    source = tmp_path / "bare.lean"
-    source.write_text(text, encoding="utf-8")
-    env = {"LEAN_PATH": ":".join(lean.lean_path)} if lean.lean_path else {}
-    run = subprocess.run([str(lean.lean), str(source)], capture_output=True, text=True, env=env, timeout=120)
-    assert run.returncode == 0 and "error" not in run.stdout, run.stdout
-
-
 def _assert_builtin_rejected(verdict: Verdict | dict[str, Any], *names: str) -> None:
     row = verdict.to_dict() if isinstance(verdict, Verdict) else verdict
     assert row["verdict"] == "rejected", row
@@ -98,7 +90,7 @@ def _assert_builtin_rejected(verdict: Verdict | dict[str, Any], *names: str) -> 
 
 def test_the_attacks_really_prove_false_under_bare_lean(lean_with_modules: LeanToolchain, tmp_path: Path) -> None:
     for text in (PRELUDE_ATTACK, IMPORTED_ATTACK, NAMESPACE_ATTACK, MUTUAL_ATTACK, HONEST_IMPORTED, HONEST_PRIVATE):
-        _bare_lean_accepts(lean_with_modules, tmp_path, text)
+        bare_lean_accepts(lean_with_modules, tmp_path, text)
 
 
 def test_whole_files_declaring_kernel_builtins_are_rejected(

@@ -219,17 +219,22 @@ def test_a_header_declaring_an_allowed_axiom_name(lean: LeanToolchain, options: 
     assert check(lean, dataclasses.replace(options, allow_axioms=("propext",)), **task).verified
 
 
-@pytest.mark.parametrize(("module", "expected"), [("Canon", "verified"), ("Fake", "rejected")])
-def test_an_imported_allowed_axiom_must_have_its_real_type(
+@pytest.mark.parametrize(
+    ("module", "expected"), [("Init.Canon", "verified"), ("Canon", "rejected"), ("Fake", "rejected")]
+)
+def test_an_imported_allowed_axiom_must_be_init_s_with_its_real_type(
     lean_with_modules: LeanToolchain, options: VerifyOptions, module: str, expected: str
 ) -> None:
+    # `Canon` is `Init.Canon`'s text outside Init: the right name and type, the wrong module
     toolchain = lean_with_modules
     header = f"prelude\nimport {module}\n"
-    proof = " propext (Iff.intro (fun h => h) (fun h => h))" if module == "Canon" else " propext"
+    proof = " propext (Iff.intro (fun h => h) (fun h => h))" if module != "Fake" else " propext"
     v = check(toolchain, options, header=header, formal_statement="theorem t {a : Prop} : Eq a a :=", proof=proof)
     assert v.verdict == expected, v
     if expected == "rejected":
         assert v.reasons == ["fake_axiom"], v
+        if module == "Canon":
+            assert "`propext` is declared in `Canon`, not in Lean's own `Init`" in v.message, v
     else:
         assert v.axioms == ["propext"]
 
@@ -278,14 +283,14 @@ def test_the_imports_own_axioms_are_checked_where_the_block_ends_cleanly(
     proof = " propext (Iff.intro (fun h => h) (fun h => h))"
     statement = "theorem t {a : Prop} : Eq a a :="
     for header, expected in [
-        ("prelude\nimport Canon -- the canon\n", "verified"),
-        ("prelude\nimport Canon /- the canon -/\n", "verified"),
-        ("prelude\nimport Canon /- the\ncanon -/\n", "rejected"),
-        ("prelude\nimport Canon /- a /- nested -/ comment -/\n", "verified"),
-        ("prelude\nimport Canon /- a /- nested -/ comment\n-/\n", "rejected"),
-        ("prelude\nimport Canon -- a line comment with /- in it\n", "verified"),
-        ("prelude\nimport Canon /-- a doc comment -/\n", "rejected"),
-        ("prelude\nimport Canon\n/- a comment that\nspans lines -/\n", "verified"),
+        ("prelude\nimport Init.Canon -- the canon\n", "verified"),
+        ("prelude\nimport Init.Canon /- the canon -/\n", "verified"),
+        ("prelude\nimport Init.Canon /- the\ncanon -/\n", "rejected"),
+        ("prelude\nimport Init.Canon /- a /- nested -/ comment -/\n", "verified"),
+        ("prelude\nimport Init.Canon /- a /- nested -/ comment\n-/\n", "rejected"),
+        ("prelude\nimport Init.Canon -- a line comment with /- in it\n", "verified"),
+        ("prelude\nimport Init.Canon /-- a doc comment -/\n", "rejected"),
+        ("prelude\nimport Init.Canon\n/- a comment that\nspans lines -/\n", "verified"),
     ]:
         v = check(lean_with_modules, options, header=header, formal_statement=statement, proof=proof)
         assert v.verdict == expected, (header, v)

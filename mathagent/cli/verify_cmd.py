@@ -47,11 +47,11 @@ HELP = """Check Lean proofs and say which are [bold]verified[/bold].
 
 A proof is verified only when Lean compiles it with no error, the theorem is exactly the one asked (same name, \
 same statement; for a whole file, every declaration Lean reports), it uses no [italic]sorry[/italic], it \
-depends on no axiom beyond the real propext, Quot.sound and Classical.choice (not ones the file declares \
-itself), it declares none of the constants the kernel computes by name (Nat, Nat.add, String, ...), it \
-contains no banned command (axiom, #exit, #eval, macros, set_option debug.*, native_decide, ...), and the \
-verifier's own checks, appended after the proof, reported back. Lean's output is capped at 32 MiB a check \
-(verdict too_large).
+depends on no axiom beyond the real propext, Quot.sound and Classical.choice (Lean's own, from Init: not \
+ones the file or another module declares), it declares none of the constants the kernel computes by name \
+(Nat, Nat.add, String, ...), it contains no banned command (axiom, #exit, #eval, macros, set_option \
+debug.*, native_decide, ...), and the verifier's own checks, appended after the proof, reported back. \
+Lean's output is capped at 32 MiB a check (verdict too_large).
 
 Exit status: 0 all verified, 1 some not, 2 usage or set-up error.
 """

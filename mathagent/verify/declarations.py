@@ -12,6 +12,7 @@ re-implementing Lean's parser.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,15 +78,7 @@ def _constant_key(key: str) -> str | None:
     `{"c":{"m":module,"n":name}}` (newer); None for other kinds of reference."""
     if key.startswith("c:"):
         return key[2:]
-    if key.startswith("{"):
-        try:
-            ident = json.loads(key)
-        except ValueError:
-            return None
-        const = ident.get("c") if isinstance(ident, dict) else None
-        name = const.get("n") if isinstance(const, dict) else None
-        return name if isinstance(name, str) else None
-    return None
+    return _module_key(key)[1] if key.startswith("{") else None
 
 
 def constants_from_ilean(data: dict[str, Any]) -> tuple[list[Declaration] | None, list[Declaration] | None]:
@@ -107,6 +100,44 @@ def constants_from_ilean(data: dict[str, Any]) -> tuple[list[Declaration] | None
         if name is not None:
             found.setdefault(name, Declaration(name=name, line=where[0] + 1))
     return declared, sorted(found.values(), key=lambda d: (d.line, d.name))
+
+
+def imported_from(data: dict[str, Any], names: Iterable[str]) -> dict[str, frozenset[str]] | None:
+    """The modules Lean says declare each of `names` that the file refers to without
+    defining it (a `references` key `{"c":{"m":module,"n":name}}`); None when its
+    data names no modules (older Lean keys references `c:Name`).
+
+    Only keys that contain one of the names are decoded: a file that imports a
+    large library refers to thousands of constants."""
+    references = data.get("references")
+    if not isinstance(references, dict):
+        return {}  # nothing traced: every name counts as not found
+    if any(key.startswith("c:") for key in references):
+        return None
+    wanted = set(names)
+    found: dict[str, set[str]] = {}
+    for key, ref in references.items():
+        if not any(name in key for name in wanted):
+            continue
+        if isinstance(ref, dict) and ref.get("definition"):
+            continue  # the file's own: the judge refuses that by itself
+        module, name = _module_key(key)
+        if name in wanted and module is not None:
+            found.setdefault(name, set()).add(module)
+    return {name: frozenset(modules) for name, modules in found.items()}
+
+
+def _module_key(key: str) -> tuple[str | None, str | None]:
+    """(module, constant) of a newer `references` key; (None, None) for others."""
+    try:
+        ident = json.loads(key)
+    except ValueError:
+        return None, None
+    const = ident.get("c") if isinstance(ident, dict) else None
+    if not isinstance(const, dict):
+        return None, None
+    module, name = const.get("m"), const.get("n")
+    return (module if isinstance(module, str) else None), (name if isinstance(name, str) else None)
 
 
 def load_ilean(text: str) -> dict[str, Any] | None:

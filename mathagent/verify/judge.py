@@ -4,15 +4,15 @@ A proof is verified only when every condition holds: Lean reported no error,
 no `sorry`, the verifier's own appended checks reported (on their own lines,
 exactly once each, naming exactly the constant asked about), the statement
 check passed, every axiom the target depends on is allowed, and no allowed
-axiom is an impostor (declared by the checked file itself, or with another
-type than the real one). Anything the submission printed is only ever
+axiom is an impostor (declared by the checked file itself, by a module other
+than Lean's own `Init`, or with another type than the real one). Anything the submission printed is only ever
 evidence against it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from mathagent.verify import verdict as codes
@@ -57,6 +57,9 @@ class RunOutcome:
     # every constant the file defines, constructors and all types of a `mutual` block included
     definitions: tuple[Declaration, ...] | None = None
     output_exceeded: bool = False  # Lean printed more than `process.OUTPUT_CAP_BYTES` and was stopped
+    # the modules that declare the allowed axioms the file refers to (`declarations.imported_from`):
+    # set with `declarations` from the same report; None where Lean names no modules
+    axiom_modules: Mapping[str, frozenset[str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -129,7 +132,7 @@ def judge_run(task_id: str, assembled: Assembled, run: RunOutcome, policy: Axiom
         declarations = definitions = None  # a one-shot Lean writes no list after an error: judge both pools alike
 
     axioms = sorted(users)
-    findings += _axiom_findings(users, assembled, definitions or declarations or (), by_line, policy)
+    findings += _axiom_findings(users, assembled, definitions or declarations or (), by_line, policy, run.axiom_modules)
     for origin, names in declared_builtins(assembled, definitions or declarations or ()).items():
         who = "the task's header" if origin == HEADER else "the file"
         note = (
@@ -181,13 +184,15 @@ def _axiom_findings(
     declarations: Iterable[Declaration],
     by_line: dict[int, list[LeanMessage]],
     policy: AxiomPolicy,
+    modules: Mapping[str, frozenset[str]] | None,
 ) -> list[tuple[Reason, str]]:
     """What is wrong with the axioms the checked constants depend on.
 
     Names are full names (see `assemble.print_axioms`), compared with the full
     names Lean gave the file's own declarations: an allowed axiom is the real
     one only when the file (header included) does not declare it and, where
-    modules are imported, the kernel confirmed it has the real axiom's type.
+    modules are imported, Lean's own `Init` declares it (`modules`: where Lean's
+    data names modules) and the kernel confirmed it has the real axiom's type.
     """
     findings: list[tuple[Reason, str]] = []
     declared_in = {d.name: assembled.origin(d.line) for d in declarations}
@@ -222,7 +227,17 @@ def _axiom_findings(
             continue  # imported, and the user named it: theirs to vouch for
         elif where is None and name in canonical:
             before = by_line.get(checked_before.get(name, 0), [])
-            if any(m.severity == "error" for m in (*by_line.get(canonical[name], []), *before)):
+            if modules is not None and not _from_init(modules.get(name, frozenset())):
+                # Another module's `Quot.sound` with the real type is no less an impostor: beside
+                # a `Quot` of its own (an inductive type, whose constructor is injective) it proves False.
+                found_in = _listing(sorted(modules.get(name, ())))
+                findings.append(
+                    (
+                        codes.FAKE_AXIOM,
+                        f"`{name}` is declared in {found_in or 'a module Lean did not name'}, not in Lean's own `Init`",
+                    )
+                )
+            elif any(m.severity == "error" for m in (*by_line.get(canonical[name], []), *before)):
                 findings.append((codes.FAKE_AXIOM, f"`{name}` does not have the type of the real axiom"))
             elif not before:  # the check after the imports did not answer (read as something else)
                 findings.append(
@@ -237,6 +252,11 @@ def _axiom_findings(
             # to check it against: never accept what cannot be identified.
             findings.append((codes.FAKE_AXIOM, f"`{name}` cannot be the real axiom: the file imports nothing"))
     return findings
+
+
+def _from_init(modules: frozenset[str]) -> bool:
+    """Are these modules (the ones Lean says declare a constant) all of Lean's own `Init`?"""
+    return bool(modules) and all(m == "Init" or m.startswith("Init.") for m in modules)
 
 
 def _listing(names: list[str], limit: int = 3) -> str:

@@ -32,6 +32,7 @@ from mathagent.project import FALLBACK_HEADER
 from mathagent.verify import sandbox
 from mathagent.verify import verdict as codes
 from mathagent.verify.assemble import (
+    CANONICAL_AXIOMS,
     SUBMISSION,
     Assembled,
     BadTask,
@@ -45,7 +46,13 @@ from mathagent.verify.banned import BannedUse, find_banned
 from mathagent.verify.cache import VerdictCache, cache_key
 from mathagent.verify.closing import AsyncClosing
 from mathagent.verify.completion import as_completed
-from mathagent.verify.declarations import Declaration, constants_from_ilean, load_ilean, split_name
+from mathagent.verify.declarations import (
+    Declaration,
+    constants_from_ilean,
+    imported_from,
+    load_ilean,
+    split_name,
+)
 from mathagent.verify.fingerprint import ModulesFingerprint
 from mathagent.verify.judge import DEFAULT_AXIOMS, AxiomPolicy, RunOutcome, judge_run
 from mathagent.verify.leantext import guess_declarations, imports_modules
@@ -370,6 +377,7 @@ class Verifier(AsyncClosing):
             # Lean writes the file's declarations only when it has no error.
             data = load_ilean(ilean.read_text(encoding="utf-8")) if ilean.is_file() else None
             declarations, definitions = constants_from_ilean(data) if data is not None else (None, None)
+            axiom_modules = imported_from(data, CANONICAL_AXIOMS) if data is not None else None
         return RunOutcome(
             stdout=result.stdout,
             stderr=result.stderr,
@@ -382,6 +390,7 @@ class Verifier(AsyncClosing):
             memory_mb=opts.memory_mb,
             declarations=tuple(declarations) if declarations is not None else None,
             definitions=tuple(definitions) if definitions is not None else None,
+            axiom_modules=axiom_modules,
         )
 
     def _early(

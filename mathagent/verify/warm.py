@@ -45,7 +45,8 @@ from pathlib import Path
 from typing import Any
 
 from mathagent.verify import sandbox
-from mathagent.verify.declarations import Declaration, constants_from_ilean
+from mathagent.verify.assemble import CANONICAL_AXIOMS
+from mathagent.verify.declarations import Declaration, constants_from_ilean, imported_from
 from mathagent.verify.judge import RunOutcome
 from mathagent.verify.process import (
     OUTPUT_CAP_BYTES,
@@ -132,6 +133,7 @@ class LeanServer:
         self.behind = False  # Lean did not catch up after a check was cut short: not to be reused
         self._declarations: dict[int, tuple[Declaration, ...] | None] = {}
         self._definitions: dict[int, tuple[Declaration, ...] | None] = {}
+        self._axiom_modules: dict[int, dict[str, frozenset[str]] | None] = {}
         self._version = 0
         self._stderr = StreamTail()
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
@@ -290,6 +292,7 @@ class LeanServer:
         published = self._diagnostics.pop(version, None)
         declarations = self._declarations.pop(version, None)
         definitions = self._definitions.pop(version, None)
+        axiom_modules = self._axiom_modules.pop(version, None)
         self._forget_before(version)
         stdout, has_error = await _converted(published, text)
         return RunOutcome(
@@ -300,6 +303,7 @@ class LeanServer:
             sandbox=self.kind,
             declarations=declarations,
             definitions=definitions,
+            axiom_modules=axiom_modules,
         )
 
     async def _cut_short(self, version: int, text: str, started: float) -> RunOutcome | None:
@@ -330,7 +334,7 @@ class LeanServer:
         return not (outcome.timed_out or outcome.memory_exceeded) and self.alive
 
     def _forget_before(self, version: int) -> None:
-        for table in (self._diagnostics, self._reports, self._declarations, self._definitions):
+        for table in (self._diagnostics, self._reports, self._declarations, self._definitions, self._axiom_modules):
             for old in [v for v in table if v <= version]:
                 del table[old]
 
@@ -447,6 +451,7 @@ class LeanServer:
             found, defined = constants_from_ilean(params)
             self._declarations[version] = tuple(found) if found is not None else None
             self._definitions[version] = tuple(defined) if defined is not None else None
+            self._axiom_modules[version] = imported_from(params, CANONICAL_AXIOMS)
 
 
 async def _stalled_after(errored: asyncio.Event, started: float) -> None:
