@@ -9,10 +9,23 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 
 from mathagent import interrupts
+
+
+@pytest.fixture(autouse=True)
+def default_ctrl_c() -> Iterator[None]:
+    """Python's own Ctrl-C handler, which a program started from a terminal has. A
+    pytest started in the background by a shell inherits an ignored SIGINT, and
+    these tests would then wait forever for a Ctrl-C that never arrives."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _ctrl_c_after(seconds: float, running: threading.Event | None = None) -> threading.Thread:

@@ -5,8 +5,8 @@ no `sorry`, the verifier's own appended checks reported (on their own lines,
 exactly once each, naming exactly the constant asked about), the statement
 check passed, every axiom the target depends on is allowed, and no allowed
 axiom is an impostor (declared by the checked file itself, by a module other
-than Lean's own `Init`, or with another type than the real one). Anything the submission printed is only ever
-evidence against it.
+than Lean's own `Init`, or with another type than the real one). Anything the
+submission printed is only ever evidence against it.
 """
 
 from __future__ import annotations
