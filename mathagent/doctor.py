@@ -67,16 +67,19 @@ def _lean(settings: Settings, project: Path | None) -> Check:
             {"tried": tried},
         )
     details: dict[str, object] = {**tc.to_dict(), "tried": tried}
+    folders = len(tc.lean_path)
+    modules = f", modules from LEAN_PATH ({folders} folder{'s' if folders != 1 else ''})" if folders else ""
     if tc.prelude_only:
         return Check(
             "Lean",
             True,
-            f"Lean {tc.version} from {tc.origin} ({tc.lean}): no .olean files, only `prelude` files check",
+            f"Lean {tc.version} from {tc.origin} ({tc.lean}){modules}: no Init .olean files, only `prelude` "
+            "files check",
             "checking files that `import` anything, Mathlib included",
             "mathagent lean setup   # elan + Mathlib, needs network",
             details,
         )
-    return Check("Lean", True, f"Lean {tc.version} from {tc.origin} ({tc.lean})", "", "", details)
+    return Check("Lean", True, f"Lean {tc.version} from {tc.origin} ({tc.lean}){modules}", "", "", details)
 
 
 def _elan() -> Check:

@@ -123,6 +123,17 @@ def test_doctor_json_reports_lean_and_what_is_missing() -> None:
         assert check["ok"] or check["fix"], check
 
 
+def test_doctor_says_which_modules_lean_sees_from_lean_path(tmp_path: Path) -> None:
+    modules = tmp_path / "lib"
+    modules.mkdir()
+    proc = mathagent("doctor", "--json", env={"LEAN_PATH": f"{modules}:{tmp_path / 'missing'}"})
+    lean_row = json.loads(proc.stdout)[0]
+    assert "modules from LEAN_PATH (2 folders)" in lean_row["found"], lean_row
+    assert lean_row["details"]["lean_path"] == [str(modules), str(tmp_path / "missing")], lean_row
+    plain = json.loads(mathagent("doctor", "--json", env={"LEAN_PATH": ""}).stdout)[0]
+    assert "LEAN_PATH" not in plain["found"] and plain["details"]["lean_path"] == [], plain
+
+
 def test_doctor_table_for_people() -> None:
     proc = mathagent("doctor")
     assert proc.returncode == 0
