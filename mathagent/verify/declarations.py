@@ -12,7 +12,7 @@ re-implementing Lean's parser.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,6 +138,28 @@ def _module_key(key: str) -> tuple[str | None, str | None]:
         return None, None
     module, name = const.get("m"), const.get("n")
     return (module if isinstance(module, str) else None), (name if isinstance(name, str) else None)
+
+
+@dataclass(frozen=True)
+class FileReport:
+    """What Lean's declaration report (`.ilean` data) says of a checked file; all
+    None when Lean wrote none (a one-shot Lean writes none after an error)."""
+
+    declarations: tuple[Declaration, ...] | None = None  # see `constants_from_ilean`
+    definitions: tuple[Declaration, ...] | None = None
+    axiom_modules: Mapping[str, frozenset[str]] | None = None  # see `imported_from`
+
+
+def read_report(data: dict[str, Any] | None, axioms: Iterable[str]) -> FileReport:
+    """The report of ilean `data`, with the modules of the constants named `axioms`."""
+    if data is None:
+        return FileReport()
+    declared, defined = constants_from_ilean(data)
+    return FileReport(
+        declarations=tuple(declared) if declared is not None else None,
+        definitions=tuple(defined) if defined is not None else None,
+        axiom_modules=imported_from(data, axioms),
+    )
 
 
 def load_ilean(text: str) -> dict[str, Any] | None:

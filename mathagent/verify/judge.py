@@ -25,7 +25,7 @@ from mathagent.verify.assemble import (
     Assembled,
     Target,
 )
-from mathagent.verify.declarations import Declaration, split_name
+from mathagent.verify.declarations import Declaration, FileReport, split_name
 from mathagent.verify.kernel_builtins import declared_builtins
 from mathagent.verify.messages import LeanMessage, parse_output
 from mathagent.verify.process import OUTPUT_CAP_BYTES
@@ -53,13 +53,23 @@ class RunOutcome:
     timed_out: bool = False
     memory_exceeded: bool = False
     memory_mb: int | None = None
-    declarations: tuple[Declaration, ...] | None = None  # what the file declared, as Lean reported it
-    # every constant the file defines, constructors and all types of a `mutual` block included
-    definitions: tuple[Declaration, ...] | None = None
     output_exceeded: bool = False  # Lean printed more than `process.OUTPUT_CAP_BYTES` and was stopped
-    # the modules that declare the allowed axioms the file refers to (`declarations.imported_from`):
-    # set with `declarations` from the same report; None where Lean names no modules
-    axiom_modules: Mapping[str, frozenset[str]] | None = None
+    report: FileReport = FileReport()  # what Lean's declaration report says of the file
+
+    @property
+    def declarations(self) -> tuple[Declaration, ...] | None:
+        """What the file declared, as Lean reported it."""
+        return self.report.declarations
+
+    @property
+    def definitions(self) -> tuple[Declaration, ...] | None:
+        """Every constant the file defines, constructors and all types of a `mutual` block included."""
+        return self.report.definitions
+
+    @property
+    def axiom_modules(self) -> Mapping[str, frozenset[str]] | None:
+        """The modules that declare the allowed axioms the file refers to; None where Lean names no modules."""
+        return self.report.axiom_modules
 
 
 @dataclass(frozen=True)

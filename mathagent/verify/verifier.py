@@ -46,13 +46,7 @@ from mathagent.verify.banned import BannedUse, find_banned
 from mathagent.verify.cache import VerdictCache, cache_key
 from mathagent.verify.closing import AsyncClosing
 from mathagent.verify.completion import as_completed
-from mathagent.verify.declarations import (
-    Declaration,
-    constants_from_ilean,
-    imported_from,
-    load_ilean,
-    split_name,
-)
+from mathagent.verify.declarations import Declaration, load_ilean, read_report, split_name
 from mathagent.verify.fingerprint import ModulesFingerprint
 from mathagent.verify.judge import DEFAULT_AXIOMS, AxiomPolicy, RunOutcome, judge_run
 from mathagent.verify.leantext import guess_declarations, imports_modules
@@ -376,8 +370,7 @@ class Verifier(AsyncClosing):
             )
             # Lean writes the file's declarations only when it has no error.
             data = load_ilean(ilean.read_text(encoding="utf-8")) if ilean.is_file() else None
-            declarations, definitions = constants_from_ilean(data) if data is not None else (None, None)
-            axiom_modules = imported_from(data, CANONICAL_AXIOMS) if data is not None else None
+            report = read_report(data, CANONICAL_AXIOMS)
         return RunOutcome(
             stdout=result.stdout,
             stderr=result.stderr,
@@ -388,9 +381,7 @@ class Verifier(AsyncClosing):
             memory_exceeded=result.memory_exceeded,
             output_exceeded=result.output_exceeded,
             memory_mb=opts.memory_mb,
-            declarations=tuple(declarations) if declarations is not None else None,
-            definitions=tuple(definitions) if definitions is not None else None,
-            axiom_modules=axiom_modules,
+            report=report,
         )
 
     def _early(

@@ -46,7 +46,7 @@ from typing import Any
 
 from mathagent.verify import sandbox
 from mathagent.verify.assemble import CANONICAL_AXIOMS
-from mathagent.verify.declarations import Declaration, constants_from_ilean, imported_from
+from mathagent.verify.declarations import FileReport, read_report
 from mathagent.verify.judge import RunOutcome
 from mathagent.verify.process import (
     OUTPUT_CAP_BYTES,
@@ -131,9 +131,7 @@ class LeanServer:
         self._flooded: dict[int, asyncio.Event] = {}  # version -> set once its reports pass `max_reports`
         self._errored: dict[int, asyncio.Event] = {}  # version -> set once its messages hold an error
         self.behind = False  # Lean did not catch up after a check was cut short: not to be reused
-        self._declarations: dict[int, tuple[Declaration, ...] | None] = {}
-        self._definitions: dict[int, tuple[Declaration, ...] | None] = {}
-        self._axiom_modules: dict[int, dict[str, frozenset[str]] | None] = {}
+        self._ilean: dict[int, FileReport] = {}  # version -> what its `$/lean/ileanInfoFinal` said
         self._version = 0
         self._stderr = StreamTail()
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
@@ -287,12 +285,10 @@ class LeanServer:
                 memory_exceeded=memory_exceeded,
                 memory_mb=self.config.memory_mb,
             )
-        if version not in self._diagnostics or version not in self._declarations:
+        if version not in self._diagnostics or version not in self._ilean:
             await asyncio.sleep(0.05)  # a notification racing the response; anything missing only ever rejects
         published = self._diagnostics.pop(version, None)
-        declarations = self._declarations.pop(version, None)
-        definitions = self._definitions.pop(version, None)
-        axiom_modules = self._axiom_modules.pop(version, None)
+        report = self._ilean.pop(version, FileReport())
         self._forget_before(version)
         stdout, has_error = await _converted(published, text)
         return RunOutcome(
@@ -301,9 +297,7 @@ class LeanServer:
             returncode=1 if has_error else 0,
             time_s=elapsed,
             sandbox=self.kind,
-            declarations=declarations,
-            definitions=definitions,
-            axiom_modules=axiom_modules,
+            report=report,
         )
 
     async def _cut_short(self, version: int, text: str, started: float) -> RunOutcome | None:
@@ -334,7 +328,7 @@ class LeanServer:
         return not (outcome.timed_out or outcome.memory_exceeded) and self.alive
 
     def _forget_before(self, version: int) -> None:
-        for table in (self._diagnostics, self._reports, self._declarations, self._definitions, self._axiom_modules):
+        for table in (self._diagnostics, self._reports, self._ilean):
             for old in [v for v in table if v <= version]:
                 del table[old]
 
@@ -448,10 +442,7 @@ class LeanServer:
         if message["method"] == "textDocument/publishDiagnostics":  # (a shape `_receive` did not expect)
             self._published(version, json.dumps(message, separators=(",", ":")).encode("utf-8"))
         elif message["method"] == "$/lean/ileanInfoFinal":
-            found, defined = constants_from_ilean(params)
-            self._declarations[version] = tuple(found) if found is not None else None
-            self._definitions[version] = tuple(defined) if defined is not None else None
-            self._axiom_modules[version] = imported_from(params, CANONICAL_AXIOMS)
+            self._ilean[version] = read_report(params, CANONICAL_AXIOMS)
 
 
 async def _stalled_after(errored: asyncio.Event, started: float) -> None:
